@@ -1,0 +1,74 @@
+"""The work of one chunk, as a plain function the Celery task calls.
+
+claim (attempts counted in the database) -> decode -> stage chain -> encode ->
+frame count check -> temporary name + rename -> mark done. The worker that marks
+the last chunk done enqueues the finalize task; the database decides who that is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from farm import store
+from farm.celery_app import enqueue_chunk, enqueue_finalize
+from farm.errors import ChunkCancelled, FarmError, InputError, ModelError
+from farm.media.chunk_codec import EncoderSettings, transcode_chunk
+from farm.media.plan import ChunkPlan
+from farm.states import ChunkState
+
+log = logging.getLogger("farm.chunk")
+
+RETRY_BACKOFF_S = (2.0, 10.0, 30.0)   # delay before a failed chunk runs again, by attempt
+NOT_RETRYABLE = (InputError, ModelError)
+STALE_HEARTBEAT_S = 120.0  # a running chunk with no heartbeat for this long is taken over
+BUSY_RECHECK_S = 30.0      # a duplicate delivery of a live chunk looks again after this
+
+
+def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
+    """Run chunk `index` of `job_id` on this worker; returns what happened, for the logs."""
+    claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
+                              busy_after_s=STALE_HEARTBEAT_S)
+    if claim.outcome == "busy":
+        enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=BUSY_RECHECK_S)
+    if claim.outcome != "run":
+        log.info("job %s chunk %d: %s (%s)", job_id, index, claim.outcome, claim.reason)
+        return claim.outcome
+    job, chunk = claim.job, claim.chunk
+    cancelled = [False]
+
+    def on_progress(frames_done: int) -> None:
+        cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
+
+    started = time.monotonic()
+    try:
+        chain = ctx.chain_for(job)
+        with chain:
+            frames = transcode_chunk(
+                Path(chunk.input_path), Path(chunk.output_path), ChunkPlan.from_dict(chunk.plan),
+                EncoderSettings.from_dict(job.encoder), chain.process,
+                on_progress=on_progress, should_cancel=lambda: cancelled[0],
+            )
+    except ChunkCancelled:
+        store.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)
+        log.info("job %s chunk %d: cancelled between frames", job_id, index)
+        return "cancelled"
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, bounded by attempts
+        message = str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
+        retryable = not isinstance(exc, NOT_RETRYABLE)
+        state = store.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
+                                 max_attempts=ctx.settings.max_attempts)
+        log.warning("job %s chunk %d attempt %d failed: %s -> %s", job_id, index, chunk.attempts, message, state)
+        if state == ChunkState.PENDING:
+            delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
+            enqueue_chunk(ctx.app, job_id, index, job.priority, countdown_s=delay)
+        return f"error: {message}"
+    seconds = time.monotonic() - started
+    log.info("job %s chunk %d: %d frames in %.1f s (%.1f fps)", job_id, index, frames, seconds,
+             frames / seconds if seconds else 0.0)
+    if store.complete_chunk(ctx.db, job_id, index, worker):
+        enqueue_finalize(ctx.app, job_id)
+        return "done, finalize enqueued"
+    return "done"

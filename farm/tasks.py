@@ -1,0 +1,42 @@
+"""Thin Celery task shells: ids in, call a plain function, nothing else.
+
+Each worker process builds its WorkerContext lazily on the first task (never in the
+parent of the prefork pool, never in worker_process_init), and keeps it, with its
+database engine and warm model sessions, for every later chunk and job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery
+
+from farm.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK
+from farm.config import Settings
+
+log = logging.getLogger("farm.tasks")
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Add the farm's tasks to `app`; the context they use is made per process, lazily."""
+    state: dict[str, object] = {}
+
+    def context():  # noqa: ANN202 - WorkerContext, imported lazily
+        from farm.worker_context import WorkerContext
+
+        if state.get("pid") != os.getpid():
+            state["ctx"], state["pid"] = WorkerContext(settings, app), os.getpid()
+        return state["ctx"]
+
+    @app.task(name=TASK_PROCESS_CHUNK, bind=True)
+    def process_chunk(self, job_id: str, index: int) -> str:  # noqa: ANN001
+        from farm.chunk_work import run_chunk
+
+        return run_chunk(context(), job_id, index, worker=self.request.hostname or "worker")
+
+    @app.task(name=TASK_FINALIZE_JOB, bind=True)
+    def finalize_job(self, job_id: str) -> str:  # noqa: ANN001
+        from farm.finalize import run_finalize
+
+        return run_finalize(context(), job_id, owner=f"{self.request.hostname}:{os.getpid()}")

@@ -1,0 +1,99 @@
+"""Rendering jobs for people: live progress while waiting, status tables, JSON results."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn,
+                           TextColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from farm import store
+from farm.db import Database
+from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
+from farm.states import JobState
+
+POLL_INTERVAL_S = 0.5
+
+
+def exit_code_for(state: str) -> int:
+    return {JobState.DONE.value: EXIT_OK, JobState.CANCELLED.value: EXIT_CANCELLED}.get(state, EXIT_FAILED)
+
+
+def job_json(job: store.JobView) -> dict[str, Any]:
+    """The CI-facing result of a job (`farm submit --json`, `farm jobs --json`, the API)."""
+    return {
+        "id": job.id,
+        "state": job.state,
+        "input": job.input_path,
+        "output": job.output_path,
+        "frames": job.frames_total,
+        "frames_done": job.frames_done,
+        "chunks": job.chunk_count,
+        "chunks_done": job.chunks_done,
+        "priority": job.priority,
+        "created_at": job.created_at.isoformat() + "Z",
+        "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
+        "models": job.models.get("pack") if job.models else None,
+        "error": job.error,
+    }
+
+
+class FpsColumn(ProgressColumn):
+    """Frames per second over the whole wait."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.1f} fps" if speed else "  -.- fps", style="cyan")
+
+
+def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: float = POLL_INTERVAL_S) -> store.JobView:
+    """Block until the job ends; show a Rich progress bar on `console` (stderr) if given."""
+    job = store.get_job(db, job_id)
+    if console is None:
+        while not job.terminal:
+            time.sleep(poll_s)
+            job = store.get_job(db, job_id)
+        return job
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+               TaskProgressColumn(), FpsColumn(), TimeRemainingColumn(), TextColumn("{task.fields[chunks]}")]
+    with Progress(*columns, console=console, transient=False, speed_estimate_period=10) as progress:
+        task = progress.add_task(f"job {job_id}", total=job.frames_total, chunks="")
+        while True:
+            progress.update(task, completed=job.frames_done,
+                            chunks=f"chunks {job.chunks_done}/{job.chunk_count} {job.state}")
+            if job.terminal:
+                break
+            time.sleep(poll_s)
+            job = store.get_job(db, job_id)
+    return job
+
+
+def jobs_table(jobs: list[store.JobView]) -> Table:
+    table = Table(title="jobs", show_lines=False)
+    for col in ("id", "state", "frames", "chunks", "created", "input", "output / error"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(j.id, _state(j.state), f"{j.frames_done}/{j.frames_total}", f"{j.chunks_done}/{j.chunk_count}",
+                      f"{j.created_at:%Y-%m-%d %H:%M:%S}", j.input_path, j.error or j.output_path)
+    return table
+
+
+def job_table(job: store.JobView) -> Table:
+    table = Table(title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames -> {job.output_path}")
+    for col in ("chunk", "state", "attempts", "worker", "frames", "time (s)", "error"):
+        table.add_column(col)
+    for c in job.chunks:
+        secs = c.seconds
+        table.add_row(str(c.index), _state(c.state), str(c.attempts), c.worker or "-",
+                      f"{c.frames_planned if c.state == 'done' else c.frames_done}/{c.frames_planned}",
+                      f"{secs:.1f}" if secs is not None else "-", c.error or "")
+    return table
+
+
+def _state(state: str) -> str:
+    colour = {"done": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "finalizing": "cyan"}
+    return f"[{colour.get(state, 'white')}]{state}[/]"

@@ -1,0 +1,40 @@
+"""What a worker process keeps between tasks: settings, database, storage, warm stage chains."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from farm.config import Settings
+from farm.db import Database
+from farm.storage import Storage
+
+log = logging.getLogger("farm.worker")
+
+
+class WorkerContext:
+    def __init__(self, settings: Settings, app: Celery) -> None:
+        self.settings = settings
+        self.app = app
+        self.db = Database(settings.database)
+        self.storage = Storage(settings.storage_dir)
+        self._packs: dict[str, Any] = {}
+
+    def chain_for(self, job: Any) -> Any:
+        """The stage chain for a job: faces when the job asks for them, else pass-through."""
+        from farm.job_pipeline import build_job_chain
+
+        return build_job_chain(self, job)
+
+    def pack(self, name: str) -> Any:
+        """A model pack, loaded once per process and kept warm across chunks and jobs."""
+        if name not in self._packs:
+            from farm.models.packs import load_pack
+
+            self._packs[name] = load_pack(name, models_dir=self.settings.models_path,
+                                          providers=self.settings.providers,
+                                          cache_dir=self.settings.storage_dir / "trt-cache")
+            log.info("model pack %s loaded", name)
+        return self._packs[name]

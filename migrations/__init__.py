@@ -1,0 +1,1 @@
+"""Alembic migrations for the farm's job database (applied by `farm db upgrade` or on start)."""

@@ -1,0 +1,135 @@
+"""The job store on real SQLite and real PostgreSQL: life cycle, attempts, exactly-once finalize."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from farm import store
+from farm.db import Database, current_revision, upgrade_schema
+from farm.errors import JobNotFound, StateError
+
+
+def make_job(db: Database, job_id: str = "job1", chunks: int = 3) -> None:
+    specs = [store.ChunkSpec(index=i, first_frame=i * 10, frames_planned=10, plan={"index": i},
+                             input_path=f"/s/in/{i}", output_path=f"/s/out/{i}") for i in range(chunks)]
+    store.create_job(db, job_id=job_id, chunks=specs, input_path="/in.mp4", source_path="/s/source.mp4",
+                     output_path="/out.mp4", frames_total=10 * chunks, fps=30.0)
+
+
+def test_migrations_are_at_head_and_idempotent(db):
+    assert current_revision(db) == "0001"
+    assert upgrade_schema(db) == "0001"
+
+
+def test_a_job_runs_to_done(db):
+    make_job(db)
+    job = store.get_job(db, "job1")
+    assert (job.state, job.chunk_count, job.frames_done) == ("queued", 3, 0)
+    finals = []
+    for i in range(3):
+        claim = store.claim_chunk(db, "job1", i, "w1", max_attempts=3)
+        assert claim.outcome == "run" and claim.chunk.attempts == 1
+        assert store.heartbeat(db, "job1", i, 5) is False
+        finals.append(store.complete_chunk(db, "job1", i, "w1"))
+    assert finals == [False, False, True]
+    job = store.get_job(db, "job1")
+    assert job.state == "finalizing" and job.frames_done == 30 and job.chunks_done == 3
+    assert store.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
+    assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None  # owned by fin-a
+    store.finish_job(db, "job1")
+    assert store.get_job(db, "job1").state == "done"
+    kinds = [e[2] for e in store.events(db, "job1")]
+    assert kinds[0] == "submitted" and kinds[-1] == "done"
+
+
+def test_done_chunk_is_skipped_and_duplicate_completion_is_ignored(db):
+    make_job(db, chunks=1)
+    store.claim_chunk(db, "job1", 0, "w1", 3)
+    assert store.complete_chunk(db, "job1", 0, "w1") is True
+    assert store.claim_chunk(db, "job1", 0, "w2", 3).outcome == "skip"
+    assert store.complete_chunk(db, "job1", 0, "w2") is False
+
+
+def test_live_duplicate_is_busy_but_a_stale_one_is_taken_over(db):
+    make_job(db, chunks=1)
+    assert store.claim_chunk(db, "job1", 0, "w1", 3).outcome == "run"
+    assert store.claim_chunk(db, "job1", 0, "w2", 3, busy_after_s=60).outcome == "busy"
+    claim = store.claim_chunk(db, "job1", 0, "w2", 3, busy_after_s=0)
+    assert claim.outcome == "run" and claim.chunk.attempts == 2 and claim.chunk.worker == "w2"
+
+
+def test_attempts_are_bounded_and_the_job_fails_naming_the_chunk(db):
+    make_job(db, chunks=2)
+    for attempt in range(2):
+        assert store.claim_chunk(db, "job1", 1, "w1", 2, busy_after_s=0).outcome == "run"
+    claim = store.claim_chunk(db, "job1", 1, "w1", 2, busy_after_s=0)
+    assert claim.outcome == "exhausted" and "chunk 1" in claim.reason
+    job = store.get_job(db, "job1")
+    assert job.state == "failed" and "chunk 1" in job.error and "2 attempts" in job.error
+
+
+def test_retryable_failure_goes_back_to_pending_then_fails(db):
+    make_job(db, chunks=1)
+    store.claim_chunk(db, "job1", 0, "w1", 2)
+    assert store.fail_chunk(db, "job1", 0, "boom", retryable=True, max_attempts=2) == "pending"
+    store.claim_chunk(db, "job1", 0, "w1", 2)
+    assert store.fail_chunk(db, "job1", 0, "boom again", retryable=True, max_attempts=2) == "failed"
+    job = store.get_job(db, "job1")
+    assert job.state == "failed" and "boom again" in job.error
+
+
+def test_cancel_then_retry_reruns_only_unfinished_chunks(db):
+    make_job(db, chunks=3)
+    store.claim_chunk(db, "job1", 0, "w1", 3)
+    store.complete_chunk(db, "job1", 0, "w1")
+    store.claim_chunk(db, "job1", 1, "w1", 3)
+    job = store.request_cancel(db, "job1")
+    assert job.state == "cancelled" and job.cancel_requested
+    assert store.heartbeat(db, "job1", 1, 3) is True          # the running worker learns of it
+    assert store.claim_chunk(db, "job1", 2, "w1", 3).outcome == "skip"
+    assert store.retry_job(db, "job1") == [1, 2]
+    job = store.get_job(db, "job1")
+    assert job.state == "queued" and not job.cancel_requested
+    assert [c.state for c in job.chunks] == ["done", "pending", "pending"]
+    with pytest.raises(StateError):
+        store.retry_job(db, "job1")
+
+
+def test_unknown_job_is_a_clear_error(db):
+    with pytest.raises(JobNotFound, match="no job 'nope'"):
+        store.get_job(db, "nope")
+
+
+def test_unfinished_work_lists_pending_and_stale_chunks(db):
+    make_job(db, chunks=2)
+    store.claim_chunk(db, "job1", 0, "w1", 3)
+    chunks, finals = store.unfinished_work(db, stale_after_s=3600)
+    assert chunks == [("job1", 1, 5)] and finals == []
+    chunks, _ = store.unfinished_work(db, stale_after_s=0)
+    assert sorted(chunks) == [("job1", 0, 5), ("job1", 1, 5)]
+
+
+def test_concurrent_completions_pick_exactly_one_finalizer(db):
+    """Given many threads finishing the last chunks at once, exactly one must enqueue finalize."""
+    chunks = 8
+    make_job(db, chunks=chunks)
+    for i in range(chunks):
+        store.claim_chunk(db, "job1", i, f"w{i}", 3)
+    results: list[bool] = []
+    barrier = threading.Barrier(chunks)
+
+    def finish(i: int) -> None:
+        other = Database(db.url)
+        barrier.wait()
+        results.append(store.complete_chunk(other, "job1", i, f"w{i}"))
+        other.dispose()
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(chunks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * (chunks - 1) + [True]
+    assert store.get_job(db, "job1").state == "finalizing"

@@ -1,0 +1,1 @@
+"""The data plane: per-GPU Celery worker launch, supervision and the chunk runner."""

@@ -1,0 +1,37 @@
+"""One Celery worker process (run by the supervisor with its own environment).
+
+    python -m workers.celery_worker --hostname gpu0@node --queues gpu,cpu
+
+Concurrency 1 and prefetch 1: one chunk at a time, and a queued chunk is never held
+by a busy worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from farm.celery_app import create_app
+from farm.config import load_settings
+from farm.tasks import register_tasks
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="farm-celery-worker")
+    parser.add_argument("--hostname", required=True)
+    parser.add_argument("--queues", default="gpu,cpu")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    app = create_app(settings)
+    register_tasks(app, settings)
+    app.worker_main([
+        "worker", "--hostname", args.hostname, "--queues", args.queues, "--concurrency", "1",
+        "--pool", "prefork", "--prefetch-multiplier", "1", "--loglevel", args.loglevel,
+        "--task-events", "--without-gossip", "--without-mingle",
+    ])
+
+
+if __name__ == "__main__":
+    main()

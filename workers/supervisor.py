@@ -1,0 +1,126 @@
+"""`farm worker`: start one Celery worker process per GPU (or N CPU workers), restart
+any that dies (with backoff), and stop them all on SIGTERM/SIGINT.
+
+Layout on a node: `gpu<i>@<host>` per GPU (CUDA_VISIBLE_DEVICES=<i>, queue gpu),
+`cpu<i>@<host>` per --cpu worker (queue gpu, CPU providers), and one `fin@<host>`
+serving the cpu queue (finalize: ffmpeg stream copies, light on CPU), so finalize
+work never waits behind chunks and never takes a GPU slot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.gpus import count_gpus, parse_gpus, pinned_env
+
+log = logging.getLogger("farm.supervisor")
+
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)   # delay before restarting a child, by failure count
+HEALTHY_AFTER_S = 60.0                            # a child that lived this long resets its backoff
+STOP_GRACE_S = 10.0                               # warm shutdown, then cold, then kill
+
+
+@dataclass
+class Child:
+    hostname: str
+    queues: str
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "workers.celery_worker", "--hostname", self.hostname,
+                "--queues", self.queues]
+        self.proc = subprocess.Popen(argv, env=self.env)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d, CUDA_VISIBLE_DEVICES=%r, queues %s)", self.hostname, self.proc.pid,
+                 self.env.get("CUDA_VISIBLE_DEVICES"), self.queues)
+
+
+def plan_children(gpus: list[int], cpu: int, providers: str, host: str) -> list[Child]:
+    children = [Child(f"gpu{i}@{host}", "gpu", pinned_env(i, providers)) for i in gpus]
+    children += [Child(f"cpu{i}@{host}", "gpu", pinned_env(None, "cpu")) for i in range(cpu)]
+    if children:
+        children.append(Child(f"fin@{host}", "cpu", pinned_env(None, "cpu")))
+    return children
+
+
+def supervise(children: list[Child], stop: list[bool]) -> None:
+    for child in children:
+        child.start()
+    while not stop[0]:
+        now = time.monotonic()
+        for child in children:
+            if child.proc is None:
+                if now >= child.restart_at:
+                    child.start()
+                continue
+            code = child.proc.poll()
+            if code is None:
+                if now - child.started_at > HEALTHY_AFTER_S:
+                    child.failures = 0
+                continue
+            delay = BACKOFF_S[min(child.failures, len(BACKOFF_S) - 1)]
+            child.failures += 1
+            child.proc, child.restart_at = None, now + delay
+            log.warning("%s exited with code %s; restarting in %.0f s", child.hostname, code, delay)
+        time.sleep(0.2)
+    shutdown(children)
+
+
+def shutdown(children: list[Child]) -> None:
+    live = [c.proc for c in children if c.proc and c.proc.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGKILL):
+        for proc in live:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and any(p.poll() is None for p in live):
+            time.sleep(0.1)
+        if all(p.poll() is not None for p in live):
+            break
+    log.info("all workers stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="farm worker")
+    parser.add_argument("--gpus", default=None, help="all | 0,2,... (default: all when GPUs are found)")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU-only chunk workers")
+    parser.add_argument("--providers", default=None, help="tensorrt,cuda,cpu (default: from settings)")
+    parser.add_argument("--pid-file", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    available = count_gpus()
+    gpus = parse_gpus(args.gpus if args.gpus is not None else ("all" if available and not args.cpu else ""),
+                      available)
+    providers = args.providers or os.environ.get("FARM_PROVIDERS") or ("tensorrt,cuda" if gpus else "cpu")
+    if not gpus and args.cpu <= 0:
+        print("farm worker: no GPU found and --cpu not given; use --cpu N to run CPU workers", file=sys.stderr)
+        return 2
+    children = plan_children(gpus, args.cpu, providers, socket.gethostname())
+    if args.pid_file:
+        Path(args.pid_file).write_text(str(os.getpid()))
+    stop = [False]
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervise(children, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from farm import store
+from farm import records, store
 from farm.celery_app import enqueue_chunk, enqueue_finalize
 from farm.errors import ChunkCancelled, FarmError, InputError, ModelError
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
@@ -47,8 +47,8 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         chain = ctx.chain_for(job)
         with chain:
             frames = transcode_chunk(
-                Path(chunk.input_path), Path(chunk.output_path), ChunkPlan.from_dict(chunk.plan),
-                EncoderSettings.from_dict(job.encoder), chain.process,
+                Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
+                records.load(EncoderSettings, job.encoder), chain.process,
                 on_progress=on_progress, should_cancel=lambda: cancelled[0],
             )
     except ChunkCancelled:

@@ -19,7 +19,8 @@ log = logging.getLogger("farm.finalize")
 def output_metadata(job: Any) -> dict[str, str]:
     """The container tags every output carries: synthetic-media label, job id, models."""
     models = job.models or {}
-    model_text = "; ".join(f"{m['name']} sha256:{m.get('sha256') or 'unknown'}" for m in models.get("models", []))
+    entries = models.get("models", {})
+    model_text = "; ".join(f"{m['name']} sha256:{m.get('sha256') or 'unknown'}" for m in entries.values())
     pack = models.get("pack", "none (pass-through)")
     label = f"synthetic media: faces altered by farm {__version__}, job {job.id}, model pack {pack}"
     if models.get("demo"):

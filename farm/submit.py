@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from farm import store
+from farm import records, store
 from farm.celery_app import create_app, enqueue_chunk
 from farm.config import Settings
 from farm.db import Database
@@ -118,14 +118,14 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
         out_ext = in_paths[0].suffix if in_paths else ".mkv"
         specs = [
             store.ChunkSpec(index=p.index, first_frame=p.first_frame, frames_planned=p.frame_count,
-                            plan=p.to_dict(), input_path=str(path),
+                            plan=records.dump(p), input_path=str(path),
                             output_path=str(storage.chunk_out(job_id, p.index, out_ext)))
             for p, path in zip(plans, in_paths)
         ]
         store.create_job(
             db, job_id=job_id, chunks=specs, input_path=str(video), source_path=str(source),
             output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
-            priority=req.priority, options=faces.options, encoder=encoder.to_dict(), models=faces.label,
+            priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.avg_fps),
         )
     except BaseException:

@@ -44,6 +44,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
 
     started = time.monotonic()
     try:
+        Path(chunk.output_path).parent.mkdir(parents=True, exist_ok=True)
         chain = ctx.chain_for(job)
         with chain:
             frames = transcode_chunk(

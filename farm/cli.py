@@ -19,12 +19,14 @@ from farm import __version__, local, store
 from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
 from farm.errors import EXIT_OK, FarmError, InputError
+from farm.cli_models import models_app
 from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="farm: a render farm for face-swapped video.")
 db_app = typer.Typer(no_args_is_help=True, help="The job database.")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 out = Console()
 
@@ -121,6 +123,22 @@ def _report(job: store.JobView, as_json: bool) -> None:
         err.print(f"[red]{job.state}[/]: job {job.id}: {job.error or ''}")
         if job.state == "failed":
             err.print(f"  see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`")
+
+
+@app.command()
+def demo(seconds: float = typer.Option(4.0, "--seconds", help="Length of the sample clip (s).")) -> None:
+    """Make a sample clip with a real face and run it through the farm with the demo models."""
+    from farm.demo import write_face_image, write_sample_video
+
+    settings = _settings()
+    folder = settings.home / "demo"
+    video = write_sample_video(folder / "sample.mp4", seconds)
+    face = write_face_image(folder / "face.jpg")
+    err.print(f"sample clip {video}, source face {face}")
+    submit(video=video, source=[face], output=folder / "sample.farm.mp4", overwrite=True, wait=True,
+           as_json=False, chunk_seconds=1.0, codec=None, preset=None, crf=None, priority=5, keep_chunks=False,
+           models="demo", faces="all", reference=None, reference_frame=None, similarity=None, no_enhance=False,
+           enhance_blend=None, passthrough=False)
 
 
 @app.command()
@@ -231,10 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # click's usage errors (typer vendors click): exit 2
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(2)
         raise

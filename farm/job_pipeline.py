@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from farm.errors import InputError
 from farm.pipeline.stage import PassThrough, StageChain
 
 
@@ -23,7 +24,7 @@ class FacePrep:
 
     options: dict[str, Any]
     label: dict[str, Any] = field(default_factory=dict)
-    source_embedding: np.ndarray | None = None
+    source_embedding: np.ndarray | None = None      # the swapper's latent of the source identity
     reference_embedding: np.ndarray | None = None
 
     @property
@@ -46,6 +47,7 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     """Validate face options, load the model pack and compute the identities (refuses with exit 2)."""
     if not req.sources:
         return FacePrep(options={"faces": "off"})
+    from farm.faces.chain import latent_for_pack
     from farm.faces.identity import compute_identity
     from farm.faces.options import validate_options
     from farm.models.packs import load_pack
@@ -54,13 +56,33 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     pack_name = req.models or settings.models
     pack = load_pack(pack_name, models_dir=settings.models_path, providers="cpu",
                      cache_dir=settings.storage_dir / "trt-cache")
-    options["models"] = pack_name
-    source = compute_identity([Path(p) for p in req.sources], pack)
+    identity = compute_identity([Path(p) for p in req.sources], pack)
     reference = None
-    if options.get("faces") == "reference" and options.get("reference"):
-        reference = compute_identity([Path(options["reference"])], pack)
-    return FacePrep(options=options, label=pack.label(), source_embedding=source,
+    if options.get("faces") == "reference":
+        if options.get("reference"):
+            reference = compute_identity([Path(options["reference"])], pack)
+        elif options.get("reference_frame") is not None:
+            reference = reference_from_video(Path(req.video), int(options["reference_frame"]), pack)
+        else:
+            raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
+    label = dict(pack.label(), pack_ref=str(pack_name))   # what workers load (name or directory)
+    return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack),
                     reference_embedding=reference)
+
+
+def reference_from_video(video: Path, index: int, pack: Any) -> np.ndarray:
+    """The embedding of the largest face in frame `index` (presentation order) of `video`."""
+    import av
+
+    from farm.faces.detect import build_detector
+    from farm.faces.identity import reference_from_frame
+    from farm.pipeline.frame import Frame
+
+    with av.open(str(video)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return reference_from_frame(Frame.from_av(frame, i), build_detector(pack), pack.session("recognizer"))
+    raise InputError(f"--reference-frame {index} is past the end of {video}")
 
 
 def build_job_chain(ctx: Any, job: Any) -> StageChain:
@@ -70,7 +92,7 @@ def build_job_chain(ctx: Any, job: Any) -> StageChain:
         return StageChain([PassThrough()])
     from farm.faces.chain import build_chain
 
-    pack = ctx.pack(options["models"])
+    pack = ctx.pack(job.models["pack_ref"])
     data = np.load(ctx.storage.identity(job.id))
     reference = data["reference"] if "reference" in data.files else None
     return build_chain(options, pack, data["source"], reference)

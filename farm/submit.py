@@ -86,7 +86,7 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video))
     encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
-    chunk_frames = default_chunk_frames(info.video.avg_fps, chunk_seconds)
+    chunk_frames = default_chunk_frames(info.video.fps, chunk_seconds)
     return info, output, encoder, chunk_frames
 
 
@@ -126,7 +126,7 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
             db, job_id=job_id, chunks=specs, input_path=str(video), source_path=str(source),
             output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
-            frames_total=info.video.frame_count, fps=float(info.video.avg_fps),
+            frames_total=info.video.frame_count, fps=float(info.video.fps),
         )
     except BaseException:
         storage.remove_job(job_id)

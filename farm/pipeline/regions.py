@@ -95,11 +95,11 @@ def align_box(frame: Frame, box: Box) -> Box:
 
 
 def _to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, frame: Frame) -> np.ndarray:
-    """Convert same-sized Y, U, V arrays to uint8 BGR."""
+    """Convert same-sized Y, U, V arrays (code values) to uint8 BGR."""
     a, b = _affine(frame, to_bgr=True)
-    yuv = np.stack([y, u, v], axis=-1).astype(np.float32)
-    bgr = yuv @ a.T + b
-    return np.clip(np.rint(bgr), 0, 255).astype(np.uint8)
+    yuv = cv2.merge([np.ascontiguousarray(p) for p in (y, u, v)])
+    out = cv2.transform(yuv, np.hstack([a, b[:, None]]))  # same depth as the input, saturated
+    return out if out.dtype == np.uint8 else np.minimum(out, 255).astype(np.uint8)
 
 
 def read_bgr(frame: Frame, box: Box) -> np.ndarray:
@@ -119,13 +119,15 @@ def read_bgr(frame: Frame, box: Box) -> np.ndarray:
 
 def _block_mean(a: np.ndarray, sy: int, sx: int) -> np.ndarray:
     """Mean over sy x sx blocks (edge-replicated to whole blocks)."""
+    if sy == sx == 1:
+        return a
     h, w = a.shape[:2]
     ph, pw = -h % sy, -w % sx
     if ph or pw:
         pad = [(0, ph), (0, pw)] + [(0, 0)] * (a.ndim - 2)
         a = np.pad(a, pad, mode="edge")
-    hh, ww = a.shape[0] // sy, a.shape[1] // sx
-    return a.reshape(hh, sy, ww, sx, *a.shape[2:]).mean(axis=(1, 3))
+    total = sum(a[dy::sy, dx::sx] for dy in range(sy) for dx in range(sx))
+    return total * (1.0 / (sy * sx))
 
 
 def write_bgr(frame: Frame, box: Box, bgr: np.ndarray, mask: np.ndarray) -> None:
@@ -149,26 +151,26 @@ def write_bgr(frame: Frame, box: Box, bgr: np.ndarray, mask: np.ndarray) -> None
         bgr = np.pad(bgr, pad + ((0, 0),), mode="edge")
         x0, y0, x1, y1 = ax0, ay0, ax1, ay1
     a, b = _affine(frame, to_bgr=False)
-    new = bgr.astype(np.float32) @ a.T + b  # H x W x (Y, U, V), float code values
+    new = cv2.transform(bgr.astype(np.float32), np.hstack([a, b[:, None]]))  # H x W x (Y, U, V) codes
     maxv = float((1 << frame.bit_depth) - 1)
     sx, sy = frame.chroma_subsampling
     yp, up, vp = frame.planes[:3]
     dtype = yp.dtype
 
+    ny, nu, nv = cv2.split(new)
     old_y = yp[y0:y1, x0:x1]
-    blended = m * new[..., 0] + (1.0 - m) * old_y
-    out = np.clip(np.rint(blended), 0, maxv).astype(dtype)
-    yp[y0:y1, x0:x1] = np.where(m > 0, out, old_y)
+    old_f = old_y.astype(np.float32)
+    blended = old_f + m * (ny - old_f)
+    np.copyto(old_y, np.clip(np.rint(blended), 0, maxv).astype(dtype), where=m > 0)
 
-    cm = _block_mean(m, sy, sx)                         # chroma-sample coverage
-    cnew = _block_mean(new[..., 1:] * m[..., None], sy, sx)  # sum of m * new / count
+    cm = _block_mean(m, sy, sx)  # chroma-sample coverage by the mask
     cy0, cx0 = y0 // sy, x0 // sx
     cy1, cx1 = cy0 + cm.shape[0], cx0 + cm.shape[1]
-    for i, plane in ((0, up), (1, vp)):
+    for nc, plane in ((nu, up), (nv, vp)):
         old_c = plane[cy0:cy1, cx0:cx1]
-        blended_c = cnew[..., i] + (1.0 - cm) * old_c
-        out_c = np.clip(np.rint(blended_c), 0, maxv).astype(dtype)
-        plane[cy0:cy1, cx0:cx1] = np.where(cm > 0, out_c, old_c)
+        # mean over each chroma sample's pixels of (m * new + (1 - m) * old)
+        blended_c = _block_mean(m * nc, sy, sx) + (1.0 - cm) * old_c.astype(np.float32)
+        np.copyto(old_c, np.clip(np.rint(blended_c), 0, maxv).astype(dtype), where=cm > 0)
     frame.touched = True
 
 

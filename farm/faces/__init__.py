@@ -1,0 +1,1 @@
+"""The face pipeline: detect, select, align, swap, enhance, paste back (see chain.py)."""

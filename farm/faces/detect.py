@@ -1,0 +1,190 @@
+"""Face detectors and the detect stage.
+
+A detector finds faces in a small image (BGR, or gray if `wants_gray`) and returns
+them in that image's pixels; DetectStage shrinks the frame first (regions.small_*),
+then maps boxes and landmarks back to full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from farm.faces import decode
+from farm.faces.session_io import SessionLike, input_size, run, to_blob
+from farm.faces.types import Face
+from farm.pipeline import regions
+from farm.pipeline.frame import Frame
+from farm.pipeline.stage import Stage
+
+DEFAULT_MAX_SIDE = 640
+"""Longer side, in pixels, of the downscaled copy the detector sees."""
+
+
+class Detector(Protocol):
+    wants_gray: bool
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in image pixels, highest score first."""
+        ...
+
+
+def _faces(dets: decode.Detections, det_scale: float) -> list[Face]:
+    boxes, scores, points = dets
+    return [Face(b / det_scale, s, k / det_scale) for b, s, k in zip(boxes, scores, points)]
+
+
+class ScrfdDetector:
+    """SCRFD (det_10g, 2.5g): (x - 127.5) / 128 RGB, letterboxed into the model input."""
+
+    wants_gray = False
+
+    def __init__(self, session: SessionLike, score_threshold: float = 0.5, nms_threshold: float = 0.4,
+                 default_size: tuple[int, int] = (640, 640)) -> None:
+        self.session = session
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.size = input_size(session, default_size)
+        self.input_name = session.get_inputs()[0].name
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        padded, det_scale = decode.letterbox(image, self.size)
+        outputs = run(self.session, {self.input_name: to_blob([padded], 127.5, 128.0)})
+        scores, bboxes, kps = split_scrfd_outputs(outputs)
+        dets = decode.decode_scrfd(scores, bboxes, kps, self.size, self.score_threshold)
+        return _faces(decode.suppress(dets, self.nms_threshold), det_scale)
+
+
+def split_scrfd_outputs(outputs: list[np.ndarray]) -> tuple[list, list, list | None]:
+    """Group SCRFD outputs by width (1 score, 4 box, 10 landmarks), largest stride-8 first."""
+    groups: dict[int, list[np.ndarray]] = {1: [], 4: [], 10: []}
+    for out in outputs:
+        arr = np.asarray(out)
+        width = arr.shape[-1] if arr.ndim >= 2 else 1
+        groups.setdefault(width, []).append(arr.reshape(-1, width))
+    for key in groups:
+        groups[key].sort(key=lambda a: -a.shape[0])
+    return groups[1], groups[4], (groups[10] or None)
+
+
+class YunetDetector:
+    """YuNet (2023mar): raw 0..255 BGR (as OpenCV feeds it), letterboxed into the input."""
+
+    wants_gray = False
+
+    def __init__(self, session: SessionLike, score_threshold: float = 0.5, nms_threshold: float = 0.3,
+                 default_size: tuple[int, int] = (640, 640)) -> None:
+        self.session = session
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.size = input_size(session, default_size)
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        padded, det_scale = decode.letterbox(image, self.size)
+        outputs = run(self.session, {self.input_name: to_blob([padded], 0.0, 1.0, rgb=False)})
+        heads = split_yunet_outputs(self.output_names, outputs)
+        dets = decode.decode_yunet(*heads, input_size=self.size, score_threshold=self.score_threshold)
+        return _faces(decode.suppress(dets, self.nms_threshold), det_scale)
+
+
+def split_yunet_outputs(names: list[str], outputs: list[np.ndarray]) -> tuple[list, list, list, list]:
+    """(cls, obj, bbox, kps) per stride, by output name (cls_8 ...) or OpenCV's order."""
+    heads: dict[str, list[tuple[int, np.ndarray]]] = {"cls": [], "obj": [], "bbox": [], "kps": []}
+    for name, out in zip(names, outputs):
+        match = re.match(r"(cls|obj|bbox|kps)_(\d+)$", name)
+        if not match:
+            return outputs[0:3], outputs[3:6], outputs[6:9], outputs[9:12]
+        heads[match.group(1)].append((int(match.group(2)), out))
+    by_stride = [[a for _, a in sorted(v, key=lambda t: t[0])] for v in heads.values()]
+    return by_stride[0], by_stride[1], by_stride[2], by_stride[3]
+
+
+def default_cascade_path() -> str:
+    """OpenCV's bundled frontal-face Haar cascade."""
+    return os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+
+
+class HaarDetector:
+    """OpenCV Haar cascade (demo pack): boxes only; landmarks estimated from the box.
+
+    score = neighbours / (neighbours + min_neighbors), a heuristic in [0.5, 1).
+    """
+
+    wants_gray = True
+
+    def __init__(self, cascade_path: str | None = None, scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size_px: int = 24) -> None:
+        path = cascade_path or default_cascade_path()
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise ValueError(f"cannot load Haar cascade {path}")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size_px = min_size_px
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        rects, counts = self.cascade.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(self.min_size_px, self.min_size_px))
+        if len(rects) == 0:
+            return []
+        rects = np.asarray(rects, np.float32).reshape(-1, 4)
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        counts = np.asarray(counts, np.float32).reshape(-1)
+        scores = counts / (counts + self.min_neighbors)
+        dets = (boxes, scores.astype(np.float32), decode.landmarks_from_boxes(boxes))
+        return _faces(decode.suppress(dets, 0.4), 1.0)
+
+
+def detect_small(detector: Detector, frame: Frame, max_side: int) -> list[Face]:
+    """Run the detector on a downscaled copy of the frame; faces in full-res pixels."""
+    image, scale = (regions.small_gray if detector.wants_gray else regions.small_bgr)(frame, max_side)
+    return [f.scaled(1.0 / scale) for f in detector.detect(image)]
+
+
+def detect_image(detector: Detector, bgr: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> list[Face]:
+    """Run the detector on a BGR still image (e.g. a source photo); faces in its pixels."""
+    h, w = bgr.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    small = bgr if scale == 1.0 else cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                interpolation=cv2.INTER_AREA)
+    if detector.wants_gray:
+        small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return [f.scaled(1.0 / scale) for f in detector.detect(small)]
+
+
+def build_detector(pack: Any, score_threshold: float = 0.5) -> Detector:
+    """The detector of a model pack: Haar when pack.detector == 'haar' (the demo pack),
+    else its 'detector' model (YuNet if the entry's name says so or it has 12 outputs,
+    else SCRFD)."""
+    if getattr(pack, "detector", None) == "haar":
+        cascade = getattr(pack, "haar_cascade_path", None)
+        return HaarDetector(str(cascade()) if cascade else None)
+    session = pack.session("detector")
+    name = str(getattr(pack.entry("detector"), "name", "")).lower()
+    if "yunet" in name or len(session.get_outputs()) == 12:
+        return YunetDetector(session, score_threshold)
+    return ScrfdDetector(session, score_threshold)
+
+
+class DetectStage(Stage):
+    """Fills frame.faces with the faces scoring at least min_score (full-res pixels)."""
+
+    name = "detect"
+
+    def __init__(self, detector: Detector, max_side: int = DEFAULT_MAX_SIDE, min_score: float = 0.5) -> None:
+        self.detector = detector
+        self.max_side = max_side
+        self.min_score = min_score
+
+    def process(self, frame: Frame) -> Frame:
+        faces = detect_small(self.detector, frame, self.max_side)
+        frame.faces = [f for f in faces if f.score >= self.min_score]
+        return frame

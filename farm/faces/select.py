@@ -1,0 +1,48 @@
+"""Which detected faces get swapped: all, the largest, or those like a reference face."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from farm.faces.recognise import cosine_similarity, embed_frame_faces
+from farm.faces.session_io import SessionLike
+from farm.pipeline.frame import Frame
+from farm.pipeline.stage import Stage
+
+SELECT_MODES = ("all", "largest", "reference")
+
+
+class SelectStage(Stage):
+    """Keeps in frame.faces only the faces to process.
+
+    reference mode: faces whose cosine similarity to reference_embedding is at least
+    similarity (0..1); faces without an embedding are embedded with recognizer.
+    """
+
+    name = "select"
+
+    def __init__(self, mode: str = "all", reference_embedding: np.ndarray | None = None,
+                 similarity: float = 0.35, recognizer: SessionLike | None = None) -> None:
+        if mode not in SELECT_MODES:
+            raise ValueError(f"unknown face selection mode {mode!r}")
+        if mode == "reference" and (reference_embedding is None or recognizer is None):
+            raise ValueError("reference mode needs a reference embedding and a recognizer")
+        self.mode = mode
+        self.reference = None if reference_embedding is None else np.asarray(reference_embedding, np.float32)
+        self.similarity = float(similarity)
+        self.recognizer = recognizer
+
+    def process(self, frame: Frame) -> Frame:
+        faces = list(frame.faces)
+        if not faces or self.mode == "all":
+            return frame
+        if self.mode == "largest":
+            frame.faces = [max(faces, key=lambda f: f.area)]
+            return frame
+        assert self.recognizer is not None and self.reference is not None
+        embed_frame_faces(self.recognizer, frame, faces)
+        frame.faces = [
+            f for f in faces
+            if f.embedding is not None and cosine_similarity(f.embedding, self.reference) >= self.similarity
+        ]
+        return frame

@@ -1,0 +1,74 @@
+"""Face swap with inswapper_128: target crop [1,3,128,128] RGB 0..1 + source latent [1,512]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from farm.faces.align import estimate_norm
+from farm.faces.paste import crop_from_frame, paste_back
+from farm.faces.session_io import SessionLike, from_blob, run, to_blob
+from farm.pipeline.frame import Frame
+from farm.pipeline.stage import Stage
+
+SWAP_SIZE = 128
+SWAP_TEMPLATE = "arcface_128"
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    if n == 0.0:
+        raise ValueError("cannot normalise a zero vector")
+    return v / n
+
+
+def emap_latent(embedding: np.ndarray, emap: np.ndarray) -> np.ndarray:
+    """float32 [512] source latent: normalise(normalise(e) @ emap) (insightface)."""
+    e = np.asarray(embedding, np.float64).reshape(-1)
+    return _unit(_unit(e) @ np.asarray(emap, np.float64)).astype(np.float32)
+
+
+def load_emap(model_path: str | Path) -> np.ndarray:
+    """The emap matrix of an inswapper model: its last graph initializer (512x512)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return numpy_helper.to_array(model.graph.initializer[-1])
+
+
+def _swap_inputs(session: SessionLike) -> tuple[str, str]:
+    """(target name, source name): the 4-D input is the target, the 2-D one the source."""
+    nodes = session.get_inputs()
+    target = [n.name for n in nodes if len(n.shape) == 4]
+    source = [n.name for n in nodes if len(n.shape) == 2]
+    if len(target) != 1 or len(source) != 1:
+        raise ValueError(f"swapper inputs {[n.name for n in nodes]} are not (target, source)")
+    return target[0], source[0]
+
+
+class SwapStage(Stage):
+    """Swaps every face in frame.faces for the source latent, pasting each result back."""
+
+    name = "swap"
+
+    def __init__(self, session: SessionLike, latent: np.ndarray) -> None:
+        self.session = session
+        self.latent = np.asarray(latent, np.float32).reshape(1, -1)
+        self.target_name, self.source_name = _swap_inputs(session)
+
+    def swap_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """The 128x128 BGR swapped face for an aligned 128x128 BGR crop."""
+        feed = {self.target_name: to_blob([crop_bgr], 0.0, 255.0), self.source_name: self.latent}
+        return from_blob(run(self.session, feed)[0], 0.0, 1.0)
+
+    def process(self, frame: Frame) -> Frame:
+        for face in frame.faces:
+            m = estimate_norm(face.kps, SWAP_TEMPLATE, SWAP_SIZE)
+            got = crop_from_frame(frame, m, SWAP_SIZE)
+            if got is None:
+                continue
+            crop, box = got
+            paste_back(frame, self.swap_crop(crop), m, box)
+        return frame

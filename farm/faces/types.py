@@ -1,0 +1,37 @@
+"""What the face stages know about one face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    """One detected face, in full-resolution frame pixels.
+
+    bbox: float32 (x0, y0, x1, y1); score: detector confidence in [0, 1];
+    kps: float32 5x2 (left eye, right eye, nose, left mouth, right mouth);
+    embedding: raw recogniser embedding (float32 [512]) once computed, else None.
+    """
+
+    bbox: np.ndarray
+    score: float
+    kps: np.ndarray
+    embedding: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.bbox = np.asarray(self.bbox, dtype=np.float32).reshape(4)
+        self.kps = np.asarray(self.kps, dtype=np.float32).reshape(5, 2)
+        self.score = float(self.score)
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        w, h = self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]
+        return float(max(w, 0.0) * max(h, 0.0))
+
+    def scaled(self, factor: float) -> "Face":
+        """The same face with coordinates multiplied by factor (e.g. 1/scale)."""
+        return Face(self.bbox * factor, self.score, self.kps * factor, self.embedding)

@@ -1,0 +1,220 @@
+"""Encode one chunk: decode its segment, run each frame through `process`, encode.
+
+Frames keep their original pts in the source's time base (variable frame rate
+survives), the bit depth, chroma format and colour description of the source are
+kept, and the chunk is written to a temporary name and renamed once its frame count
+has been checked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+from av.video.frame import PictureType
+
+from farm.errors import ChunkCancelled, FrameCountMismatch, InputError, MediaError
+from farm.media.colour import Colour
+from farm.media.decode import iter_chunk_frames, prefetch
+from farm.media.intermediate import open_write, temp_path_for
+from farm.media.plan import ChunkPlan
+from farm.media.probe import VideoInfo
+from farm.pipeline.frame import PLANAR_FORMATS, Frame
+
+#: Seconds between two on_progress calls.
+PROGRESS_INTERVAL_S = 1.0
+
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What one encoder accepts: presets, crf range, defaults."""
+
+    presets: tuple[str, ...]
+    crf_range: tuple[float, float]
+    default_preset: str
+    default_crf: float
+    params_option: str | None   # private option taking 'k=v:k=v' params
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "libx264": EncoderSpec(_X26X_PRESETS, (0, 51), "veryfast", 18, "x264-params"),
+    "libx265": EncoderSpec(_X26X_PRESETS, (0, 51), "fast", 20, "x265-params"),
+}
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How chunks are encoded. crf: constant-quality factor (lower is better)."""
+
+    codec: str
+    preset: str
+    crf: float
+    pix_fmt: str
+    options: dict[str, str] = field(default_factory=dict)   # extra encoder options
+    colour: Colour = field(default_factory=Colour)
+    fps: Fraction = Fraction(30)                              # average, for rate control
+
+    def encoder_options(self) -> dict[str, str]:
+        """Options handed to the encoder (preset, crf, then `options`)."""
+        crf = int(self.crf) if float(self.crf).is_integer() else self.crf
+        return {"preset": self.preset, "crf": str(crf), **self.options}
+
+
+def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | None = None,
+                   crf: float | None = None, *, container: str | None = None) -> EncoderSettings:
+    """Encoder settings for a source video; raise InputError for an unknown choice.
+
+    Default codec: the source's family (HEVC -> libx265, anything else -> libx264).
+    The pix_fmt (bit depth, chroma format) and the colour description are kept.
+    container: the source's demuxer (MediaInfo.demuxer); AVI cannot store reordered
+    frames, so B-frames are turned off for it.
+    """
+    name = codec or ("libx265" if video.codec == "hevc" else "libx264")
+    spec = ENCODERS.get(name)
+    if spec is None:
+        raise InputError(f"unknown video encoder {name!r}", hint="choose one of " + ", ".join(ENCODERS))
+    preset = preset or spec.default_preset
+    if preset not in spec.presets:
+        raise InputError(f"unknown {name} preset {preset!r}", hint="choose one of " + ", ".join(spec.presets))
+    crf = spec.default_crf if crf is None else crf
+    lo, hi = spec.crf_range
+    if not lo <= float(crf) <= hi:
+        raise InputError(f"{name} crf {crf} is out of range", hint=f"use a value from {lo} to {hi}")
+    if video.pix_fmt not in PLANAR_FORMATS:
+        raise InputError(
+            f"pixel format {video.pix_fmt} cannot be processed",
+            hint="convert the video to " + ", ".join(PLANAR_FORMATS),
+        )
+    supported = {f.name for f in av.codec.Codec(name, "w").video_formats or ()}
+    if video.pix_fmt not in supported:
+        raise InputError(f"{name} cannot encode {video.pix_fmt}", hint="choose another encoder")
+    options = _x26x_params(name, video, spec, no_bframes=container == "avi")
+    if container == "avi":
+        options["bf"] = "0"
+    return EncoderSettings(
+        codec=name, preset=preset, crf=crf, pix_fmt=video.pix_fmt,
+        options=options, colour=video.colour, fps=video.fps,
+    )
+
+
+def _x26x_params(name: str, video: VideoInfo, spec: EncoderSpec, no_bframes: bool) -> dict[str, str]:
+    """x265 params: quiet log, HDR10 static metadata (mastering display, light level)."""
+    if name != "libx265" or spec.params_option is None:
+        return {}
+    params = ["log-level=error"]
+    if video.mastering_display or video.content_light:
+        params.append("hdr10=1")
+    if video.mastering_display:
+        params.append(f"master-display={video.mastering_display}")
+    if video.content_light:
+        params.append(f"max-cll={video.content_light}")
+    if no_bframes:
+        params.append("bframes=0")
+    return {spec.params_option: ":".join(params)}
+
+
+def transcode_chunk(
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    plan: ChunkPlan,
+    settings: EncoderSettings,
+    process: Callable[[Frame], Frame],
+    on_progress: Callable[[int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> int:
+    """Decode, process and encode one chunk; return the number of frames written.
+
+    Raises FrameCountMismatch if the frames written differ from plan.frame_count,
+    ChunkCancelled if should_cancel() turns true (checked between frames). The output
+    appears at out_path only when complete.
+    """
+    out = Path(out_path)
+    tmp = temp_path_for(out)
+    frames = prefetch(iter_chunk_frames(in_path, plan))
+    sink = None
+    done = packets = 0
+    try:
+        last_report = time.monotonic()
+        for av_frame in frames:
+            if should_cancel is not None and should_cancel():
+                raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
+            pts, tb = av_frame.pts, av_frame.time_base
+            if sink is None:
+                sink = open_write(tmp, _codec_family(settings.codec), Fraction(tb).denominator)
+                stream = _open_encoder(sink, settings, Fraction(tb), av_frame.width, av_frame.height)
+            result = process(Frame.from_av(av_frame, done))
+            encoded = result.av_frame
+            encoded.pts, encoded.time_base = pts, tb
+            encoded.pict_type = PictureType.NONE   # let the encoder choose frame types
+            _check_format(encoded, settings)
+            encoded_packets = stream.encode(encoded)
+            sink.mux(encoded_packets)
+            packets += len(encoded_packets)
+            done += 1
+            if on_progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
+                on_progress(done)
+                last_report = time.monotonic()
+        if sink is not None:
+            encoded_packets = stream.encode(None)
+            sink.mux(encoded_packets)
+            packets += len(encoded_packets)
+            sink.close()
+            sink = None
+        if done != plan.frame_count or packets != done:
+            raise FrameCountMismatch(
+                f"chunk {plan.index}: encoded {done} frames into {packets} packets, planned {plan.frame_count}"
+            )
+        os.replace(tmp, out)
+    except av.FFmpegError as exc:
+        raise MediaError(f"chunk {plan.index}: encoding failed: {exc}") from None
+    finally:
+        frames.close()
+        if sink is not None:
+            _close_quietly(sink)
+        tmp.unlink(missing_ok=True)
+    if on_progress is not None:
+        on_progress(done)
+    return done
+
+
+def _codec_family(encoder: str) -> str:
+    """The codec an encoder writes ('libx265' -> 'hevc')."""
+    return av.codec.Codec(encoder, "w").canonical_name
+
+
+def _close_quietly(container: av.container.OutputContainer) -> None:
+    try:
+        container.close()
+    except av.FFmpegError:
+        pass
+
+
+def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings, tb: Fraction,
+                  width: int, height: int):
+    stream = sink.add_stream(settings.codec, options=settings.encoder_options())
+    ctx = stream.codec_context
+    ctx.width, ctx.height = width, height
+    stream.time_base = tb
+    ctx.time_base = tb
+    ctx.framerate = settings.fps
+    ctx.pix_fmt = settings.pix_fmt
+    ctx.color_primaries = settings.colour.primaries
+    ctx.color_trc = settings.colour.transfer
+    ctx.colorspace = settings.colour.matrix
+    ctx.color_range = settings.colour.range
+    ctx.thread_type = "AUTO"
+    return stream
+
+
+def _check_format(frame: av.VideoFrame, settings: EncoderSettings) -> None:
+    stream_fmt = frame.format.name
+    if stream_fmt != settings.pix_fmt:
+        raise MediaError(f"frame pixel format {stream_fmt} differs from the encoder's {settings.pix_fmt}")

@@ -1,0 +1,124 @@
+"""The ffmpeg binary: where it is, how its command lines are built, how it is run.
+
+Command lines are built by pure functions (tested by equality) and run as argument
+lists, never through a shell. Every input that came from a user is opened with
+`input_args`: the file protocol only and a forced, allowed demuxer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farm.errors import MediaError
+from farm.media.formats import ALLOWED_DEMUXERS, is_mov_family
+
+#: How much of ffmpeg's stderr an error message carries, in characters.
+STDERR_TAIL_CHARS = 2000
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: $FARM_FFMPEG, else imageio-ffmpeg's, else PATH's."""
+    env = os.environ.get("FARM_FFMPEG")
+    if env:
+        return env
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # not installed or no binary for this platform
+        pass
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise MediaError("no ffmpeg binary found", hint="install imageio-ffmpeg or set FARM_FFMPEG")
+    return found
+
+
+def run_ffmpeg(argv: list[str], *, what: str, timeout_s: float | None = None) -> None:
+    """Run an ffmpeg argv (a list, no shell); raise MediaError with the stderr tail."""
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"ffmpeg timed out after {timeout_s} s while trying to {what}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot run ffmpeg ({argv[0]}) to {what}: {exc}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
+        raise MediaError(f"ffmpeg failed to {what} (exit {done.returncode}):\n{tail}")
+
+
+def base_args(exe: str) -> list[str]:
+    """The start of every ffmpeg command line: quiet, no stdin, overwrite."""
+    return [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def input_args(path: str | os.PathLike[str], demuxer: str) -> list[str]:
+    """Open one input safely: local files only, the given (allowed) demuxer forced."""
+    if demuxer not in ALLOWED_DEMUXERS:
+        raise MediaError(f"demuxer {demuxer!r} is not allowed for inputs")
+    return ["-protocol_whitelist", "file", "-f", demuxer, "-i", file_url(path)]
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    """An absolute ``file:`` URL, so a name like ``concat:x`` is never a protocol."""
+    return "file:" + str(Path(path).absolute())
+
+
+@dataclass(frozen=True)
+class FinalizeSpec:
+    """What the final remux takes: the joined video, and everything else from the source.
+
+    stream_map: output streams in order, each (input, stream index): input 0 is the
+    joined video file, input 1 the source. meta_from: for each output stream, the
+    source stream whose tags (language, title, handler) it gets. video_time_base: the
+    source's video time base ('1001/30000') where the joined video's differs from it.
+    """
+
+    video_path: Path
+    video_demuxer: str
+    source_path: Path
+    source_demuxer: str
+    out_path: Path
+    muxer: str
+    stream_map: tuple[tuple[int, int], ...]
+    meta_from: tuple[int, ...]
+    metadata: tuple[tuple[str, str], ...] = ()
+    video_timescale: int | None = None
+    video_time_base: str | None = None
+    extra: tuple[str, ...] = field(default=())
+
+
+def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
+    """ffmpeg argv: joined video + source audio/subtitles/data/attachments, all copied.
+
+    -copyts keeps every timestamp as it is in the inputs (the joined video already
+    carries the source's pts), so a non-zero start time and the audio offset survive.
+    """
+    argv = base_args(exe)
+    argv += input_args(spec.video_path, spec.video_demuxer)
+    argv += input_args(spec.source_path, spec.source_demuxer)
+    for inp, idx in spec.stream_map:
+        argv += ["-map", f"{inp}:{idx}"]
+    argv += ["-c", "copy", "-copyts", "-map_metadata", "1", "-map_chapters", "1"]
+    for out_idx, src_idx in enumerate(spec.meta_from):
+        argv += [f"-map_metadata:s:{out_idx}", f"1:s:{src_idx}"]
+    if spec.video_time_base:
+        out_idx = spec.stream_map.index((0, 0))
+        argv += [f"-bsf:{out_idx}", f"setts=time_base={spec.video_time_base}"]
+    for key, value in spec.metadata:
+        argv += ["-metadata", f"{key}={value}"]
+    if is_mov_family(spec.muxer):
+        argv += ["-movflags", "+use_metadata_tags"]
+        if spec.video_timescale:
+            argv += ["-video_track_timescale", str(spec.video_timescale),
+                     "-movie_timescale", str(spec.video_timescale)]
+    if spec.muxer == "mpegts":
+        argv += ["-mpegts_copyts", "1"]   # else the muxer shifts every timestamp by its delay
+    argv += list(spec.extra)
+    argv += ["-f", spec.muxer, file_url(spec.out_path)]
+    return argv

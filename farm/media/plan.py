@@ -1,0 +1,116 @@
+"""Cut a video into bounded chunks with exact frame accounting.
+
+A chunk is a run of frames in presentation order, selected by pts: start_pts <= pts <
+end_pts. Its *input segment* is a run of packets in decode order that a decoder can
+start on (a keyframe) and that holds every packet the chunk's frames need:
+
+- pre-roll: the segment starts at the last keyframe, in decode order, before the
+  chunk's first-decoded frame whose own pts is not after the chunk's start. When the
+  chunk begins with leading pictures of a keyframe (open GOP: decoded after it, shown
+  before it) this reaches back one more GOP, so their references are decoded too.
+- post-roll: the segment ends after the last-decoded packet of the chunk's frames,
+  which for open GOPs or B-frames can lie past the next keyframe.
+
+Chunks are cut at keyframes where that keeps them within `chunk_frames` and not below
+half of it, and mid-GOP otherwise (a clip with one keyframe still gets bounded chunks;
+their segments then all start at that keyframe).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+from farm.media.probe import MediaInfo, PacketInfo
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """One chunk: frames [first_frame, first_frame + frame_count) in presentation order.
+
+    start_pts / end_pts: ticks of the source video time base; end_pts is exclusive and
+    None for the last chunk. seg_first_packet / seg_end_packet: the decode-order packet
+    range [first, end) of the chunk's input segment (indices into MediaInfo.packets).
+    time_base: seconds per tick of start_pts/end_pts (the source video's time base).
+    """
+
+    index: int
+    first_frame: int
+    frame_count: int
+    start_pts: int
+    end_pts: int | None
+    seg_first_packet: int
+    seg_end_packet: int
+    time_base: Fraction = Fraction(1)
+
+    def selects(self, pts: int) -> bool:
+        """True if a frame with this pts (source ticks) belongs to the chunk."""
+        return pts >= self.start_pts and (self.end_pts is None or pts < self.end_pts)
+
+
+def default_chunk_frames(fps: Fraction | float, chunk_seconds: float) -> int:
+    """Frames per chunk for a target chunk length in seconds (at least 1)."""
+    return max(1, round(float(fps) * chunk_seconds))
+
+
+def plan_chunks(info: MediaInfo, chunk_frames: int) -> list[ChunkPlan]:
+    """Plan chunks of at most chunk_frames frames covering every frame exactly once."""
+    return plan_packets(info.packets, chunk_frames, info.video.time_base)
+
+
+def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int,
+                 time_base: Fraction = Fraction(1)) -> list[ChunkPlan]:
+    """`plan_chunks` on a bare decode-order packet list (see the module docstring)."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    # shown frames in presentation order: (pts, decode index)
+    frames = sorted((p.pts, i) for i, p in enumerate(packets) if not p.is_discard)
+    if not frames:
+        raise ValueError("no frames to plan")
+    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]   # decode order
+    key_positions = [n for n, (_, i) in enumerate(frames) if packets[i].is_keyframe and n > 0]
+
+    plans: list[ChunkPlan] = []
+    first = 0
+    while first < len(frames):
+        end = _chunk_end(first, len(frames), chunk_frames, key_positions)
+        members = [i for _, i in frames[first:end]]
+        start_pts = frames[first][0]
+        seg_first = _segment_start(packets, keyframes, min(members), start_pts)
+        plans.append(
+            ChunkPlan(
+                index=len(plans),
+                first_frame=first,
+                frame_count=end - first,
+                start_pts=start_pts,
+                end_pts=frames[end][0] if end < len(frames) else None,
+                seg_first_packet=seg_first,
+                seg_end_packet=max(members) + 1,
+                time_base=time_base,
+            )
+        )
+        first = end
+    return plans
+
+
+def _chunk_end(first: int, total: int, chunk_frames: int, key_positions: list[int]) -> int:
+    """Exclusive end (presentation index): the latest keyframe in the allowed window,
+    else first + chunk_frames (mid-GOP)."""
+    limit = first + chunk_frames
+    if limit >= total:
+        return total
+    lo = first + max(1, chunk_frames // 2)
+    k = bisect.bisect_right(key_positions, limit) - 1
+    if k >= 0 and key_positions[k] >= lo:
+        return key_positions[k]
+    return limit
+
+
+def _segment_start(packets: Sequence[PacketInfo], keyframes: list[int], first_decoded: int, start_pts: int) -> int:
+    """Decode index of the keyframe the chunk's segment starts on (with pre-roll)."""
+    k = bisect.bisect_right(keyframes, first_decoded) - 1
+    while k > 0 and packets[keyframes[k]].pts > start_pts:
+        k -= 1   # the chunk starts with leading pictures: one more GOP of pre-roll
+    return keyframes[k] if k >= 0 else 0

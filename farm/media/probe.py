@@ -1,0 +1,329 @@
+"""Probe a video in-process with PyAV: what it is, and every video packet's timing.
+
+`probe` demuxes the whole video stream (no full decode: cheap even for 4K) and decodes
+only until the first picture comes out, to prove the stream is decodable. Anything that
+is not a decodable local video within the limits is refused with `InputError`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import NamedTuple
+
+import av
+from av.stream import Discard, Disposition
+
+from farm.errors import InputError
+from farm.media.colour import Colour, parse_content_light, parse_mastering_display, rotation_of
+from farm.media.ffmpeg import file_url
+from farm.media.formats import ALLOWED_DEMUXERS, DTS_ONLY_DEMUXERS, SAFE_INPUT_OPTIONS, sniff_demuxer
+
+#: How many packets may go into the decoder before the first picture must come out.
+FIRST_FRAME_MAX_PACKETS = 256
+
+
+@dataclass(frozen=True)
+class ProbeLimits:
+    """Largest input accepted (pixels, frames, bytes)."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_frames: int = 2 * 60 * 60 * 60   # two hours at 60 fps
+    max_bytes: int = 200 * 1024**3        # 200 GiB
+
+
+class PacketInfo(NamedTuple):
+    """One video packet, in decode order; timestamps in the stream's time base (ticks)."""
+
+    pts: int
+    dts: int | None
+    is_keyframe: bool
+    duration: int
+    is_discard: bool = False   # decoded as reference only, never shown (edit lists)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of the container (any type)."""
+
+    index: int
+    type: str               # video | audio | subtitle | data | attachment
+    codec: str | None
+    language: str | None = None
+    title: str | None = None
+    attached_pic: bool = False
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The video stream we process."""
+
+    index: int
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    time_base: Fraction            # seconds per tick
+    fps: Fraction                  # average frames per second
+    frame_count: int
+    first_pts: int                 # ticks, first frame in presentation order
+    duration_s: float              # first frame start to last frame end, seconds
+    rotation: int = 0              # degrees counter-clockwise (display matrix)
+    display_matrix: tuple[int, ...] | None = None
+    colour: Colour = field(default_factory=Colour)
+    mastering_display: str | None = None   # x265 master-display syntax
+    content_light: str | None = None       # 'MaxCLL,MaxFALL'
+    is_vfr: bool = False
+
+    @property
+    def color_primaries(self) -> str:
+        return self.colour.names["color_primaries"]
+
+    @property
+    def color_trc(self) -> str:
+        return self.colour.names["color_transfer"]
+
+    @property
+    def colorspace(self) -> str:
+        return self.colour.names["color_space"]
+
+    @property
+    def color_range(self) -> str:
+        return self.colour.names["color_range"]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Everything the farm needs to know about one media file."""
+
+    path: Path
+    format_name: str               # FFmpeg's demuxer names, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'
+    demuxer: str                   # the allowed demuxer forced on open, e.g. 'mov'
+    size_bytes: int
+    duration_s: float
+    start_time_s: float
+    video: VideoInfo
+    streams: tuple[StreamInfo, ...]
+    packets: tuple[PacketInfo, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+    pts_from_dts: bool = False     # the container has no pts (AVI): packets' pts := dts
+
+    @property
+    def frame_pts(self) -> list[int]:
+        """Presentation timestamps of the shown frames, sorted (ticks)."""
+        return sorted(p.pts for p in self.packets if not p.is_discard)
+
+
+def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits()) -> MediaInfo:
+    """Probe a local video file; raise InputError if the farm cannot or must not use it."""
+    p, size = _check_local_file(path, limits)
+    demuxer = sniff_demuxer(p)
+    try:
+        container = av.open(file_url(p), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{p}: cannot be read as {ALLOWED_DEMUXERS[demuxer]} ({exc})",
+            hint="the file is truncated or corrupt; re-export or remux it",
+        ) from None
+    with container:
+        streams = tuple(_stream_info(s) for s in container.streams)
+        vstream = _main_video_stream(container, p)
+        _check_size(p, vstream.codec_context.width, vstream.codec_context.height, limits)
+        pts_from_dts = demuxer in DTS_ONLY_DEMUXERS
+        packets, first = _demux_video(container, vstream, p, limits, pts_from_dts)
+        video = _video_info(vstream, packets, first)
+        _check_size(p, video.width, video.height, limits)
+        duration_s = container.duration / av.time_base if container.duration else video.duration_s
+        start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
+        return MediaInfo(
+            path=p,
+            format_name=container.format.name,
+            demuxer=demuxer,
+            size_bytes=size,
+            duration_s=float(duration_s),
+            start_time_s=float(start_s),
+            video=video,
+            streams=streams,
+            packets=packets,
+            tags=dict(container.metadata),
+            pts_from_dts=pts_from_dts,
+        )
+
+
+def _check_local_file(path: str | os.PathLike[str], limits: ProbeLimits) -> tuple[Path, int]:
+    text = os.fspath(path)
+    if "://" in text:
+        raise InputError(f"{text}: URLs are not accepted", hint="download the video and submit the local file")
+    p = Path(text).absolute()
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot open ({exc.strerror})", hint="check the path") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p}: not a regular file", hint="submit a video file, not a device, pipe or folder")
+    if st.st_size == 0:
+        raise InputError(f"{p}: the file is empty", hint="re-export the video")
+    if st.st_size > limits.max_bytes:
+        raise InputError(
+            f"{p}: {st.st_size} bytes is over the limit of {limits.max_bytes}",
+            hint="split the video or raise the limit",
+        )
+    return p, st.st_size
+
+
+def _check_size(p: Path, width: int, height: int, limits: ProbeLimits) -> None:
+    if width > limits.max_width or height > limits.max_height:
+        raise InputError(
+            f"{p}: {width}x{height} is over the limit of {limits.max_width}x{limits.max_height}",
+            hint="scale the video down or raise the limit",
+        )
+
+
+def _stream_info(s: av.stream.Stream) -> StreamInfo:
+    ctx = s.codec_context
+    codec = ctx.name if ctx is not None else None
+    meta = dict(s.metadata)
+    return StreamInfo(
+        index=s.index,
+        type=s.type,
+        codec=codec,
+        language=meta.get("language"),
+        title=meta.get("title"),
+        attached_pic=bool(s.disposition & Disposition.attached_pic),
+    )
+
+
+def _main_video_stream(container: av.container.InputContainer, p: Path) -> av.video.stream.VideoStream:
+    for s in container.streams.video:
+        if not s.disposition & Disposition.attached_pic:
+            return s
+    kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
+    raise InputError(f"{p}: no video stream (it holds {kinds})", hint="submit a video file")
+
+
+def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts: bool):
+    """Read every video packet (other streams skipped); decode until the first picture."""
+    for s in container.streams:
+        if s.index != vstream.index:
+            s.discard = Discard.all  # the demuxer skips their data cheaply
+    packets: list[PacketInfo] = []
+    first = None
+    fed = 0
+    offsets: set[int] = set()
+    try:
+        for pkt in container.demux(vstream):
+            if pkt.size == 0:
+                continue
+            if pkt.is_corrupt:
+                raise InputError(
+                    f"{p}: video packet {len(packets)} is corrupt or cut short",
+                    hint="the file is truncated or damaged; re-export it",
+                )
+            if pts_from_dts and pkt.dts is not None:
+                if pkt.pts is not None:
+                    offsets.add(pkt.pts - pkt.dts)
+                pkt.pts = pkt.dts
+            if pkt.pts is None or len(offsets) > 1:
+                raise InputError(
+                    f"{p}: the video's frame order cannot be known (no presentation timestamps)",
+                    hint="remux the video to MKV or MP4 (ffmpeg -i in -c copy out.mkv)",
+                )
+            packets.append(PacketInfo(pkt.pts, pkt.dts, bool(pkt.is_keyframe), int(pkt.duration or 0),
+                                      bool(pkt.is_discard)))
+            if len(packets) > limits.max_frames:
+                raise InputError(f"{p}: more than {limits.max_frames} frames", hint="split the video or raise the limit")
+            if first is None and fed < FIRST_FRAME_MAX_PACKETS:
+                fed += 1
+                frames = vstream.codec_context.decode(pkt)
+                first = frames[0] if frames else None
+        if first is None and packets:
+            frames = vstream.codec_context.decode(None)
+            first = frames[0] if frames else None
+    except av.FFmpegError as exc:
+        raise InputError(f"{p}: the video cannot be decoded ({exc})", hint="the file is corrupt; re-export it") from None
+    if not packets:
+        raise InputError(f"{p}: the video stream has no frames", hint="submit a video with at least one frame")
+    if vstream.frames and len(packets) < vstream.frames:
+        raise InputError(
+            f"{p}: only {len(packets)} of the {vstream.frames} video frames its index lists are there",
+            hint="the file is truncated; re-export or re-download it",
+        )
+    if first is None:
+        raise InputError(f"{p}: no picture could be decoded", hint="the file is corrupt; re-export it")
+    shown = [q.pts for q in packets if not q.is_discard]
+    if not shown:
+        raise InputError(f"{p}: the video stream has no shown frames", hint="submit a video with at least one frame")
+    if len(set(shown)) != len(shown):
+        raise InputError(f"{p}: two video frames share a timestamp", hint="remux or re-export the video")
+    return tuple(packets), first
+
+
+def _video_info(vstream, packets: tuple[PacketInfo, ...], first) -> VideoInfo:
+    ctx = vstream.codec_context
+    tb = Fraction(vstream.time_base)
+    shown = sorted((q.pts, q.duration) for q in packets if not q.is_discard)
+    pts = [s[0] for s in shown]
+    deltas = [b - a for a, b in zip(pts, pts[1:])]
+    last_dur = shown[-1][1] or (sorted(deltas)[len(deltas) // 2] if deltas else 0)
+    span = pts[-1] + last_dur - pts[0]
+    fps = vstream.average_rate or (Fraction(len(pts), 1) / (span * tb) if span else Fraction(0))
+    pix_fmt = first.format.name
+    matrix = _side_data(first, "DISPLAYMATRIX")
+    display_matrix = struct.unpack("<9i", matrix[:36]) if matrix and len(matrix) >= 36 else None
+    colour = Colour(
+        primaries=_pick(ctx.color_primaries, first.color_primaries),
+        transfer=_pick(ctx.color_trc, first.color_trc),
+        matrix=_pick(ctx.colorspace, first.colorspace),
+        range=int(ctx.color_range or first.color_range or 0),
+    )
+    mdcv = _side_data(first, "MASTERING_DISPLAY_METADATA")
+    clli = _side_data(first, "CONTENT_LIGHT_LEVEL")
+    return VideoInfo(
+        index=vstream.index,
+        codec=ctx.name,
+        profile=ctx.profile,
+        width=first.width,
+        height=first.height,
+        pix_fmt=pix_fmt,
+        bit_depth=av.VideoFormat(pix_fmt).components[0].bits,
+        time_base=tb,
+        fps=Fraction(fps),
+        frame_count=len(pts),
+        first_pts=pts[0],
+        duration_s=float(span * tb),
+        rotation=rotation_of(display_matrix),
+        display_matrix=display_matrix,
+        colour=colour,
+        mastering_display=parse_mastering_display(mdcv) if mdcv else None,
+        content_light=parse_content_light(clli) if clli else None,
+        is_vfr=_is_vfr(deltas),
+    )
+
+
+def _pick(stream_value, frame_value) -> int:
+    s, f = int(stream_value or 2), int(frame_value or 2)
+    return s if s != 2 else f
+
+
+def _side_data(frame, name: str) -> bytes | None:
+    for sd in frame.side_data:
+        if getattr(sd.type, "name", "") == name:
+            return bytes(sd)
+    return None
+
+
+def _is_vfr(deltas: list[int]) -> bool:
+    """True if frame durations differ by more than rounding (1 tick and 1%)."""
+    if len(deltas) < 2:
+        return False
+    ordered = sorted(deltas)
+    median = ordered[len(ordered) // 2]
+    slack = max(1, median // 100)
+    return ordered[0] < median - slack or ordered[-1] > median + slack

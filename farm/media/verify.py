@@ -1,0 +1,91 @@
+"""Check a finished output against its source before it is published.
+
+Compares what must be kept: frame count, every frame's presentation time, duration,
+the non-video streams, resolution, pixel format (bit depth, chroma), rotation, colour
+description and, when given, our metadata tags. Raises `VerifyError` naming each
+difference.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Mapping
+
+from farm.errors import InputError, VerifyError
+from farm.media.formats import keeps_free_tags
+from farm.media.join import keeps_stream, muxer_for
+from farm.media.probe import MediaInfo, ProbeLimits, probe
+
+#: The output is ours: probe it without the user-input size limits.
+_NO_LIMITS = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)
+
+
+def verify_output(info: MediaInfo, out_path: str | os.PathLike[str],
+                  metadata: Mapping[str, str] | None = None) -> None:
+    """Raise VerifyError unless out_path keeps the source's frames, timing and streams."""
+    try:
+        out = probe(out_path, _NO_LIMITS)
+    except InputError as exc:
+        raise VerifyError(f"output {out_path} cannot be read back: {exc.message}") from None
+    problems = compare(info, out, metadata)
+    if problems:
+        raise VerifyError(f"output {Path(out_path).name} differs from {info.path.name}: " + "; ".join(problems))
+
+
+def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None = None) -> list[str]:
+    """Every difference between a source and an output probe, as short sentences."""
+    problems: list[str] = []
+    sv, ov = src.video, out.video
+    if ov.frame_count != sv.frame_count:
+        problems.append(f"{ov.frame_count} frames, source has {sv.frame_count}")
+    else:
+        problems += _compare_times(src, out)
+    if abs(ov.duration_s - sv.duration_s) > _longest_frame_s(src) + 1e-9:
+        problems.append(f"video lasts {ov.duration_s:.6f} s, source {sv.duration_s:.6f} s")
+    if (ov.width, ov.height) != (sv.width, sv.height):
+        problems.append(f"size {ov.width}x{ov.height}, source {sv.width}x{sv.height}")
+    if ov.pix_fmt != sv.pix_fmt:
+        problems.append(f"pixel format {ov.pix_fmt} ({ov.bit_depth}-bit), source {sv.pix_fmt} ({sv.bit_depth}-bit)")
+    if ov.rotation != sv.rotation or (ov.display_matrix or None) != (sv.display_matrix or None):
+        problems.append(f"rotation {ov.rotation}, source {sv.rotation}")
+    for key, value in sv.colour.names.items():
+        if ov.colour.names[key] != value:
+            problems.append(f"{key} {ov.colour.names[key]}, source {value}")
+    muxer = muxer_for(src, ov.codec)
+    want = [(s.type, s.codec) for s in src.streams if s.index != sv.index and keeps_stream(s, muxer)]
+    got = [(s.type, s.codec) for s in out.streams if s.index != ov.index]
+    if want != got:
+        problems.append(f"streams {got}, expected {want}")
+    if metadata and keeps_free_tags(muxer):
+        tags = {k.lower(): v for k, v in out.tags.items()}
+        for key, value in metadata.items():
+            if tags.get(key.lower()) != value:
+                problems.append(f"tag {key} is {tags.get(key.lower())!r}, expected {value!r}")
+    return problems
+
+
+def _longest_frame_s(info: MediaInfo) -> float:
+    """Longest frame duration in seconds (one frame of slack for the duration check)."""
+    pts = info.frame_pts
+    longest = max((b - a for a, b in zip(pts, pts[1:])), default=0)
+    nominal = 1 / float(info.video.fps) if info.video.fps else 0.0
+    return max(float(longest * info.video.time_base), nominal)
+
+
+def _compare_times(src: MediaInfo, out: MediaInfo) -> list[str]:
+    """Frame by frame: presentation times equal within half a tick of the coarser time base."""
+    stb, otb = src.video.time_base, out.video.time_base
+    tol = max(stb, otb) / 2
+    bad = []
+    for n, (a, b) in enumerate(zip(src.frame_pts, out.frame_pts)):
+        if abs(Fraction(a) * stb - Fraction(b) * otb) > tol:
+            bad.append(n)
+    if not bad:
+        return []
+    n = bad[0]
+    return [
+        f"{len(bad)} frame times differ, first frame {n}: "
+        f"{float(out.frame_pts[n] * otb):.6f} s, source {float(src.frame_pts[n] * stb):.6f} s"
+    ]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from farm import records, store
+from farm import records, registry, store
 from farm.celery_app import enqueue_chunk, enqueue_finalize
 from farm.errors import ChunkCancelled, FarmError, InputError, ModelError
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
@@ -37,6 +37,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         log.info("job %s chunk %d: %s (%s)", job_id, index, claim.outcome, claim.reason)
         return claim.outcome
     job, chunk = claim.job, claim.chunk
+    registry.report_busy(ctx.db, worker, job_id, index)
     cancelled = [False]
 
     def on_progress(frames_done: int) -> None:
@@ -46,6 +47,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     try:
         Path(chunk.output_path).parent.mkdir(parents=True, exist_ok=True)
         chain = ctx.chain_for(job)
+        registry.report_busy(ctx.db, worker, job_id, index, providers=ctx.providers_in_use(job))
         with chain:
             frames = transcode_chunk(
                 Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
@@ -54,6 +56,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
             )
     except ChunkCancelled:
         store.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)
+        registry.report_result(ctx.db, worker, ok=True)
         log.info("job %s chunk %d: cancelled between frames", job_id, index)
         return "cancelled"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, bounded by attempts
@@ -61,6 +64,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         retryable = not isinstance(exc, NOT_RETRYABLE)
         state = store.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
                                  max_attempts=ctx.settings.max_attempts)
+        registry.report_result(ctx.db, worker, ok=False)
         log.warning("job %s chunk %d attempt %d failed: %s -> %s", job_id, index, chunk.attempts, message, state)
         if state == ChunkState.PENDING:
             delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
@@ -69,6 +73,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     seconds = time.monotonic() - started
     log.info("job %s chunk %d: %d frames in %.1f s (%.1f fps)", job_id, index, frames, seconds,
              frames / seconds if seconds else 0.0)
+    registry.report_result(ctx.db, worker, ok=True, frames=frames, fps=frames / seconds if seconds else 0.0)
     if store.complete_chunk(ctx.db, job_id, index, worker):
         enqueue_finalize(ctx.app, job_id)
         return "done, finalize enqueued"

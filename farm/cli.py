@@ -20,7 +20,7 @@ from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
 from farm.errors import EXIT_OK, FarmError, InputError
 from farm.cli_models import models_app
-from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job
+from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job, workers_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="farm: a render farm for face-swapped video.")
@@ -148,7 +148,12 @@ def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: re
     if job_id:
         out.print(job_table(store.get_job(db, job_id)))
     else:
+        from farm.registry import list_workers
+
         out.print(jobs_table(store.list_jobs(db, limit=20)))
+        workers = list_workers(db)
+        if workers:
+            out.print(workers_table(workers))
 
 
 @app.command()

@@ -93,6 +93,51 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class WorkerRow(Base):
+    """A worker process as it last reported itself (for `farm status`, metrics, bad-GPU quarantine)."""
+
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    gpu: Mapped[str | None] = mapped_column(String(64), nullable=True)     # CUDA_VISIBLE_DEVICES
+    providers: Mapped[str] = mapped_column(String(255), default="")         # in use, e.g. "CPUExecutionProvider"
+    state: Mapped[str] = mapped_column(String(16), default="idle")          # idle | busy | quarantined | stopped
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    chunk_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fps: Mapped[float] = mapped_column(Float, default=0.0)                  # of the last chunk
+    frames_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class IdempotencyKey(Base):
+    """One API request key -> the job it created, so a CI retry does not start a second render."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the per-dialect settings the farm relies on."""
     if url.startswith("sqlite"):

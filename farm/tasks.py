@@ -21,22 +21,26 @@ log = logging.getLogger("farm.tasks")
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Add the farm's tasks to `app`; the context they use is made per process, lazily."""
     state: dict[str, object] = {}
+    app_hostname = ["worker"]
 
     def context():  # noqa: ANN202 - WorkerContext, imported lazily
         from farm.worker_context import WorkerContext
 
         if state.get("pid") != os.getpid():
             state["ctx"], state["pid"] = WorkerContext(settings, app), os.getpid()
+            state["ctx"].report_start(app_hostname[0])
         return state["ctx"]
 
     @app.task(name=TASK_PROCESS_CHUNK, bind=True)
     def process_chunk(self, job_id: str, index: int) -> str:  # noqa: ANN001
         from farm.chunk_work import run_chunk
 
+        app_hostname[0] = self.request.hostname or "worker"
         return run_chunk(context(), job_id, index, worker=self.request.hostname or "worker")
 
     @app.task(name=TASK_FINALIZE_JOB, bind=True)
     def finalize_job(self, job_id: str) -> str:  # noqa: ANN001
         from farm.finalize import run_finalize
 
+        app_hostname[0] = self.request.hostname or "worker"
         return run_finalize(context(), job_id, owner=f"{self.request.hostname}:{os.getpid()}")

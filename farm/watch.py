@@ -97,3 +97,15 @@ def job_table(job: store.JobView) -> Table:
 def _state(state: str) -> str:
     colour = {"done": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "finalizing": "cyan"}
     return f"[{colour.get(state, 'white')}]{state}[/]"
+
+
+def workers_table(workers: list) -> Table:  # noqa: ANN001 - registry.WorkerView
+    table = Table(title="workers")
+    for col in ("worker", "gpu", "providers", "state", "chunk", "fps", "frames", "last seen"):
+        table.add_column(col)
+    for w in workers:
+        chunk = f"{w.job_id}/{w.chunk_index}" if w.job_id else "-"
+        state = w.state if w.alive() else f"{w.state} (silent)"
+        table.add_row(w.hostname, w.gpu or "-", w.providers or "-", _state(state), chunk, f"{w.fps:.1f}",
+                      str(w.frames_total), f"{w.last_seen:%H:%M:%S}")
+    return table

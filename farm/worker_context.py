@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery
@@ -27,6 +28,19 @@ class WorkerContext:
         from farm.job_pipeline import build_job_chain
 
         return build_job_chain(self, job)
+
+    def report_start(self, hostname: str) -> None:
+        from farm import registry
+
+        registry.report_start(self.db, hostname, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES") or None,
+                              self.settings.providers)
+
+    def providers_in_use(self, job: Any) -> str:
+        """The ONNX Runtime providers the job's sessions run on ('-' for pass-through jobs)."""
+        ref = (job.models or {}).get("pack_ref")
+        if not ref or ref not in self._packs:
+            return "-"
+        return ",".join(self._packs[ref].providers)
 
     def pack(self, name: str) -> Any:
         """A model pack, loaded once per process and kept warm across chunks and jobs."""

@@ -56,7 +56,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         url = request.getfixturevalue("pg_url")
         database = Database(url)
         with database.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS events, chunks, jobs, alembic_version CASCADE")
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
     upgrade_schema(database)
     yield database
     database.dispose()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import av
 from av.video.frame import PictureType
@@ -61,6 +61,16 @@ class EncoderSettings:
     options: dict[str, str] = field(default_factory=dict)   # extra encoder options
     colour: Colour = field(default_factory=Colour)
     fps: Fraction = Fraction(30)                              # average, for rate control
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for task messages and the database."""
+        d = asdict(self)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EncoderSettings":
+        return cls(**{**d, "colour": Colour(**d["colour"]), "fps": Fraction(d["fps"])})
 
     def encoder_options(self) -> dict[str, str]:
         """Options handed to the encoder (preset, crf, then `options`)."""

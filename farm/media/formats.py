@@ -48,8 +48,11 @@ _WEBM_CODECS = {"vp8", "vp9", "av1", "opus", "vorbis", "webvtt"}
 def sniff_demuxer(path: str | os.PathLike[str]) -> str:
     """Return the allowed demuxer name for the file's first bytes, or raise InputError."""
     p = Path(path)
-    with open(p, "rb") as fh:
-        head = fh.read(1024)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(1024)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror})", hint="check the file's permissions") from None
     demuxer = demuxer_for_head(head)
     if demuxer is None:
         what = _describe_head(head)

@@ -104,7 +104,7 @@ class MediaInfo:
     """Everything the farm needs to know about one media file."""
 
     path: Path
-    format_name: str               # FFmpeg's demuxer names, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'
+    format_name: str               # FFmpeg's name for the demuxer that read it
     demuxer: str                   # the allowed demuxer forced on open, e.g. 'mov'
     size_bytes: int
     duration_s: float
@@ -126,8 +126,9 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits()) -> 
     p, size = _check_local_file(path, limits)
     demuxer = sniff_demuxer(p)
     try:
-        container = av.open(file_url(p), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        container = av.open(file_url(p), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS),
+                            metadata_errors="replace")
+    except av.FFmpegError as exc:
         raise InputError(
             f"{p}: cannot be read as {ALLOWED_DEMUXERS[demuxer]} ({exc})",
             hint="the file is truncated or corrupt; re-export or remux it",

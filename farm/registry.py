@@ -1,0 +1,83 @@
+"""Workers as they report themselves: for `farm status`, metrics and bad-worker quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from farm.db import Database, WorkerRow, utcnow
+
+
+@dataclass
+class WorkerView:
+    hostname: str
+    pid: int
+    gpu: str | None
+    providers: str
+    state: str
+    job_id: str | None
+    chunk_index: int | None
+    fps: float
+    frames_total: int
+    consecutive_failures: int
+    last_seen: dt.datetime
+    note: str | None
+
+    def alive(self, within_s: float = 300.0) -> bool:
+        return (utcnow() - self.last_seen).total_seconds() < within_s
+
+
+def _row(s, hostname: str) -> WorkerRow:  # noqa: ANN001
+    row = s.get(WorkerRow, hostname, with_for_update=True)
+    if row is None:
+        row = WorkerRow(hostname=hostname)
+        s.add(row)
+    return row
+
+
+def report_start(db: Database, hostname: str, pid: int, gpu: str | None, providers: str) -> None:
+    with db.transaction() as s:
+        row = _row(s, hostname)
+        row.pid, row.gpu, row.providers, row.state = pid, gpu, providers, "idle"
+        row.job_id = row.chunk_index = None
+        row.started_at = row.last_seen = utcnow()
+        row.consecutive_failures, row.note = 0, None
+
+
+def report_busy(db: Database, hostname: str, job_id: str, chunk_index: int, providers: str | None = None) -> None:
+    with db.transaction() as s:
+        row = _row(s, hostname)
+        row.state, row.job_id, row.chunk_index, row.last_seen = "busy", job_id, chunk_index, utcnow()
+        if providers:
+            row.providers = providers
+
+
+def report_result(db: Database, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0) -> int:
+    """Record a finished (ok) or failed chunk; returns the failures in a row."""
+    with db.transaction() as s:
+        row = _row(s, hostname)
+        row.last_seen = utcnow()
+        row.job_id = row.chunk_index = None
+        if row.state != "quarantined":
+            row.state = "idle"
+        if ok:
+            row.consecutive_failures, row.fps = 0, fps
+            row.frames_total = (row.frames_total or 0) + frames
+        else:
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+        return row.consecutive_failures
+
+
+def report_state(db: Database, hostname: str, state: str, note: str | None = None) -> None:
+    with db.transaction() as s:
+        row = _row(s, hostname)
+        row.state, row.note, row.last_seen = state, note, utcnow()
+
+
+def list_workers(db: Database) -> list[WorkerView]:
+    with db.transaction() as s:
+        rows = s.execute(select(WorkerRow).order_by(WorkerRow.hostname)).scalars().all()
+        return [WorkerView(r.hostname, r.pid, r.gpu, r.providers, r.state, r.job_id, r.chunk_index, r.fps,
+                           r.frames_total, r.consecutive_failures, r.last_seen, r.note) for r in rows]

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: map every FarmError to its message and exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, prog_name="farm", standalone_mode=False)
+        rc = app(args=argv, prog_name="farm", standalone_mode=False)
     except FarmError as exc:
         err.print(f"[red]farm: error:[/] {exc.message}", highlight=False)
         if exc.hint:
@@ -259,4 +259,4 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(2)
         raise
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

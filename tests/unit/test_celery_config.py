@@ -1,0 +1,34 @@
+"""Celery settings for long GPU tasks (see reference.md section 3)."""
+
+from farm.celery_app import (QUEUE_CPU, QUEUE_GPU, TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, celery_config,
+                             celery_priority, create_app)
+from farm.config import load_settings
+from farm.tasks import register_tasks
+
+
+def test_long_task_settings(tmp_path):
+    s = load_settings({"FARM_HOME": str(tmp_path), "FARM_CHUNK_TIME_LIMIT_S": "900"})
+    conf = celery_config(s)
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["task_time_limit"] == 900 and conf["task_soft_time_limit"] < 900
+    vt = s.visibility_timeout_s
+    assert vt > 900
+    assert conf["broker_transport_options"]["visibility_timeout"] == vt
+    assert conf["result_backend_transport_options"]["visibility_timeout"] == vt
+    assert conf["visibility_timeout"] == vt
+    assert conf["task_routes"][TASK_PROCESS_CHUNK]["queue"] == QUEUE_GPU
+    assert conf["task_routes"][TASK_FINALIZE_JOB]["queue"] == QUEUE_CPU
+
+
+def test_tasks_have_explicit_stable_names(tmp_path):
+    s = load_settings({"FARM_HOME": str(tmp_path)})
+    app = create_app(s)
+    register_tasks(app, s)
+    assert {TASK_PROCESS_CHUNK, TASK_FINALIZE_JOB} <= set(app.tasks)
+    assert TASK_PROCESS_CHUNK == "farm.process_chunk" and TASK_FINALIZE_JOB == "farm.finalize_job"
+
+
+def test_user_priority_maps_to_redis_order():
+    assert celery_priority(9) == 0 and celery_priority(0) == 9 and celery_priority(5) == 4
+    assert celery_priority(42) == 0 and celery_priority(-3) == 9

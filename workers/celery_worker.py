@@ -10,10 +10,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from farm.celery_app import create_app
 from farm.config import load_settings
 from farm.tasks import register_tasks
+
+EXIT_GPU_MISSING = 4   # the supervisor does not restart a child that exits with this
+
+
+def check_providers(spec: str, hostname: str) -> None:
+    """Refuse to start when a GPU provider was asked for and cannot be had (never a silent CPU fallback).
+
+    This only looks for libraries and devices; it creates no CUDA context.
+    """
+    from farm.errors import FarmError
+    from farm.models.providers import parse_providers, require
+
+    try:
+        names = parse_providers(spec)
+        if names != ["auto"]:
+            require(names)
+    except FarmError as exc:
+        print(f"farm worker {hostname}: refusing to start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_GPU_MISSING) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    check_providers(settings.providers, args.hostname)
     app = create_app(settings)
     register_tasks(app, settings)
     app.worker_main([

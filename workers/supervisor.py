@@ -22,6 +22,8 @@ from pathlib import Path
 
 from workers.gpus import count_gpus, parse_gpus, pinned_env
 
+EXIT_GPU_MISSING = 4   # workers.celery_worker: the GPU provider asked for is missing
+
 log = logging.getLogger("farm.supervisor")
 
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)   # delay before restarting a child, by failure count
@@ -56,10 +58,11 @@ def plan_children(gpus: list[int], cpu: int, providers: str, host: str) -> list[
     return children
 
 
-def supervise(children: list[Child], stop: list[bool]) -> None:
+def supervise(children: list[Child], stop: list[bool]) -> int:
+    """Run until stopped (exit 0), or until every chunk worker refused to start (exit 4)."""
     for child in children:
         child.start()
-    while not stop[0]:
+    while not stop[0] and not all_refused([c for c in children if c.queues == "gpu"]):
         now = time.monotonic()
         for child in children:
             if child.proc is None:
@@ -71,12 +74,20 @@ def supervise(children: list[Child], stop: list[bool]) -> None:
                 if now - child.started_at > HEALTHY_AFTER_S:
                     child.failures = 0
                 continue
+            if code == EXIT_GPU_MISSING:
+                log.error("%s cannot use its GPU (see above); not restarting it", child.hostname)
+                child.proc, child.restart_at = None, float("inf")
+                continue
             delay = BACKOFF_S[min(child.failures, len(BACKOFF_S) - 1)]
             child.failures += 1
             child.proc, child.restart_at = None, now + delay
             log.warning("%s exited with code %s; restarting in %.0f s", child.hostname, code, delay)
         time.sleep(0.2)
     shutdown(children)
+    if not stop[0]:
+        log.error("no chunk worker could start: the GPU providers asked for are missing")
+        return EXIT_GPU_MISSING
+    return 0
 
 
 def shutdown(children: list[Child]) -> None:
@@ -118,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    supervise(children, stop)
-    return 0
+    return supervise(children, stop)
+
+
+def all_refused(children: list[Child]) -> bool:
+    return bool(children) and all(c.restart_at == float("inf") for c in children)
 
 
 if __name__ == "__main__":

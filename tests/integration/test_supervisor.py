@@ -1,0 +1,85 @@
+"""`farm worker`: pinned children, restart with backoff, refusal without the GPU asked for,
+and no CUDA in the parent. Real processes; the broker is a private redis-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from farm.local import start_redis
+from workers.supervisor import BACKOFF_S, plan_children
+
+
+def test_children_get_their_own_gpu_hostname_and_queue():
+    children = plan_children([0, 2], cpu=1, providers="tensorrt,cuda", host="node7")
+    by_host = {c.hostname: c for c in children}
+    assert set(by_host) == {"gpu0@node7", "gpu2@node7", "cpu0@node7", "fin@node7"}
+    assert by_host["gpu2@node7"].env["CUDA_VISIBLE_DEVICES"] == "2"
+    assert by_host["gpu0@node7"].env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert by_host["cpu0@node7"].env["CUDA_VISIBLE_DEVICES"] == "" and by_host["cpu0@node7"].env["FARM_PROVIDERS"] == "cpu"
+    assert by_host["fin@node7"].queues == "cpu" and by_host["gpu0@node7"].queues == "gpu"
+
+
+def test_the_supervisor_never_loads_onnxruntime_or_cuda():
+    code = ("import sys, workers.supervisor, workers.gpus; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'torch', 'cupy')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _children(pid: int) -> dict[str, psutil.Process]:
+    out = {}
+    for child in psutil.Process(pid).children():
+        try:
+            cmd = child.cmdline()
+        except psutil.Error:   # a zombie not reaped yet
+            continue
+        if "workers.celery_worker" in cmd:
+            out[cmd[cmd.index("--hostname") + 1].split("@")[0]] = child
+    return out
+
+
+def test_a_killed_child_is_restarted_and_the_log_says_so(settings, farm_home):
+    start_redis(settings)
+    log = farm_home / "sup.log"
+    env = dict(os.environ, FARM_HOME=str(farm_home))
+    sup = subprocess.Popen([sys.executable, "-m", "workers.supervisor", "--cpu", "1", "--providers", "cpu"],
+                           env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "cpu0" not in _children(sup.pid):
+            time.sleep(0.2)
+        victim = _children(sup.pid)["cpu0"]
+        victim.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30 + BACKOFF_S[0]
+        while time.monotonic() < deadline:
+            now = _children(sup.pid).get("cpu0")
+            if now is not None and now.pid != victim.pid:
+                break
+            time.sleep(0.2)
+        assert _children(sup.pid)["cpu0"].pid != victim.pid
+        assert "exited with code -9; restarting in" in log.read_text()
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        sup.wait(60)
+        subprocess.run([sys.executable, "-m", "farm", "down"], env=env, capture_output=True)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(farm_home) in " ".join(p.info["cmdline"] or [])
+                and "celery_worker" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_worker_asked_for_a_gpu_it_cannot_get_refuses_to_start(settings, farm_home):
+    """No GPU here: asking for CUDA must fail loudly, naming what is missing, never fall back to CPU."""
+    start_redis(settings)
+    env = dict(os.environ, FARM_HOME=str(farm_home))
+    proc = subprocess.run([sys.executable, "-m", "farm", "worker", "--gpus", "0", "--providers", "cuda"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "farm", "down"], env=env, capture_output=True)
+    assert proc.returncode == 4, proc.stderr
+    assert "refusing to start" in proc.stderr and "GPU" in proc.stderr

@@ -48,7 +48,7 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     try:
         info = probe(source)
         join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, output_metadata(job))
-        verify_output(info, tmp)
+        verify_output(info, tmp, output_metadata(job))
         if store.get_job(ctx.db, job_id).cancel_requested:
             return "cancelled"
         tmp.replace(joined)

@@ -84,9 +84,10 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
 
     Default codec: the source's family (HEVC -> libx265, anything else -> libx264).
     The pix_fmt (bit depth, chroma format) and the colour description are kept.
-    container: the source's demuxer (MediaInfo.demuxer); AVI cannot store reordered
-    frames, so B-frames are turned off for it.
+    container: the source's demuxer (default: video.container); AVI cannot store
+    reordered frames, so B-frames are turned off for it.
     """
+    container = container or video.container
     name = codec or ("libx265" if video.codec == "hevc" else "libx264")
     spec = ENCODERS.get(name)
     if spec is None:
@@ -158,7 +159,8 @@ def transcode_chunk(
                 raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
             pts, tb = av_frame.pts, av_frame.time_base
             if sink is None:
-                sink = open_write(tmp, _codec_family(settings.codec), Fraction(tb).denominator)
+                sink = open_write(tmp, _codec_family(settings.codec), Fraction(tb).denominator,
+                                  settings.colour.range)
                 stream = _open_encoder(sink, settings, Fraction(tb), av_frame.width, av_frame.height)
             result = process(Frame.from_av(av_frame, done))
             encoded = result.av_frame
@@ -208,7 +210,8 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
 
 
 def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings, tb: Fraction,
-                  width: int, height: int):
+                  width: int, height: int) -> av.video.stream.VideoStream:
+    """Add the video encoder stream: size, time base (the source's), pix_fmt, colour."""
     stream = sink.add_stream(settings.codec, options=settings.encoder_options())
     ctx = stream.codec_context
     ctx.width, ctx.height = width, height

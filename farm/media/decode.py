@@ -32,7 +32,9 @@ def iter_chunk_frames(in_path: str | os.PathLike[str], plan: ChunkPlan) -> Itera
     """Yield the chunk's decoded frames in presentation order, with their original pts.
 
     Frames keep the segment's time base (`frame.time_base`); their pts equal the
-    source's (see `source_ticks`).
+    source's (see `source_ticks`). Each frame is writable: a frame the decoder still
+    uses as a reference is copied first (make_writable), so pixels a stage writes can
+    never leak into the frames decoded after it.
     """
     with open_read(in_path) as src:
         stream = src.streams.video[0]
@@ -51,6 +53,7 @@ def iter_chunk_frames(in_path: str | os.PathLike[str], plan: ChunkPlan) -> Itera
                 if last is not None and pts <= last:
                     raise MediaError(f"{in_path}: frames out of order (pts {pts} after {last})")
                 last = pts
+                frame.make_writable()
                 yield frame
         except av.FFmpegError as exc:
             raise MediaError(f"decoding {in_path} failed: {exc}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from farm.errors import MediaError
@@ -77,6 +77,8 @@ class FinalizeSpec:
     joined video file, input 1 the source. meta_from: for each output stream, the
     source stream whose tags (language, title, handler) it gets. video_time_base: the
     source's video time base ('1001/30000') where the joined video's differs from it.
+    write_colr: MP4/MOV always get a 'colr' box (the source's colour range is known).
+    video_tag: the video's codec tag in the output (e.g. 'hvc1', which Apple players need).
     """
 
     video_path: Path
@@ -90,7 +92,8 @@ class FinalizeSpec:
     metadata: tuple[tuple[str, str], ...] = ()
     video_timescale: int | None = None
     video_time_base: str | None = None
-    extra: tuple[str, ...] = field(default=())
+    write_colr: bool = False
+    video_tag: str | None = None
 
 
 def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
@@ -107,18 +110,19 @@ def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
     argv += ["-c", "copy", "-copyts", "-map_metadata", "1", "-map_chapters", "1"]
     for out_idx, src_idx in enumerate(spec.meta_from):
         argv += [f"-map_metadata:s:{out_idx}", f"1:s:{src_idx}"]
+    video_idx = spec.stream_map.index((0, 0))
     if spec.video_time_base:
-        out_idx = spec.stream_map.index((0, 0))
-        argv += [f"-bsf:{out_idx}", f"setts=time_base={spec.video_time_base}"]
+        argv += [f"-bsf:{video_idx}", f"setts=time_base={spec.video_time_base}"]
+    if spec.video_tag:
+        argv += [f"-tag:{video_idx}", spec.video_tag]
     for key, value in spec.metadata:
         argv += ["-metadata", f"{key}={value}"]
     if is_mov_family(spec.muxer):
-        argv += ["-movflags", "+use_metadata_tags"]
+        argv += ["-movflags", "+use_metadata_tags" + ("+write_colr" if spec.write_colr else "")]
         if spec.video_timescale:
             argv += ["-video_track_timescale", str(spec.video_timescale),
                      "-movie_timescale", str(spec.video_timescale)]
     if spec.muxer == "mpegts":
         argv += ["-mpegts_copyts", "1"]   # else the muxer shifts every timestamp by its delay
-    argv += list(spec.extra)
     argv += ["-f", spec.muxer, file_url(spec.out_path)]
     return argv

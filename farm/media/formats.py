@@ -27,16 +27,22 @@ ALLOWED_DEMUXERS: dict[str, str] = {
 DTS_ONLY_DEMUXERS = frozenset({"avi"})
 
 #: Options for opening any user-supplied input (PyAV container options / ffmpeg input
-#: options): local files only, only the demuxer we chose, no external data references.
+#: options): local files only. The demuxer is forced separately, and MOV's external
+#: data references stay off (FFmpeg's default).
 SAFE_INPUT_OPTIONS: dict[str, str] = {"protocol_whitelist": "file"}
 
-#: Container of the intermediate chunk files. MOV keeps each packet's pts and dts
+#: Container of the intermediate chunk files. MP4 keeps each packet's pts and dts
 #: exactly in the track timescale we ask for (`intermediate_options`), supports
-#: B-frames (negative dts) and nearly every codec; NUT rewrites the time base and drops
-#: dts, Matroska rounds to 1 ms, MPEG-TS to 90 kHz. VP9/AV1 need the MP4 flavour of
-#: the same muxer; VP8 only fits Matroska (its sources are WebM, already 1 ms).
-INTERMEDIATE_MUXER = "mov"
-_INTERMEDIATE_BY_CODEC = {"vp9": "mp4", "av1": "mp4", "vp8": "matroska"}
+#: B-frames (negative dts), and its 'colr' box keeps the colour range even when nothing
+#: else about colour is known. NUT rewrites the time base and drops dts, Matroska rounds
+#: to 1 ms, MPEG-TS to 90 kHz. Codecs MP4 cannot hold go into MOV (the same muxer in
+#: QuickTime mode); VP8 only fits Matroska (its sources are WebM, already 1 ms).
+INTERMEDIATE_MUXER = "mp4"
+_INTERMEDIATE_BY_CODEC = {
+    "vp8": "matroska",
+    **{c: "mov" for c in ("prores", "dnxhd", "qtrle", "cfhd", "v210", "v410", "rawvideo", "dvvideo",
+                          "hap", "png", "r210", "svq1", "svq3", "cinepak", "h263")},
+}
 _SUFFIX_BY_MUXER = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv"}
 
 _MOV_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"junk"}
@@ -125,8 +131,13 @@ def keeps_free_tags(muxer: str) -> bool:
 
 
 def keeps_data_streams(muxer: str) -> bool:
-    """True if data streams (timecode, GPS/telemetry) can be stream-copied into it."""
-    return is_mov_family(muxer) or muxer in ("mpegts", "nut")
+    """True if data streams (KLV, telemetry) are stream-copied into it.
+
+    Not for MP4/MOV: there the muxer rebuilds the chapter ('text') and timecode
+    ('tmcd') tracks from the chapters and the video's timecode tag, and copying them
+    as data fails; Matroska has no data streams.
+    """
+    return muxer in ("mpegts", "nut")
 
 
 def intermediate_muxer(codec: str) -> str:
@@ -139,12 +150,17 @@ def intermediate_suffix(muxer: str) -> str:
     return _SUFFIX_BY_MUXER[muxer]
 
 
-def intermediate_options(muxer: str, time_base_den: int) -> dict[str, str]:
-    """Muxer options so an intermediate MOV keeps the source's time base exactly.
+def intermediate_options(muxer: str, time_base_den: int, keep_range: bool) -> dict[str, str]:
+    """Muxer options so an intermediate MP4/MOV keeps the source's time base exactly.
 
     The movie timescale matters too: the edit list that shifts a track to a non-zero
-    start is counted in it (default 1 ms, which would round the start).
+    start is counted in it (default 1 ms, which would round the start). keep_range:
+    always write the 'colr' box, so a known colour range survives on its own (only
+    when it is known: an unknown range would be read back as 'tv').
     """
     if muxer not in ("mov", "mp4"):
         return {}
-    return {"video_track_timescale": str(time_base_den), "movie_timescale": str(time_base_den)}
+    options = {"video_track_timescale": str(time_base_den), "movie_timescale": str(time_base_den)}
+    if keep_range:
+        options["movflags"] = "+write_colr"
+    return options

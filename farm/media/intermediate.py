@@ -9,6 +9,7 @@ file on shared storage is not trusted more than it must be.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import av
@@ -29,9 +30,9 @@ def chunk_file_name(index: int, codec: str = "h264") -> str:
 
 
 def temp_path_for(path: str | os.PathLike[str]) -> Path:
-    """A temporary name next to `path` (same folder, so os.replace is atomic)."""
+    """A unique temporary name next to `path` (same folder, so os.replace is atomic)."""
     p = Path(path)
-    return p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    return p.with_name(f".{p.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def open_read(path: str | os.PathLike[str]) -> av.container.InputContainer:
@@ -39,7 +40,12 @@ def open_read(path: str | os.PathLike[str]) -> av.container.InputContainer:
     return av.open(file_url(path), format=sniff_demuxer(path), container_options=dict(SAFE_INPUT_OPTIONS))
 
 
-def open_write(path: str | os.PathLike[str], codec: str, time_base_den: int) -> av.container.OutputContainer:
-    """Open an intermediate file for writing a `codec` stream whose time base is 1/den."""
+def open_write(path: str | os.PathLike[str], codec: str, time_base_den: int,
+               colour_range: int = 0) -> av.container.OutputContainer:
+    """Open an intermediate file for writing a `codec` stream whose time base is 1/den.
+
+    colour_range: the stream's range code point (0 unknown, 1 tv, 2 pc).
+    """
     muxer = intermediate_muxer(codec)
-    return av.open(file_url(path), "w", format=muxer, options=intermediate_options(muxer, time_base_den))
+    options = intermediate_options(muxer, time_base_den, keep_range=colour_range != 0)
+    return av.open(file_url(path), "w", format=muxer, options=options)

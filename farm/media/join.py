@@ -1,9 +1,9 @@
 """Join chunk outputs into the final video, without re-encoding anything.
 
 Two steps:
-1. PyAV concatenates the chunks' video packets into one MOV (exact pts: each chunk
-   already carries the source's; dts are made strictly increasing across seams) and
-   sets the source's display matrix (rotation, flips).
+1. PyAV concatenates the chunks' video packets into one intermediate MP4 (exact pts:
+   each chunk already carries the source's; dts are made strictly increasing across
+   seams) and sets the source's display matrix (rotation, flips).
 2. ffmpeg (stream copy, -copyts) writes the output in the source's container: that
    video plus every audio, subtitle, attachment (and data, where the container allows)
    stream of the source, its container and stream tags, chapters, and our tags.
@@ -12,6 +12,7 @@ Two steps:
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -20,9 +21,11 @@ import av
 
 from farm.errors import MediaError
 from farm.media.ffmpeg import FinalizeSpec, ffmpeg_exe, finalize_argv, run_ffmpeg
-from farm.media.formats import keeps_data_streams, output_muxer, sniff_demuxer
+from farm.media.formats import is_mov_family, keeps_data_streams, output_muxer, sniff_demuxer
 from farm.media.intermediate import open_read, open_write, temp_path_for
 from farm.media.probe import MediaInfo, StreamInfo
+
+_TAG_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def join_chunks(chunk_paths: Sequence[str | os.PathLike[str]], source: str | os.PathLike[str],
@@ -48,6 +51,9 @@ def finalize_spec(info: MediaInfo, source: Path, video_path: Path, out_path: Pat
 
     timescale: the joined video's time base denominator (kept in MP4/MOV outputs).
     """
+    bad = [k for k in metadata if not _TAG_KEY.fullmatch(str(k))]
+    if bad:
+        raise MediaError(f"metadata keys must be letters, digits, '_', '-' or '.': {bad}")
     muxer = muxer_for(info, video_codec)
     tb = info.video.time_base
     kept = [s for s in info.streams if s.index == info.video.index or keeps_stream(s, muxer)]
@@ -62,6 +68,8 @@ def finalize_spec(info: MediaInfo, source: Path, video_path: Path, out_path: Pat
         meta_from=tuple(s.index for s in kept),
         metadata=tuple((str(k), str(v)) for k, v in metadata.items()),
         video_timescale=timescale,
+        write_colr=info.video.colour.range != 0,
+        video_tag="hvc1" if video_codec == "hevc" and is_mov_family(muxer) else None,
         video_time_base=f"{tb.numerator}/{tb.denominator}" if timescale and tb != Fraction(1, timescale) else None,
     )
 
@@ -77,7 +85,10 @@ def keeps_stream(s: StreamInfo, muxer: str) -> bool:
     if s.type in ("audio", "subtitle", "attachment"):
         return True
     if s.type == "video":
-        return s.attached_pic        # cover art; other video tracks are not processed
+        # cover art, except in MP4/MOV: there it lives in the iTunes tag list, which
+        # our free-form tags (use_metadata_tags) replace. Other video tracks are not
+        # processed, so they are not copied either.
+        return s.attached_pic and not is_mov_family(muxer)
     if s.type == "data":
         return keeps_data_streams(muxer)
     return False
@@ -93,9 +104,9 @@ def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,
     """
     with open_read(chunk_paths[0]) as c0:
         template = c0.streams.video[0]
-        tb, codec = template.time_base, template.codec_context.name
+        tb, codec = template.time_base, template.codec_context.codec.canonical_name
         headers = template.codec_context.extradata
-        sink = open_write(out_path, codec, tb.denominator)
+        sink = open_write(out_path, codec, tb.denominator, info.video.colour.range)
         stream = sink.add_stream_from_template(template)
         stream.time_base = tb
     prev_dts: int | None = None
@@ -105,8 +116,9 @@ def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,
         for n, path in enumerate(chunk_paths):
             with open_read(path) as src:
                 vs = src.streams.video[0]
-                if vs.time_base != tb or vs.codec_context.name != codec:
-                    raise MediaError(f"chunk {n} is {vs.codec_context.name} at {vs.time_base}, chunk 0 {codec} at {tb}")
+                name = vs.codec_context.codec.canonical_name
+                if vs.time_base != tb or name != codec:
+                    raise MediaError(f"chunk {n} is {name} at {vs.time_base}, chunk 0 {codec} at {tb}")
                 if vs.codec_context.extradata != headers:
                     raise MediaError(f"chunk {n} was encoded with other codec headers than chunk 0")
                 for pkt in src.demux(vs):

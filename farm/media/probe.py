@@ -81,6 +81,7 @@ class VideoInfo:
     mastering_display: str | None = None   # x265 master-display syntax
     content_light: str | None = None       # 'MaxCLL,MaxFALL'
     is_vfr: bool = False
+    container: str = ""            # demuxer of the file holding it (AVI cannot reorder frames)
 
     @property
     def color_primaries(self) -> str:
@@ -139,7 +140,7 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits()) -> 
         _check_size(p, vstream.codec_context.width, vstream.codec_context.height, limits)
         pts_from_dts = demuxer in DTS_ONLY_DEMUXERS
         packets, first = _demux_video(container, vstream, p, limits, pts_from_dts)
-        video = _video_info(vstream, packets, first)
+        video = _video_info(vstream, packets, first, demuxer)
         _check_size(p, video.width, video.height, limits)
         duration_s = container.duration / av.time_base if container.duration else video.duration_s
         start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
@@ -188,8 +189,7 @@ def _check_size(p: Path, width: int, height: int, limits: ProbeLimits) -> None:
 
 
 def _stream_info(s: av.stream.Stream) -> StreamInfo:
-    ctx = s.codec_context
-    codec = ctx.name if ctx is not None else None
+    codec = _codec_name(s.codec_context)
     meta = dict(s.metadata)
     return StreamInfo(
         index=s.index,
@@ -209,7 +209,8 @@ def _main_video_stream(container: av.container.InputContainer, p: Path) -> av.vi
     raise InputError(f"{p}: no video stream (it holds {kinds})", hint="submit a video file")
 
 
-def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts: bool):
+def _demux_video(container: av.container.InputContainer, vstream: av.video.stream.VideoStream, p: Path,
+                 limits: ProbeLimits, pts_from_dts: bool) -> tuple[tuple[PacketInfo, ...], av.VideoFrame]:
     """Read every video packet (other streams skipped); decode until the first picture."""
     for s in container.streams:
         if s.index != vstream.index:
@@ -217,7 +218,6 @@ def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts:
     packets: list[PacketInfo] = []
     first = None
     fed = 0
-    offsets: set[int] = set()
     try:
         for pkt in container.demux(vstream):
             if pkt.size == 0:
@@ -228,10 +228,8 @@ def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts:
                     hint="the file is truncated or damaged; re-export it",
                 )
             if pts_from_dts and pkt.dts is not None:
-                if pkt.pts is not None:
-                    offsets.add(pkt.pts - pkt.dts)
                 pkt.pts = pkt.dts
-            if pkt.pts is None or len(offsets) > 1:
+            if pkt.pts is None:
                 raise InputError(
                     f"{p}: the video's frame order cannot be known (no presentation timestamps)",
                     hint="remux the video to MKV or MP4 (ffmpeg -i in -c copy out.mkv)",
@@ -239,7 +237,8 @@ def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts:
             packets.append(PacketInfo(pkt.pts, pkt.dts, bool(pkt.is_keyframe), int(pkt.duration or 0),
                                       bool(pkt.is_discard)))
             if len(packets) > limits.max_frames:
-                raise InputError(f"{p}: more than {limits.max_frames} frames", hint="split the video or raise the limit")
+                raise InputError(f"{p}: more than {limits.max_frames} frames",
+                                 hint="split the video or raise the limit")
             if first is None and fed < FIRST_FRAME_MAX_PACKETS:
                 fed += 1
                 frames = vstream.codec_context.decode(pkt)
@@ -248,25 +247,33 @@ def _demux_video(container, vstream, p: Path, limits: ProbeLimits, pts_from_dts:
             frames = vstream.codec_context.decode(None)
             first = frames[0] if frames else None
     except av.FFmpegError as exc:
-        raise InputError(f"{p}: the video cannot be decoded ({exc})", hint="the file is corrupt; re-export it") from None
+        raise InputError(f"{p}: the video cannot be decoded ({exc})",
+                         hint="the file is corrupt; re-export it") from None
     if not packets:
         raise InputError(f"{p}: the video stream has no frames", hint="submit a video with at least one frame")
-    if vstream.frames and len(packets) < vstream.frames:
+    if container.format.name.startswith("mov") and vstream.frames and len(packets) < vstream.frames:
         raise InputError(
             f"{p}: only {len(packets)} of the {vstream.frames} video frames its index lists are there",
             hint="the file is truncated; re-export or re-download it",
         )
     if first is None:
         raise InputError(f"{p}: no picture could be decoded", hint="the file is corrupt; re-export it")
+    if pts_from_dts and vstream.codec_context.has_b_frames:
+        raise InputError(
+            f"{p}: an AVI whose frames are stored out of display order (B-frames) cannot be timed exactly",
+            hint="remux the video to MKV or MP4 (ffmpeg -i in -c copy out.mkv)",
+        )
     shown = [q.pts for q in packets if not q.is_discard]
     if not shown:
-        raise InputError(f"{p}: the video stream has no shown frames", hint="submit a video with at least one frame")
+        raise InputError(f"{p}: the video stream has no shown frames",
+                         hint="submit a video with at least one frame")
     if len(set(shown)) != len(shown):
         raise InputError(f"{p}: two video frames share a timestamp", hint="remux or re-export the video")
     return tuple(packets), first
 
 
-def _video_info(vstream, packets: tuple[PacketInfo, ...], first) -> VideoInfo:
+def _video_info(vstream: av.video.stream.VideoStream, packets: tuple[PacketInfo, ...],
+                first: av.VideoFrame, demuxer: str) -> VideoInfo:
     ctx = vstream.codec_context
     tb = Fraction(vstream.time_base)
     shown = sorted((q.pts, q.duration) for q in packets if not q.is_discard)
@@ -288,7 +295,7 @@ def _video_info(vstream, packets: tuple[PacketInfo, ...], first) -> VideoInfo:
     clli = _side_data(first, "CONTENT_LIGHT_LEVEL")
     return VideoInfo(
         index=vstream.index,
-        codec=ctx.name,
+        codec=_codec_name(ctx) or "unknown",
         profile=ctx.profile,
         width=first.width,
         height=first.height,
@@ -305,15 +312,25 @@ def _video_info(vstream, packets: tuple[PacketInfo, ...], first) -> VideoInfo:
         mastering_display=parse_mastering_display(mdcv) if mdcv else None,
         content_light=parse_content_light(clli) if clli else None,
         is_vfr=_is_vfr(deltas),
+        container=demuxer,
     )
 
 
-def _pick(stream_value, frame_value) -> int:
-    s, f = int(stream_value or 2), int(frame_value or 2)
+def _codec_name(ctx: av.codec.context.CodecContext | None) -> str | None:
+    """The codec's name ('av1'), not the decoder's ('libdav1d')."""
+    if ctx is None:
+        return None
+    return ctx.codec.canonical_name if ctx.codec is not None else ctx.name
+
+
+def _pick(stream_value: int | None, frame_value: int | None) -> int:
+    """The stream's colour code point unless unspecified (2), else the first frame's."""
+    s = 2 if stream_value is None else int(stream_value)
+    f = 2 if frame_value is None else int(frame_value)
     return s if s != 2 else f
 
 
-def _side_data(frame, name: str) -> bytes | None:
+def _side_data(frame: av.VideoFrame, name: str) -> bytes | None:
     for sd in frame.side_data:
         if getattr(sd.type, "name", "") == name:
             return bytes(sd)

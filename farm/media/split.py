@@ -2,7 +2,7 @@
 
 One pass over the source's video packets; each packet goes into every segment whose
 decode-order range holds it (segments overlap by their pre-/post-roll). Segments are
-written as MOV with the source's time base as track timescale, so each packet keeps
+written as MP4 with the source's time base as track timescale, so each packet keeps
 its exact pts and dts (see farm.media.formats.INTERMEDIATE_MUXER), to a temporary
 name in the output folder, then renamed: re-running overwrites atomically.
 """
@@ -86,8 +86,9 @@ def _check_packet(info: MediaInfo, idx: int, pkt: av.Packet) -> None:
         )
 
 
-def _open_segment(tmp: Path, vstream: av.video.stream.VideoStream, info: MediaInfo):
-    container = open_write(tmp, info.video.codec, info.video.time_base.denominator)
-    stream = container.add_stream_from_template(vstream)
+def _open_segment(tmp: Path, vstream: av.video.stream.VideoStream,
+                  info: MediaInfo) -> tuple[av.container.OutputContainer, av.stream.Stream]:
+    container = open_write(tmp, info.video.codec, info.video.time_base.denominator, info.video.colour.range)
+    stream = container.add_stream_from_template(vstream, opaque=True)  # works for decoder-only codecs (libdav1d)
     stream.time_base = vstream.time_base
     return container, stream

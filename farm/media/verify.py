@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Mapping
 
 from farm.errors import InputError, VerifyError
-from farm.media.formats import keeps_free_tags
+from farm.media.formats import keeps_data_streams, keeps_free_tags
 from farm.media.join import keeps_stream, muxer_for
-from farm.media.probe import MediaInfo, ProbeLimits, probe
+from farm.media.probe import MediaInfo, ProbeLimits, StreamInfo, probe
 
 #: The output is ours: probe it without the user-input size limits.
 _NO_LIMITS = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)
@@ -47,15 +47,19 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
     if (ov.width, ov.height) != (sv.width, sv.height):
         problems.append(f"size {ov.width}x{ov.height}, source {sv.width}x{sv.height}")
     if ov.pix_fmt != sv.pix_fmt:
-        problems.append(f"pixel format {ov.pix_fmt} ({ov.bit_depth}-bit), source {sv.pix_fmt} ({sv.bit_depth}-bit)")
+        problems.append(f"pixel format {ov.pix_fmt} ({ov.bit_depth}-bit), "
+                        f"source {sv.pix_fmt} ({sv.bit_depth}-bit)")
     if ov.rotation != sv.rotation or (ov.display_matrix or None) != (sv.display_matrix or None):
         problems.append(f"rotation {ov.rotation}, source {sv.rotation}")
     for key, value in sv.colour.names.items():
-        if ov.colour.names[key] != value:
-            problems.append(f"{key} {ov.colour.names[key]}, source {value}")
+        got = ov.colour.names[key]
+        if got != value and not (key == "color_range" and (got, value) == ("unknown", "tv")):
+            # (an unknown range is read as limited by every player; H.264 cannot say
+            # 'limited' alone, and MOV/MPEG-TS have no container field for it)
+            problems.append(f"{key} {got}, source {value}")
     muxer = muxer_for(src, ov.codec)
-    want = [(s.type, s.codec) for s in src.streams if s.index != sv.index and keeps_stream(s, muxer)]
-    got = [(s.type, s.codec) for s in out.streams if s.index != ov.index]
+    want = [(s.type, s.codec) for s in _other_streams(src, muxer) if keeps_stream(s, muxer)]
+    got = [(s.type, s.codec) for s in _other_streams(out, muxer)]
     if want != got:
         problems.append(f"streams {got}, expected {want}")
     if metadata and keeps_free_tags(muxer):
@@ -64,6 +68,13 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
             if tags.get(key.lower()) != value:
                 problems.append(f"tag {key} is {tags.get(key.lower())!r}, expected {value!r}")
     return problems
+
+
+def _other_streams(info: MediaInfo, muxer: str) -> list[StreamInfo]:
+    """The streams besides the main video that are compared. Data streams count only
+    where they are copied: MP4/MOV rebuild their own chapter and timecode tracks."""
+    return [s for s in info.streams
+            if s.index != info.video.index and (s.type != "data" or keeps_data_streams(muxer))]
 
 
 def _longest_frame_s(info: MediaInfo) -> float:

@@ -1,0 +1,62 @@
+"""choose_encoder: defaults follow the source, bad choices are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from fractions import Fraction
+
+import pytest
+
+from farm.errors import InputError
+from farm.media.chunk_codec import EncoderSettings, choose_encoder
+from farm.media.colour import Colour
+from farm.media.probe import VideoInfo
+
+H264 = VideoInfo(
+    index=0, codec="h264", profile="High", width=320, height=180, pix_fmt="yuv420p", bit_depth=8,
+    time_base=Fraction(1, 15360), fps=Fraction(30), frame_count=60, first_pts=0, duration_s=2.0,
+    colour=Colour(1, 1, 1, 1),
+)
+HDR = dataclasses.replace(
+    H264, codec="hevc", pix_fmt="yuv420p10le", bit_depth=10, colour=Colour(9, 16, 9, 1),
+    mastering_display="G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)L(10000000,1)",
+    content_light="1000,400",
+)
+
+
+def test_defaults_follow_the_source() -> None:
+    s = choose_encoder(H264)
+    assert (s.codec, s.pix_fmt, s.colour, s.fps) == ("libx264", "yuv420p", Colour(1, 1, 1, 1), Fraction(30))
+    assert s.encoder_options() == {"preset": "veryfast", "crf": "18"}
+    h = choose_encoder(HDR)
+    assert (h.codec, h.pix_fmt) == ("libx265", "yuv420p10le")
+    params = h.encoder_options()["x265-params"].split(":")
+    assert "hdr10=1" in params and "max-cll=1000,400" in params
+    assert f"master-display={HDR.mastering_display}" in params
+    other = choose_encoder(dataclasses.replace(H264, codec="mpeg4"))
+    assert other.codec == "libx264"
+
+
+def test_choices_are_validated() -> None:
+    with pytest.raises(InputError, match="unknown video encoder"):
+        choose_encoder(H264, codec="libfoo")
+    with pytest.raises(InputError, match="preset"):
+        choose_encoder(H264, preset="warp9")
+    with pytest.raises(InputError, match="out of range"):
+        choose_encoder(H264, crf=60)
+    with pytest.raises(InputError, match="cannot be processed"):
+        choose_encoder(dataclasses.replace(H264, pix_fmt="rgb24"))
+    s = choose_encoder(H264, codec="libx265", preset="slow", crf=22.5)
+    assert s.encoder_options()["crf"] == "22.5" and s.preset == "slow"
+
+
+def test_avi_gets_no_b_frames() -> None:
+    assert choose_encoder(H264, container="avi").options["bf"] == "0"
+    assert choose_encoder(dataclasses.replace(H264, container="avi")).options["bf"] == "0"
+    assert "bf" not in choose_encoder(H264, container="mov").options
+
+
+def test_settings_round_trip_through_json() -> None:
+    s = choose_encoder(HDR)
+    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s

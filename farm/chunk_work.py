@@ -23,14 +23,13 @@ log = logging.getLogger("farm.chunk")
 
 RETRY_BACKOFF_S = (2.0, 10.0, 30.0)   # delay before a failed chunk runs again, by attempt
 NOT_RETRYABLE = (InputError, ModelError)
-STALE_HEARTBEAT_S = 120.0  # a running chunk with no heartbeat for this long is taken over
 BUSY_RECHECK_S = 30.0      # a duplicate delivery of a live chunk looks again after this
 
 
 def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     """Run chunk `index` of `job_id` on this worker; returns what happened, for the logs."""
     claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
-                              busy_after_s=STALE_HEARTBEAT_S)
+                              busy_after_s=ctx.settings.stale_heartbeat_s)
     if claim.outcome == "busy":
         enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=BUSY_RECHECK_S)
     if claim.outcome != "run":
@@ -77,4 +76,11 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     if store.complete_chunk(ctx.db, job_id, index, worker):
         enqueue_finalize(ctx.app, job_id)
         return "done, finalize enqueued"
+    top_up(ctx, job_id)
     return "done"
+
+
+def top_up(ctx: Any, job_id: str) -> None:
+    """Hand the job's next waiting chunks to the broker (see store.take_chunks_to_enqueue)."""
+    for next_index, priority in store.take_chunks_to_enqueue(ctx.db, job_id, ctx.settings.job_window):
+        enqueue_chunk(ctx.app, job_id, next_index, priority)

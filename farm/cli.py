@@ -20,6 +20,7 @@ from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
 from farm.errors import EXIT_OK, FarmError, InputError
 from farm.cli_models import models_app
+from farm.reaper import reap
 from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job, workers_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,7 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 db_app = typer.Typer(no_args_is_help=True, help="The job database.")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
@@ -177,18 +178,17 @@ def cancel(job_id: str) -> None:
 @app.command()
 def retry(job_id: str) -> None:
     """Run again only the chunks of a failed or cancelled job that are not done."""
-    from farm.celery_app import create_app, enqueue_chunk, enqueue_finalize
+    from farm.celery_app import create_app, enqueue_finalize
+    from farm.submit import enqueue_job
 
     settings = _settings()
     db = _database(settings)
     todo = store.retry_job(db, job_id)
     local.up(settings) if settings.embedded_broker else None
-    celery = create_app(settings)
-    job = store.get_job(db, job_id)
-    for index in todo:
-        enqueue_chunk(celery, job_id, index, job.priority)
-    if not todo:
-        enqueue_finalize(celery, job_id)
+    if todo:
+        enqueue_job(settings, db, job_id)
+    else:
+        enqueue_finalize(create_app(settings), job_id)
     err.print(f"job {job_id}: {len(todo)} chunk(s) queued again" + ("" if todo else "; finalizing"))
 
 
@@ -207,22 +207,10 @@ def up(workers: Optional[int] = typer.Option(None, "--workers", help="Local CPU 
     settings = _settings()
     db = _database(settings)
     started = local.up(settings, workers)
-    requeued = requeue_unfinished(settings, db) if "redis" in started else 0
+    counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
+    requeued = sum(counts.values())
     err.print(f"local farm up ({', '.join(started) or 'already running'}); home {settings.home}"
               + (f"; {requeued} unfinished task(s) queued again" if requeued else ""))
-
-
-def requeue_unfinished(settings: Settings, db: Database) -> int:
-    """After a broker (re)start, queue again what the database says is unfinished."""
-    from farm.celery_app import create_app, enqueue_chunk, enqueue_finalize
-
-    chunks, finals = store.unfinished_work(db, stale_after_s=0)
-    celery = create_app(settings)
-    for job_id, index, priority in chunks:
-        enqueue_chunk(celery, job_id, index, priority)
-    for job_id in finals:
-        enqueue_finalize(celery, job_id)
-    return len(chunks) + len(finals)
 
 
 @app.command()
@@ -238,6 +226,14 @@ def db_upgrade() -> None:
     settings = _settings()
     rev = upgrade_schema(Database(settings.database))
     err.print(f"job database at revision {rev}")
+
+
+from farm.cli_ops import register as _register_ops
+_register_ops(app)
+
+
+from farm.cli_api import register as _register_api
+_register_api(app)
 
 
 def main(argv: list[str] | None = None) -> None:

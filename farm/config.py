@@ -31,6 +31,9 @@ ENV_VARS = {
     "max_attempts": "FARM_MAX_ATTEMPTS",
     "chunk_time_limit_s": "FARM_CHUNK_TIME_LIMIT_S",
     "local_workers": "FARM_LOCAL_WORKERS",
+    "job_window": "FARM_JOB_WINDOW",
+    "stale_heartbeat_s": "FARM_STALE_HEARTBEAT_S",
+    "reap_interval_s": "FARM_REAP_INTERVAL_S",
     "flower_user": "FARM_FLOWER_USER",
     "flower_password": "FARM_FLOWER_PASSWORD",
     "max_width": "FARM_MAX_WIDTH",
@@ -55,6 +58,9 @@ class Settings:
     max_attempts: int = 3                  # per chunk, counted in the database
     chunk_time_limit_s: int = 1800         # hard time limit of one chunk task
     local_workers: int = 1                 # worker processes of the embedded farm
+    job_window: int = 16                   # chunks of one job in the broker at once (fair sharing)
+    stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
+    reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     max_width: int = 8192                  # input limits (pixels, frames, bytes)
@@ -149,6 +155,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     if settings.max_attempts < 1:
         raise ConfigError("max_attempts must be at least 1")
+    if settings.job_window < 1:
+        raise ConfigError("job_window must be at least 1")
     if settings.chunk_seconds <= 0:
         raise ConfigError("chunk_seconds must be positive")
     return settings

@@ -73,6 +73,7 @@ class Chunk(Base):
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)     # ChunkPlan as a dict
     input_path: Mapped[str] = mapped_column(Text)
     output_path: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # handed to the broker
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -32,7 +32,7 @@ def output_metadata(job: Any) -> dict[str, str]:
         "farm_job_id": job.id,
         "farm_model_pack": str(pack),
         "farm_models": model_text or "none",
-        "encoder": f"farm {__version__}",
+        "farm_version": __version__,
     }
 
 

@@ -291,6 +291,36 @@ def fail_chunk(db: Database, job_id: str, index: int, error: str, *, retryable: 
         return chunk.state
 
 
+def take_chunks_to_enqueue(db: Database, job_id: str, window: int) -> list[tuple[int, int]]:
+    """Mark up to `window` chunks of a live job as handed to the broker; returns [(index, priority)].
+
+    Each job has at most `window` chunks in the broker at once, longest first, so a long job
+    cannot fill the queue ahead of a short one submitted after it: as its chunks finish,
+    the job is topped up again (chunk_work, the reaper).
+    """
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if JobState(job.state) in JOB_TERMINAL or job.cancel_requested:
+            return []
+        chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id).with_for_update()).scalars().all()
+        live = [c for c in chunks if c.queued_at is not None and c.state in (ChunkState.PENDING, ChunkState.RUNNING)]
+        waiting = sorted((c for c in chunks if c.queued_at is None and c.state == ChunkState.PENDING),
+                         key=lambda c: (-c.frames_planned, c.index))
+        picked = waiting[:max(0, window - len(live))]
+        now = utcnow()
+        for c in picked:
+            c.queued_at = now
+        return [(c.index, job.priority) for c in picked]
+
+
+def live_job_ids(db: Database) -> list[str]:
+    """Jobs that still have chunks to run (queued or running)."""
+    with db.transaction() as s:
+        return list(s.execute(select(Job.id).where(
+            Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+            Job.cancel_requested.is_(False))).scalars())
+
+
 # ---- job life cycle ------------------------------------------------------------------
 
 def claim_finalize(db: Database, job_id: str, owner: str, stale_after_s: float) -> JobView | None:
@@ -360,7 +390,7 @@ def retry_job(db: Database, job_id: str) -> list[int]:
             if c.state != ChunkState.DONE:
                 if c.state != ChunkState.PENDING:
                     _set_chunk(c, ChunkState.PENDING)
-                c.attempts, c.error, c.frames_done = 0, None, 0
+                c.attempts, c.error, c.frames_done, c.queued_at = 0, None, 0, None
                 todo.append(c.index)
         if not todo:  # every chunk was done: only the finalize step failed
             _set_job(job, JobState.FINALIZING)
@@ -368,11 +398,29 @@ def retry_job(db: Database, job_id: str) -> list[int]:
         return sorted(todo)
 
 
+def stale_running(db: Database, stale_after_s: float) -> list[tuple[str, int]]:
+    """Running chunks of live jobs whose heartbeat is older than `stale_after_s` seconds."""
+    cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
+    with db.transaction() as s:
+        rows = s.execute(
+            select(Chunk.job_id, Chunk.index).join(Job, Job.id == Chunk.job_id)
+            .where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]), Job.cancel_requested.is_(False),
+                   Chunk.state == ChunkState.RUNNING.value, Chunk.heartbeat_at < cutoff)
+        ).all()
+        return [(j, i) for j, i in rows]
+
+
+def note(db: Database, job_id: str, kind: str, message: str, chunk: int | None = None) -> None:
+    """Append an event to a job's log."""
+    with db.transaction() as s:
+        _event(s, job_id, kind, message, chunk)
+
+
 def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str, int, int]], list[str]]:
     """Chunks and finalize steps that the broker may have lost, for re-enqueueing.
 
     Returns ([(job_id, chunk_index, priority)], [job_ids to finalize]): pending chunks of
-    live jobs, running chunks whose heartbeat is older than `stale_after_s`, and
+    live jobs already handed to the broker, running chunks whose heartbeat is older than `stale_after_s`, and
     finalizing jobs whose finalize owner went quiet.
     """
     cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
@@ -381,7 +429,7 @@ def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str,
         rows = s.execute(
             select(Chunk.job_id, Chunk.index, Job.priority, Chunk.state, Chunk.heartbeat_at)
             .join(Job, Job.id == Chunk.job_id)
-            .where(Job.state.in_(live), Job.cancel_requested.is_(False),
+            .where(Job.state.in_(live), Job.cancel_requested.is_(False), Chunk.queued_at.is_not(None),
                    Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))
         ).all()
         chunks = [(j, i, p) for j, i, p, st, hb in rows

@@ -133,22 +133,24 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
         raise
     log.info("job %s: %s ingested by %s, %d chunks", job_id, video, how, len(specs))
     step("enqueueing")
-    enqueue_job(settings, job_id, specs, req.priority)
+    enqueue_job(settings, db, job_id)
     return job_id
 
 
-def enqueue_job(settings: Settings, job_id: str, specs: list[store.ChunkSpec], priority: int) -> None:
-    """One task per chunk on the gpu queue, longest chunks first.
+def enqueue_job(settings: Settings, db: Database, job_id: str) -> int:
+    """Hand the job's next chunks to the broker (gpu queue), longest first, up to the job window.
 
-    If the broker is down the job stays queued in the database; `farm up` (and the
-    reaper) re-enqueue what the broker does not have.
+    If the broker is down the job stays queued in the database; the reaper (run by every
+    `farm worker` and by `farm up`) re-enqueues what the broker does not have.
     """
+    todo = store.take_chunks_to_enqueue(db, job_id, settings.job_window)
     app = create_app(settings)
     try:
-        for spec in sorted(specs, key=lambda s: -s.frames_planned):
-            enqueue_chunk(app, job_id, spec.index, priority)
+        for index, priority in todo:
+            enqueue_chunk(app, job_id, index, priority)
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
         raise FarmError(f"job {job_id} is recorded but the broker {settings.broker} refused it: {exc}",
-                        hint="start the farm (`farm up`) and run `farm retry " + job_id + "`") from None
+                        hint="start the farm (`farm up`, or `farm worker` on a cluster); it re-enqueues the job") from None
     finally:
         app.close()
+    return len(todo)

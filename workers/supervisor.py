@@ -129,7 +129,20 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    start_reaper(stop)
     return supervise(children, stop)
+
+
+def start_reaper(stop: list[bool]) -> None:
+    """Look for work the broker lost (dead workers, a restarted Redis) every reap_interval_s."""
+    import threading
+
+    from farm.config import load_settings
+    from farm.reaper import running_loop
+
+    settings = load_settings()
+    threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, settings.stale_heartbeat_s, stop),
+                     daemon=True, name="reaper").start()
 
 
 def all_refused(children: list[Child]) -> bool:

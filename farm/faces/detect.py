@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from farm.faces import decode
-from farm.faces.session_io import SessionLike, input_size, run, to_blob
+from farm.faces.session_io import SessionLike, fixed_batch, input_size, run, to_blob
 from farm.faces.types import Face
 from farm.pipeline import regions
 from farm.pipeline.frame import Frame
@@ -24,6 +24,9 @@ from farm.pipeline.stage import Stage
 DEFAULT_MAX_SIDE = 640
 """Longer side, in pixels, of the downscaled copy the detector sees."""
 
+MAX_DETECT_BATCH = 8
+"""Most images sent to a dynamic-batch detector in one run."""
+
 
 class Detector(Protocol):
     wants_gray: bool
@@ -31,6 +34,34 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in image pixels, highest score first."""
         ...
+
+
+def batchable(session: SessionLike) -> bool:
+    """True if a detector session takes several images per run: a dynamic batch
+    dimension, and outputs that keep it (rank 3: [N, anchors, values])."""
+    outputs = session.get_outputs()
+    return fixed_batch(session) is None and bool(outputs) and all(len(o.shape) == 3 for o in outputs)
+
+
+def detect_many(detector: Detector, images: list[np.ndarray]) -> list[list[Face]]:
+    """Faces of each image; one model run per MAX_DETECT_BATCH images where the model allows."""
+    batch = getattr(detector, "detect_batch", None)
+    if batch is None or not getattr(detector, "batched", False) or len(images) < 2:
+        return [detector.detect(img) for img in images]
+    out: list[list[Face]] = []
+    for i in range(0, len(images), MAX_DETECT_BATCH):
+        out += batch(images[i : i + MAX_DETECT_BATCH])
+    return out
+
+
+def _run_batched(session: SessionLike, input_name: str, blob: np.ndarray) -> list[list[np.ndarray]]:
+    """Run a batch; the outputs of image i, each [anchors, values]."""
+    outputs = run(session, {input_name: blob})
+    n = blob.shape[0]
+    for o in outputs:
+        if o.ndim != 3 or o.shape[0] != n:
+            raise ValueError(f"detector output {o.shape} does not keep the batch of {n}")
+    return [[o[i] for o in outputs] for i in range(n)]
 
 
 def _faces(dets: decode.Detections, det_scale: float) -> list[Face]:
@@ -50,10 +81,20 @@ class ScrfdDetector:
         self.nms_threshold = nms_threshold
         self.size = input_size(session, default_size)
         self.input_name = session.get_inputs()[0].name
+        self.batched = batchable(session)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         padded, det_scale = decode.letterbox(image, self.size)
         outputs = run(self.session, {self.input_name: to_blob([padded], 127.5, 128.0)})
+        return self._decode(outputs, det_scale)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """detect() of several images in one run (a dynamic-batch model only)."""
+        boxed = [decode.letterbox(img, self.size) for img in images]
+        per_image = _run_batched(self.session, self.input_name, to_blob([b for b, _ in boxed], 127.5, 128.0))
+        return [self._decode(outs, scale) for outs, (_, scale) in zip(per_image, boxed)]
+
+    def _decode(self, outputs: list[np.ndarray], det_scale: float) -> list[Face]:
         scores, bboxes, kps = split_scrfd_outputs(outputs)
         dets = decode.decode_scrfd(scores, bboxes, kps, self.size, self.score_threshold)
         return _faces(decode.suppress(dets, self.nms_threshold), det_scale)
@@ -84,10 +125,21 @@ class YunetDetector:
         self.size = input_size(session, default_size)
         self.input_name = session.get_inputs()[0].name
         self.output_names = [o.name for o in session.get_outputs()]
+        self.batched = batchable(session)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         padded, det_scale = decode.letterbox(image, self.size)
         outputs = run(self.session, {self.input_name: to_blob([padded], 0.0, 1.0, rgb=False)})
+        return self._decode(outputs, det_scale)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """detect() of several images in one run (a dynamic-batch model only)."""
+        boxed = [decode.letterbox(img, self.size) for img in images]
+        blob = to_blob([b for b, _ in boxed], 0.0, 1.0, rgb=False)
+        per_image = _run_batched(self.session, self.input_name, blob)
+        return [self._decode([o[None] for o in outs], scale) for outs, (_, scale) in zip(per_image, boxed)]
+
+    def _decode(self, outputs: list[np.ndarray], det_scale: float) -> list[Face]:
         heads = split_yunet_outputs(self.output_names, outputs)
         dets = decode.decode_yunet(*heads, input_size=self.size, score_threshold=self.score_threshold)
         return _faces(decode.suppress(dets, self.nms_threshold), det_scale)
@@ -188,3 +240,13 @@ class DetectStage(Stage):
         faces = detect_small(self.detector, frame, self.max_side)
         frame.faces = [f for f in faces if f.score >= self.min_score]
         return frame
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        """process() of several frames, the detector run once per batch where it can."""
+        if not getattr(self.detector, "batched", False):
+            return [self.process(f) for f in frames]
+        small = regions.small_gray if self.detector.wants_gray else regions.small_bgr
+        shrunk = [small(f, self.max_side) for f in frames]
+        for frame, (_, scale), faces in zip(frames, shrunk, detect_many(self.detector, [i for i, _ in shrunk])):
+            frame.faces = [g for g in (f.scaled(1.0 / scale) for f in faces) if g.score >= self.min_score]
+        return frames

@@ -49,14 +49,22 @@ def embed_image_faces(session: SessionLike, image_bgr: np.ndarray, faces: Sequen
 
 def embed_frame_faces(session: SessionLike, frame: Frame, faces: Sequence[Face]) -> None:
     """Fill face.embedding for faces of a frame that lack one (reads only their regions)."""
-    todo = [f for f in faces if f.embedding is None]
+    embed_faces_of_frames(session, [(frame, faces)])
+
+
+def embed_faces_of_frames(session: SessionLike, items: Sequence[tuple[Frame, Sequence[Face]]]) -> None:
+    """embed_frame_faces for several frames: all their crops go through `embed` together,
+    so a dynamic-batch recogniser runs once per MAX_BATCH faces across frames."""
     crops, owners = [], []
-    for face in todo:
-        m = estimate_norm(face.kps, RECOGNISER_TEMPLATE, RECOGNISER_SIZE)
-        got = crop_from_frame(frame, m, RECOGNISER_SIZE)
-        if got is not None:
-            crops.append(got[0])
-            owners.append(face)
+    for frame, faces in items:
+        for face in faces:
+            if face.embedding is not None:
+                continue
+            m = estimate_norm(face.kps, RECOGNISER_TEMPLATE, RECOGNISER_SIZE)
+            got = crop_from_frame(frame, m, RECOGNISER_SIZE)
+            if got is not None:
+                crops.append(got[0])
+                owners.append(face)
     for face, vec in zip(owners, embed(session, crops)):
         face.embedding = vec
 

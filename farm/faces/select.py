@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from farm.faces.recognise import cosine_similarity, embed_frame_faces
+from farm.faces.recognise import cosine_similarity, embed_faces_of_frames, embed_frame_faces
 from farm.faces.session_io import SessionLike
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import Stage
@@ -41,8 +41,22 @@ class SelectStage(Stage):
             return frame
         assert self.recognizer is not None and self.reference is not None
         embed_frame_faces(self.recognizer, frame, faces)
+        self._keep_similar(frame)
+        return frame
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        """process() of several frames; in reference mode their faces are embedded together."""
+        if self.mode != "reference":
+            return [self.process(f) for f in frames]
+        assert self.recognizer is not None
+        embed_faces_of_frames(self.recognizer, [(f, list(f.faces)) for f in frames if f.faces])
+        for frame in frames:
+            self._keep_similar(frame)
+        return frames
+
+    def _keep_similar(self, frame: Frame) -> None:
+        assert self.reference is not None
         frame.faces = [
-            f for f in faces
+            f for f in frame.faces
             if f.embedding is not None and cosine_similarity(f.embedding, self.reference) >= self.similarity
         ]
-        return frame

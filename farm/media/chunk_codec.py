@@ -20,7 +20,8 @@ from av.video.frame import PictureType
 
 from farm.errors import ChunkCancelled, FrameCountMismatch, InputError, MediaError
 from farm.media.colour import Colour
-from farm.media.decode import iter_chunk_frames, prefetch
+from farm.media.decode import BackgroundSink, iter_chunk_frames, prefetch
+from farm.media.hwaccel import HARDWARE_POLICIES, choose_chunk_encoder, nvdec_hwaccel
 from farm.media.intermediate import open_write, temp_path_for
 from farm.media.plan import ChunkPlan
 from farm.media.probe import VideoInfo
@@ -61,6 +62,7 @@ class EncoderSettings:
     options: dict[str, str] = field(default_factory=dict)   # extra encoder options
     colour: Colour = field(default_factory=Colour)
     fps: Fraction = Fraction(30)                              # average, for rate control
+    hardware: str = "auto"     # "auto": NVENC/NVDEC where usable (hwaccel.py); "software": never
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for task messages and the database."""
@@ -79,14 +81,18 @@ class EncoderSettings:
 
 
 def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | None = None,
-                   crf: float | None = None, *, container: str | None = None) -> EncoderSettings:
+                   crf: float | None = None, *, container: str | None = None,
+                   hardware: str = "auto") -> EncoderSettings:
     """Encoder settings for a source video; raise InputError for an unknown choice.
 
     Default codec: the source's family (HEVC -> libx265, anything else -> libx264).
     The pix_fmt (bit depth, chroma format) and the colour description are kept.
     container: the source's demuxer (default: video.container); AVI cannot store
-    reordered frames, so B-frames are turned off for it.
+    reordered frames, so B-frames are turned off for it. hardware: "auto" (NVENC/NVDEC
+    on workers where they work) or "software".
     """
+    if hardware not in HARDWARE_POLICIES:
+        raise InputError(f"unknown hardware policy {hardware!r}", hint="use " + " or ".join(HARDWARE_POLICIES))
     container = container or video.container
     name = codec or ("libx265" if video.codec == "hevc" else "libx264")
     spec = ENCODERS.get(name)
@@ -112,7 +118,7 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
         options["bf"] = "0"
     return EncoderSettings(
         codec=name, preset=preset, crf=crf, pix_fmt=video.pix_fmt,
-        options=options, colour=video.colour, fps=video.fps,
+        options=options, colour=video.colour, fps=video.fps, hardware=hardware,
     )
 
 
@@ -132,6 +138,11 @@ def _x26x_params(name: str, video: VideoInfo, spec: EncoderSpec, no_bframes: boo
     return {spec.params_option: ":".join(params)}
 
 
+#: Frames the stage chain gets at once when it can batch (process_batch); faces are
+#: batched across these frames where a model has a dynamic batch dimension.
+BATCH_FRAMES = 4
+
+
 def transcode_chunk(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -140,61 +151,121 @@ def transcode_chunk(
     process: Callable[[Frame], Frame],
     on_progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    *,
+    process_batch: Callable[[list[Frame]], list[Frame]] | None = None,
+    batch_frames: int = BATCH_FRAMES,
 ) -> int:
     """Decode, process and encode one chunk; return the number of frames written.
 
+    Three threads: decode (farm.media.decode.prefetch) -> `process` in this thread ->
+    encode (a BackgroundSink), joined by bounded queues. `process_batch`, when given,
+    replaces `process` and gets up to `batch_frames` frames at a time (in order; it
+    returns them in the same order). The encoder is NVENC where usable and allowed by
+    settings.hardware, else settings.codec in software (see farm.media.hwaccel).
+
     Raises FrameCountMismatch if the frames written differ from plan.frame_count,
-    ChunkCancelled if should_cancel() turns true (checked between frames). The output
-    appears at out_path only when complete.
+    ChunkCancelled if should_cancel() turns true (checked between frames); errors of the
+    decode and encode threads are re-raised here. The output appears at out_path only
+    when complete.
     """
+    if batch_frames < 1:
+        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     out = Path(out_path)
     tmp = temp_path_for(out)
-    frames = prefetch(iter_chunk_frames(in_path, plan))
-    sink = None
-    done = packets = 0
+    frames = prefetch(iter_chunk_frames(in_path, plan, nvdec_hwaccel(settings.hardware)))
+    encoder = _ChunkEncoder(tmp, settings)
+    sink: BackgroundSink[av.VideoFrame] = BackgroundSink(encoder.encode, encoder.flush, name="farm-encode")
+    done = 0
     try:
         last_report = time.monotonic()
+        pending: list[tuple[Frame, int, Any]] = []   # (frame, source pts, time base)
         for av_frame in frames:
             if should_cancel is not None and should_cancel():
                 raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
-            pts, tb = av_frame.pts, av_frame.time_base
-            if sink is None:
-                sink = open_write(tmp, _codec_family(settings.codec), Fraction(tb).denominator,
-                                  settings.colour.range)
-                stream = _open_encoder(sink, settings, Fraction(tb), av_frame.width, av_frame.height)
-            result = process(Frame.from_av(av_frame, done))
-            encoded = result.av_frame
-            encoded.pts, encoded.time_base = pts, tb
-            encoded.pict_type = PictureType.NONE   # let the encoder choose frame types
-            _check_format(encoded, settings)
-            encoded_packets = stream.encode(encoded)
-            sink.mux(encoded_packets)
-            packets += len(encoded_packets)
-            done += 1
+            pending.append((Frame.from_av(av_frame, done + len(pending)), av_frame.pts, av_frame.time_base))
+            if process_batch is not None and len(pending) < batch_frames:
+                continue
+            done += _process_and_queue(pending, process, process_batch, sink)
+            pending = []
             if on_progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
                 on_progress(done)
                 last_report = time.monotonic()
-        if sink is not None:
-            encoded_packets = stream.encode(None)
-            sink.mux(encoded_packets)
-            packets += len(encoded_packets)
-            sink.close()
-            sink = None
-        if done != plan.frame_count or packets != done:
+        if pending:
+            if should_cancel is not None and should_cancel():
+                raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
+            done += _process_and_queue(pending, process, process_batch, sink)
+        sink.finish()
+        if done != plan.frame_count or encoder.packets != done:
             raise FrameCountMismatch(
-                f"chunk {plan.index}: encoded {done} frames into {packets} packets, planned {plan.frame_count}"
+                f"chunk {plan.index}: encoded {done} frames into {encoder.packets} packets, "
+                f"planned {plan.frame_count}"
             )
         os.replace(tmp, out)
     except av.FFmpegError as exc:
         raise MediaError(f"chunk {plan.index}: encoding failed: {exc}") from None
     finally:
         frames.close()
-        if sink is not None:
-            _close_quietly(sink)
+        sink.abort()
+        encoder.close_quietly()
         tmp.unlink(missing_ok=True)
     if on_progress is not None:
         on_progress(done)
     return done
+
+
+def _process_and_queue(pending: list[tuple[Frame, int, Any]], process: Callable[[Frame], Frame],
+                       process_batch: Callable[[list[Frame]], list[Frame]] | None,
+                       sink: "BackgroundSink[av.VideoFrame]") -> int:
+    """Run the stage chain on pending frames and queue their pictures, with the source pts."""
+    frames = [f for f, _, _ in pending]
+    results = process_batch(frames) if process_batch is not None else [process(f) for f in frames]
+    if len(results) != len(frames):
+        raise MediaError(f"the stage chain returned {len(results)} frames for {len(frames)}")
+    for (_, pts, tb), result in zip(pending, results):
+        encoded = result.av_frame
+        encoded.pts, encoded.time_base = pts, tb
+        sink.put(encoded)
+    return len(pending)
+
+
+class _ChunkEncoder:
+    """The encode thread's state: the output container, opened on the first frame."""
+
+    def __init__(self, tmp: Path, settings: EncoderSettings) -> None:
+        self.tmp, self.settings = tmp, settings
+        self.container: av.container.OutputContainer | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+        self.packets = 0
+
+    def encode(self, frame: av.VideoFrame) -> None:
+        settings = self.settings
+        if self.container is None:
+            tb = Fraction(frame.time_base)
+            choice = choose_chunk_encoder(settings.codec, settings.preset, settings.crf, frame.format.name,
+                                          settings.options, settings.hardware)
+            self.container = open_write(self.tmp, _codec_family(settings.codec), tb.denominator,
+                                        settings.colour.range)
+            self.stream = _open_encoder(self.container, settings, tb, frame.width, frame.height,
+                                        codec=choice.codec, options=choice.options)
+        frame.pict_type = PictureType.NONE   # let the encoder choose frame types
+        _check_format(frame, settings)
+        packets = self.stream.encode(frame)  # type: ignore[union-attr]
+        self.container.mux(packets)
+        self.packets += len(packets)
+
+    def flush(self) -> None:
+        if self.container is None:
+            return
+        packets = self.stream.encode(None)  # type: ignore[union-attr]
+        self.container.mux(packets)
+        self.packets += len(packets)
+        self.container.close()
+        self.container = None
+
+    def close_quietly(self) -> None:
+        if self.container is not None:
+            _close_quietly(self.container)
+            self.container = None
 
 
 def _codec_family(encoder: str) -> str:
@@ -210,9 +281,14 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
 
 
 def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings, tb: Fraction,
-                  width: int, height: int) -> av.video.stream.VideoStream:
-    """Add the video encoder stream: size, time base (the source's), pix_fmt, colour."""
-    stream = sink.add_stream(settings.codec, options=settings.encoder_options())
+                  width: int, height: int, codec: str | None = None,
+                  options: dict[str, str] | None = None) -> av.video.stream.VideoStream:
+    """Add the video encoder stream: size, time base (the source's), pix_fmt, colour.
+
+    codec/options: the encoder actually used (NVENC or software; default: settings').
+    """
+    stream = sink.add_stream(codec or settings.codec,
+                             options=settings.encoder_options() if options is None else options)
     ctx = stream.codec_context
     ctx.width, ctx.height = width, height
     stream.time_base = tb

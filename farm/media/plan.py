@@ -65,6 +65,43 @@ def default_chunk_frames(fps: Fraction | float, chunk_seconds: float) -> int:
     return max(1, round(float(fps) * chunk_seconds))
 
 
+# The default chunk length model (default_chunk_seconds). A GPU worker's frame time is
+# a fixed face cost plus a cost per pixel (decode, detection downscale, region
+# conversions, CPU encode on GPUs without NVENC):
+#     frame_s = GPU_FACE_S_PER_FRAME + width * height / GPU_PIXELS_PER_S
+# Calibrated to ~15 fps at 4K (FaceFusion's published 12 fps on one RTX 3080; an
+# H100/H200 worker is bound by the CPU encoder at about that rate) and ~30 fps at 1080p.
+
+#: Seconds of GPU work one chunk should take: long enough that per-chunk overhead
+#: (claim, model warm-up, container open) is small, short enough for fair sharing,
+#: fast retries and a Redis visibility timeout far above it.
+TARGET_CHUNK_WORK_S = 30.0
+#: Assumed resolution-independent face work per frame on a GPU (swap + enhance, one face).
+GPU_FACE_S_PER_FRAME = 0.020
+#: Assumed pixels per second a GPU worker moves through decode, stages and encode.
+GPU_PIXELS_PER_S = 178e6
+#: Bounds of the default chunk length, in seconds of video.
+MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS = 2.0, 30.0
+
+
+def assumed_gpu_fps(width: int, height: int) -> float:
+    """Frames per second the chunk-length model assumes one GPU worker sustains."""
+    return 1.0 / (GPU_FACE_S_PER_FRAME + max(1, width) * max(1, height) / GPU_PIXELS_PER_S)
+
+
+def default_chunk_seconds(width: int, height: int, fps: Fraction | float) -> float:
+    """Default chunk length in seconds of video, so one chunk is ~TARGET_CHUNK_WORK_S of GPU work.
+
+    seconds = TARGET_CHUNK_WORK_S * assumed_gpu_fps(width, height) / fps, clamped to
+    [MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS] and rounded to 0.1 s. Examples (30 fps):
+    480p and 1080p -> 30 s, 4K -> ~15 s, 8K -> ~5 s; 4K at 60 fps -> ~7.5 s.
+    An unknown frame rate (0) counts as 30 fps.
+    """
+    rate = float(fps) if fps and float(fps) > 0 else 30.0
+    seconds = TARGET_CHUNK_WORK_S * assumed_gpu_fps(width, height) / rate
+    return round(min(MAX_CHUNK_SECONDS, max(MIN_CHUNK_SECONDS, seconds)), 1)
+
+
 def plan_chunks(info: MediaInfo, chunk_frames: int) -> list[ChunkPlan]:
     """Plan chunks of at most chunk_frames frames covering every frame exactly once."""
     return plan_packets(info.packets, chunk_frames, info.video.time_base)

@@ -19,8 +19,8 @@ def make_job(db: Database, job_id: str = "job1", chunks: int = 3) -> None:
 
 
 def test_migrations_are_at_head_and_idempotent(db):
-    assert current_revision(db) == "0002"
-    assert upgrade_schema(db) == "0002"
+    assert current_revision(db) == "0003"
+    assert upgrade_schema(db) == "0003"
 
 
 def test_a_job_runs_to_done(db):
@@ -104,6 +104,8 @@ def test_unknown_job_is_a_clear_error(db):
 
 def test_unfinished_work_lists_pending_and_stale_chunks(db):
     make_job(db, chunks=2)
+    assert store.unfinished_work(db, stale_after_s=0) == ([], [])   # nothing handed to the broker yet
+    assert store.take_chunks_to_enqueue(db, "job1", window=8) == [(0, 5), (1, 5)]
     store.claim_chunk(db, "job1", 0, "w1", 3)
     chunks, finals = store.unfinished_work(db, stale_after_s=3600)
     assert chunks == [("job1", 1, 5)] and finals == []
@@ -133,3 +135,24 @@ def test_concurrent_completions_pick_exactly_one_finalizer(db):
         t.join()
     assert sorted(results) == [False] * (chunks - 1) + [True]
     assert store.get_job(db, "job1").state == "finalizing"
+
+
+def test_a_job_window_keeps_a_long_job_from_filling_the_queue(db):
+    """Given a window of 2, only 2 chunks are handed out; each finished chunk frees one slot."""
+    make_job(db, chunks=5)
+    first = store.take_chunks_to_enqueue(db, "job1", window=2)
+    assert [i for i, _ in first] == [0, 1]
+    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
+    store.claim_chunk(db, "job1", 0, "w", 3)
+    store.complete_chunk(db, "job1", 0, "w")
+    assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [2]
+    store.request_cancel(db, "job1")
+    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
+
+
+def test_longest_chunks_are_handed_out_first(db):
+    specs = [store.ChunkSpec(index=i, first_frame=0, frames_planned=n, plan={}, input_path="i", output_path="o")
+             for i, n in enumerate([5, 30, 10])]
+    store.create_job(db, job_id="j", chunks=specs, input_path="/in", source_path="/s", output_path="/o",
+                     frames_total=45, fps=30.0)
+    assert [i for i, _ in store.take_chunks_to_enqueue(db, "j", window=3)] == [1, 2, 0]

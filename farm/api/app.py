@@ -1,0 +1,84 @@
+"""The FastAPI application: built from Settings by create_app (no app bound at import time).
+
+Errors are translated at this boundary: the farm's own errors to HTTP status codes
+(bad input 422, no such job 404, a state that does not allow it 409, the farm
+unavailable 503), an over-limit body to 413; the body is always {"detail", "hint"}.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from farm import __version__
+from farm.api.idempotency import KeyConflict
+from farm.api.routes import router
+from farm.api.uploads import PayloadTooLarge
+from farm.config import Settings
+from farm.db import Database
+from farm.errors import (ConfigError, FarmError, InputError, JobNotFound, ModelError, ProviderError, StateError,
+                         UnavailableError)
+from farm.storage import Storage
+
+log = logging.getLogger("farm.api")
+
+# most specific first
+STATUS_FOR_ERROR: tuple[tuple[type[FarmError], int], ...] = (
+    (JobNotFound, 404),
+    (StateError, 409),
+    (KeyConflict, 409),
+    (InputError, 422),
+    (ModelError, 422),
+    (ConfigError, 500),
+    (UnavailableError, 503),
+    (ProviderError, 503),
+    (FarmError, 500),
+)
+
+
+@dataclass
+class ApiContext:
+    """What every route needs, built once per app."""
+
+    settings: Settings
+    db: Database
+    storage: Storage
+    max_upload_bytes: int
+
+
+def status_for(exc: FarmError) -> int:
+    return next(code for cls, code in STATUS_FOR_ERROR if isinstance(exc, cls))
+
+
+def create_app(settings: Settings, db: Database | None = None, *, max_upload_bytes: int | None = None) -> FastAPI:
+    """The API over `settings`' database and storage; uploads are refused past `max_upload_bytes`
+    (default: the input limit, settings.max_input_bytes)."""
+    app = FastAPI(title="farm", version=__version__,
+                  description="The render farm's HTTP API for CI. Every /jobs route needs "
+                              "`Authorization: Bearer <token>` (`farm tokens create NAME`).")
+    app.state.ctx = ApiContext(settings=settings, db=db or Database(settings.database),
+                               storage=Storage(settings.storage_dir),
+                               max_upload_bytes=max_upload_bytes or settings.max_input_bytes)
+    app.include_router(router)
+
+    @app.get("/health", summary="Liveness (no token needed)", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(FarmError)
+    async def _farm_error(_request: Request, exc: FarmError) -> JSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.warning("%s: %s", type(exc).__name__, exc.message)
+        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status)
+
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(_request: Request, exc: PayloadTooLarge) -> JSONResponse:
+        # the rest of the body is not read: close the connection instead of draining it
+        return JSONResponse({"detail": str(exc), "hint": "send a smaller file, or raise the server's limit"},
+                            status_code=413, headers={"Connection": "close"})
+
+    return app

@@ -1,0 +1,226 @@
+"""The job routes: create, list, show, cancel, retry, download."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from farm import store
+from farm.api import idempotency
+from farm.api.auth import require_token
+from farm.api.submission import Submission, from_form, from_json
+from farm.api.uploads import read_limited, read_multipart
+from farm.errors import FarmError, InputError, JobNotFound, StateError, UnavailableError
+from farm.states import JobState
+from farm.tokens import TokenView
+from farm.watch import exit_code_for, job_json
+
+log = logging.getLogger("farm.api")
+
+JSON_BODY_LIMIT_BYTES = 1024 * 1024
+JOB_ID_PATTERN = r"^[0-9a-f]{1,32}$"
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+def job_detail(job: store.JobView) -> dict[str, Any]:
+    """job_json plus per-chunk progress, the exit code the CLI would give, and the download link."""
+    out = job_json(job)
+    out["progress"] = round(job.frames_done / job.frames_total, 4) if job.frames_total else 0.0
+    out["exit_code"] = exit_code_for(job.state) if job.terminal else None
+    out["output_url"] = f"/jobs/{job.id}/output" if job.state == JobState.DONE.value else None
+    out["chunk_progress"] = [
+        {"index": c.index, "state": c.state, "attempts": c.attempts, "worker": c.worker,
+         "frames": c.frames_planned, "frames_done": c.frames_planned if c.state == "done" else c.frames_done,
+         "seconds": round(c.seconds, 3) if c.seconds is not None else None, "error": c.error}
+        for c in job.chunks
+    ]
+    return out
+
+
+def _check_id(job_id: str) -> str:
+    if not re.match(JOB_ID_PATTERN, job_id):
+        raise JobNotFound(f"no job {job_id!r}")
+    return job_id
+
+
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["video"],
+                "properties": {
+                    "video": {"type": "string", "format": "binary", "description": "the video to process"},
+                    "source": {"type": "array", "items": {"type": "string", "format": "binary"},
+                               "description": "image(s) of the face to swap in (or paths on storage)"},
+                    "reference": {"type": "string", "format": "binary"},
+                    "passthrough": {"type": "boolean"}, "overwrite": {"type": "boolean"},
+                    "keep_chunks": {"type": "boolean"}, "enhance": {"type": "boolean"},
+                    "chunk_seconds": {"type": "number"}, "crf": {"type": "integer"},
+                    "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+                    "codec": {"type": "string"}, "preset": {"type": "string"}, "models": {"type": "string"},
+                    "faces": {"type": "string", "enum": ["all", "largest", "reference"]},
+                    "reference_frame": {"type": "integer"}, "similarity": {"type": "number"},
+                    "enhance_blend": {"type": "number"},
+                    "output": {"type": "string", "description": "a path on storage (default: beside the upload)"},
+                }}},
+            "application/json": {"schema": {
+                "type": "object", "required": ["path"],
+                "properties": {"path": {"type": "string", "description": "the video, on the farm's storage"},
+                               "source": {"type": "array", "items": {"type": "string"}},
+                               "reference": {"type": "string"}, "output": {"type": "string"},
+                               "passthrough": {"type": "boolean"}},
+                "additionalProperties": True}},
+        },
+    }
+}
+
+
+@router.post("/jobs", status_code=201, openapi_extra=_CREATE_BODY,
+             summary="Submit a job (multipart upload, or JSON naming a video on storage)",
+             responses={200: {"description": "an earlier request with this Idempotency-Key made this job"},
+                        409: {"description": "the Idempotency-Key was used for a different request"},
+                        413: {"description": "the body is over the upload limit; nothing was stored"},
+                        422: {"description": "bad input; nothing was stored"}})
+async def create_job(request: Request, token: TokenView = Depends(require_token),
+                     idempotency_key: Optional[str] = Header(None, alias="Idempotency-Key")) -> JSONResponse:
+    ctx = request.app.state.ctx
+    if idempotency_key is not None:
+        idempotency.check_key(idempotency_key)
+    folder = ctx.storage.root / "api" / uuid.uuid4().hex
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    submitted = False
+    try:
+        if ctype == "multipart/form-data":
+            form = await read_multipart(request, folder / "in", ctx.max_upload_bytes)
+            sub: Submission = await run_in_threadpool(from_form, form, ctx.storage, folder)
+        elif ctype == "application/json":
+            body = await read_limited(request, JSON_BODY_LIMIT_BYTES)
+            sub = await run_in_threadpool(from_json, body, ctx.storage)
+        else:
+            raise HTTPException(415, "send multipart/form-data (an upload) or application/json (a path on storage)")
+        reservation = None
+        if idempotency_key is not None:
+            reservation = await run_in_threadpool(idempotency.reserve, ctx.db, token.id, idempotency_key, sub.sha256)
+            if reservation.job_id is not None:
+                job = await run_in_threadpool(store.get_job, ctx.db, reservation.job_id)
+                return JSONResponse(job_detail(job), status_code=200,
+                                    headers={"Location": f"/jobs/{job.id}", "Idempotent-Replayed": "true"})
+        try:
+            job_id = await run_in_threadpool(_submit, ctx, sub)
+        except BaseException:
+            if reservation is not None:
+                await run_in_threadpool(idempotency.release, ctx.db, reservation)
+            raise
+        submitted = True
+        if reservation is not None:
+            await run_in_threadpool(idempotency.complete, ctx.db, reservation, job_id)
+        log.info("job %s submitted over the API by token %r", job_id, token.name)
+        job = await run_in_threadpool(store.get_job, ctx.db, job_id)
+        return JSONResponse(job_detail(job), status_code=201, headers={"Location": f"/jobs/{job_id}"})
+    finally:
+        # the upload was ingested (hard link or copy) into the job's folder; keep only the output folder
+        shutil.rmtree(folder / "in", ignore_errors=True)
+        if not submitted:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _submit(ctx: Any, sub: Submission) -> str:
+    """Submit; a job that was recorded but not handed to the broker still counts as submitted.
+
+    The database is the truth: the reaper (`farm up`, `farm worker`) hands such a job to the
+    broker once it is back, so answering with an error here would make a CI retry start a
+    second render of it.
+    """
+    from farm.submit import submit
+
+    steps: list[str] = []
+    try:
+        return submit(sub.request, ctx.settings, ctx.db, on_step=steps.append)
+    except FarmError as exc:
+        if not steps or steps[-1] != "enqueueing":
+            raise
+        video = str(Path(sub.request.video).expanduser().absolute())
+        recorded = [j for j in store.list_jobs(ctx.db, limit=50) if j.input_path == video and j.state == "queued"]
+        if not recorded:
+            raise
+        log.warning("job %s is recorded but not yet handed to the broker: %s", recorded[0].id, exc.message)
+        return recorded[0].id
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+def list_jobs(request: Request, limit: int = Query(50, ge=1, le=1000),
+              state: Optional[list[str]] = Query(None, description="only jobs in these states"),
+              ) -> list[dict[str, Any]]:
+    valid = {s.value for s in JobState}
+    for s in state or []:
+        if s not in valid:
+            raise InputError(f"unknown state {s!r}", hint="one of " + ", ".join(sorted(valid)))
+    return [job_json(j) for j in store.list_jobs(request.app.state.ctx.db, limit=limit, states=state)]
+
+
+@router.get("/jobs/{job_id}", summary="A job: state, per-chunk progress, output location, error")
+def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    return job_detail(store.get_job(request.app.state.ctx.db, _check_id(job_id)))
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job: workers stop between frames; nothing is published")
+def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    db = request.app.state.ctx.db
+    store.request_cancel(db, _check_id(job_id))
+    log.info("job %s cancelled over the API by token %r", job_id, request.state.token_name)
+    return job_detail(store.get_job(db, job_id))
+
+
+@router.post("/jobs/{job_id}/retry", summary="Run again the chunks of a failed or cancelled job that are not done")
+def retry_job(request: Request, job_id: str) -> dict[str, Any]:
+    from farm.celery_app import create_app, enqueue_finalize
+
+    ctx = request.app.state.ctx
+    from farm.submit import enqueue_job
+
+    todo = store.retry_job(ctx.db, _check_id(job_id))
+    try:
+        if todo:
+            enqueue_job(ctx.settings, ctx.db, job_id)
+        else:
+            celery = create_app(ctx.settings)
+            try:
+                enqueue_finalize(celery, job_id)
+            finally:
+                celery.close()
+    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
+        msg = exc.message if isinstance(exc, FarmError) else str(exc)
+        raise UnavailableError(f"job {job_id} is queued again in the database but the broker refused it: {msg}",
+                               hint="start the farm (`farm up`, or `farm worker`): it queues again what the "
+                                    "database says is left") from None
+    log.info("job %s retried over the API by token %r (%d chunks)", job_id, request.state.token_name, len(todo))
+    return job_detail(store.get_job(ctx.db, job_id))
+
+
+@router.get("/jobs/{job_id}/output", summary="Download the output of a done job",
+            response_class=FileResponse, responses={409: {"description": "the job is not done"}})
+def download_output(request: Request, job_id: str) -> Response:
+    ctx = request.app.state.ctx
+    job = store.get_job(ctx.db, _check_id(job_id))
+    if job.state != JobState.DONE.value:
+        raise StateError(f"job {job_id} is {job.state}; only a done job has an output")
+    try:
+        path = ctx.storage.confine(Path(job.output_path))
+    except InputError:
+        raise StateError(f"the output of job {job_id} is outside the farm's storage ({job.output_path}); "
+                         "the API serves only outputs on storage") from None
+    if not path.is_file():
+        raise JobNotFound(f"the output of job {job_id} ({job.output_path}) is no longer there")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, filename=Path(job.output_path).name)

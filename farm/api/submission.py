@@ -1,0 +1,123 @@
+"""What a POST /jobs asks for, as a SubmitRequest: every path confined to the farm's storage.
+
+Two shapes, the same options as `farm submit` (farm.spec.SUBMIT_OPTIONS):
+- multipart/form-data: the video as a file part `video`; `source` and `reference` as
+  file parts (or as text: paths on storage); every other option a text field.
+- application/json: {"path": "<video on storage>", "source": [...], ...options}; paths
+  are absolute or relative to the storage root, and must resolve (symlinks too) inside it.
+
+The request's sha256 (its options and the content of its uploads, or the paths it
+names) is what an Idempotency-Key is bound to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from farm.api.uploads import Form
+from farm.errors import InputError
+from farm.spec import check_options, submit_request
+from farm.storage import Storage
+
+FILE_FIELDS = ("video", "source", "reference")
+_LIST_FIELDS = ("source",)
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+@dataclass
+class Submission:
+    request: Any           # farm.submit.SubmitRequest
+    sha256: str            # of what was asked (options + uploads or paths)
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def confine(storage: Storage, raw: str, what: str) -> Path:
+    """A client's path as a real path inside storage (relative ones from the storage root)."""
+    if not raw or "\0" in raw:
+        raise InputError(f"{what} path is empty or invalid")
+    path = Path(raw)
+    resolved = storage.confine(path if path.is_absolute() else storage.root / path)
+    return resolved
+
+
+def _check_models(storage: Storage, options: dict[str, Any]) -> None:
+    """A model pack by name, or a directory on storage (never an arbitrary server path)."""
+    models = options.get("models")
+    if models is None or (set(models) <= _NAME_CHARS and not models.startswith(".")):
+        return
+    options["models"] = str(confine(storage, models, "models"))
+
+
+def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
+    """A multipart request; the uploaded video is at `upload_dir`/..., the output goes beside it."""
+    raw: dict[str, Any] = {}
+    for name, value in form.fields:
+        if name in ("video", "path"):
+            raise InputError(f"form field {name!r} must be a file part (the video to process)",
+                             hint="send the video as multipart file field 'video', or POST JSON with 'path'")
+        if name in _LIST_FIELDS:
+            raw.setdefault(name, []).append(value)
+        elif name in raw:
+            raise InputError(f"form field {name!r} is given twice")
+        else:
+            raw[name] = value
+    options = check_options(raw, "the form", text=True)
+    videos = [f for f in form.files if f.field == "video"]
+    unknown = [f.field for f in form.files if f.field not in FILE_FIELDS]
+    if unknown:
+        raise InputError(f"unexpected file field {unknown[0]!r}", hint="file fields: " + ", ".join(FILE_FIELDS))
+    if len(videos) != 1:
+        raise InputError("send exactly one video, as the multipart file field 'video'")
+    video = videos[0]
+    if not Path(video.filename).suffix:
+        raise InputError(f"the uploaded video's file name {video.filename!r} has no extension",
+                         hint="name the file part like clip.mp4 (the output keeps the container)")
+    sources = [confine(storage, p, "source") for p in options.get("source", [])]
+    sources += [f.path for f in form.files if f.field == "source"]
+    refs = [f for f in form.files if f.field == "reference"]
+    if len(refs) > 1 or (refs and "reference" in options):
+        raise InputError("give one reference image at most")
+    if refs:
+        options["reference"] = refs[0].path
+    elif "reference" in options:
+        options["reference"] = confine(storage, options["reference"], "reference")
+    options["source"] = sources
+    if "output" in options:
+        options["output"] = confine(storage, options["output"], "output")
+    else:
+        options["output"] = upload_dir / f"{Path(video.filename).stem}.farm{Path(video.filename).suffix}"
+    _check_models(storage, options)
+    payload = {"options": {k: v for k, v in raw.items() if k not in ("source", "reference", "output")},
+               "output": raw.get("output"), "source_paths": raw.get("source"), "reference_path": raw.get("reference"),
+               "files": [(f.field, f.filename, f.sha256) for f in form.files]}
+    return Submission(submit_request(video.path, options), _digest(payload))
+
+
+def from_json(body: bytes, storage: Storage) -> Submission:
+    """A JSON request naming a video already on storage."""
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError("the JSON body must be an object: {\"path\": ..., options}")
+    data = dict(data)
+    path = data.pop("path", None)
+    if not isinstance(path, str):
+        raise InputError("the JSON body needs 'path': the video, on the farm's storage",
+                         hint="or upload the video as multipart/form-data field 'video'")
+    options = check_options(data, "the JSON body")
+    video = confine(storage, path, "video")
+    options["source"] = [confine(storage, p, "source") for p in options.get("source", [])]
+    for key in ("reference", "output"):
+        if key in options:
+            options[key] = confine(storage, options[key], key)
+    _check_models(storage, options)
+    return Submission(submit_request(video, options), _digest({"path": path, "options": data}))

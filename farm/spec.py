@@ -1,0 +1,185 @@
+"""Submit options as data: a job spec file (`farm submit --spec render.toml`), or the API's form.
+
+A spec file holds committed render settings, with the CLI's option names (dashes or
+underscores), at the top level or under a `[submit]` table:
+
+    source = ["faces/alice.jpg"]      # paths are relative to the spec file's folder
+    chunk_seconds = 2.0
+    codec = "hevc"
+    crf = 18
+    priority = 7
+    enhance = false
+
+Unknown keys and values of the wrong type are refused (InputError naming the key and
+the file). The same table of options checks the API's form fields, given as text.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from farm.errors import InputError
+
+# option -> (kind, minimum, maximum or choices)
+SUBMIT_OPTIONS: dict[str, tuple[str, Any, Any]] = {
+    "source": ("paths", None, None),
+    "output": ("path", None, None),
+    "overwrite": ("bool", None, None),
+    "chunk_seconds": ("float", 0.2, 3600.0),
+    "codec": ("str", None, None),
+    "preset": ("str", None, None),
+    "crf": ("int", 0, 63),
+    "priority": ("int", 0, 9),
+    "keep_chunks": ("bool", None, None),
+    "models": ("str", None, None),
+    "faces": ("choice", ("all", "largest", "reference"), None),
+    "reference": ("path", None, None),
+    "reference_frame": ("int", 0, None),
+    "similarity": ("float", 0.0, 1.0),
+    "enhance": ("bool", None, None),
+    "enhance_blend": ("float", 0.0, 1.0),
+    "passthrough": ("bool", None, None),
+}
+PATH_OPTIONS = ("source", "output", "reference")
+SPEC_TABLE = "submit"
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _hint(kind: str, lo: Any, hi: Any) -> str:
+    if kind == "choice":
+        return "one of " + ", ".join(lo)
+    if kind == "paths":
+        return "a path or a list of paths"
+    if lo is not None or hi is not None:
+        return f"{kind} in {'' if lo is None else lo}..{'' if hi is None else hi}"
+    return {"bool": "true or false", "str": "a non-empty string", "path": "a path"}.get(kind, kind)
+
+
+def check_option(key: str, value: Any, origin: str, *, text: bool = False) -> Any:
+    """One option's value checked and converted; `text`: values come as strings (a form).
+
+    Returns bool/int/float/str, a str for a path, a list of str for `source`.
+    """
+    if key not in SUBMIT_OPTIONS:
+        raise InputError(f"unknown option {key!r} in {origin}",
+                         hint="known options: " + ", ".join(SUBMIT_OPTIONS))
+    kind, lo, hi = SUBMIT_OPTIONS[key]
+    bad = InputError(f"option {key} = {value!r} in {origin} is invalid", hint=_hint(kind, lo, hi))
+    if kind == "paths":
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v.strip() and "\0" not in v for v in values):
+            raise bad
+        return list(values)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if text and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad
+    if kind in ("str", "path", "choice"):
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            raise bad
+        if kind == "choice" and value not in lo:
+            raise bad
+        return value.strip() if kind != "path" else value
+    if isinstance(value, bool):  # a bool is an int in Python; not here
+        raise bad
+    if isinstance(value, str) and text:
+        try:
+            value = int(value) if kind == "int" else float(value)
+        except ValueError:
+            raise bad from None
+    if kind == "int" and not isinstance(value, int):
+        raise bad
+    if kind == "float":
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad
+        value = float(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise bad
+    return value
+
+
+def check_options(raw: Mapping[str, Any], origin: str, *, text: bool = False) -> dict[str, Any]:
+    """Every option of `raw` checked (keys may use dashes); see check_option."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name in out:
+            raise InputError(f"option {name!r} is given twice in {origin}")
+        out[name] = check_option(name, value, origin, text=text)
+    return out
+
+
+def load_spec(path: Path | str) -> dict[str, Any]:
+    """Read a job spec file: a dict of the options it sets (and only those).
+
+    Keys are the SUBMIT_OPTIONS names (underscores). `source` is a list[Path], `output`
+    and `reference` a Path, all absolute (relative ones are taken from the spec file's
+    folder, `~` expanded); the others are bool, int, float or str as in SUBMIT_OPTIONS.
+    """
+    path = Path(path).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"spec file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read spec file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"spec file {path} is not valid TOML: {exc}") from None
+    if SPEC_TABLE in data:
+        others = sorted(set(data) - {SPEC_TABLE})
+        if others:
+            raise InputError(f"unknown key {others[0]!r} in spec file {path}",
+                             hint=f"put every option either at the top level or under [{SPEC_TABLE}]")
+        data = data[SPEC_TABLE]
+        if not isinstance(data, dict):
+            raise InputError(f"[{SPEC_TABLE}] in spec file {path} must be a table")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise InputError(f"unknown table [{key}] in spec file {path}",
+                             hint=f"options go at the top level or under [{SPEC_TABLE}]")
+    options = check_options(data, f"spec file {path}")
+    base = path.absolute().parent
+    for key in PATH_OPTIONS:
+        if key in options:
+            resolved = [(base / Path(p).expanduser()).absolute() for p in
+                        (options[key] if key == "source" else [options[key]])]
+            options[key] = resolved if key == "source" else resolved[0]
+    return options
+
+
+def with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` (a spec) with every option of `overrides` that is not None put over it."""
+    out = dict(base)
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    return out
+
+
+def submit_request(video: Path, options: Mapping[str, Any]) -> Any:
+    """A SubmitRequest for `video` from checked options, with the CLI's defaults and rules."""
+    from farm.submit import SubmitRequest
+
+    passthrough = bool(options.get("passthrough", False))
+    sources = [Path(p) for p in options.get("source") or []]
+    if not sources and not passthrough:
+        raise InputError("no source image given: farm needs the face to swap in",
+                         hint="give source (an image of the face), or passthrough to only re-encode")
+    face_options: dict[str, Any] = {"faces": options.get("faces", "all"), "enhance": options.get("enhance", True)}
+    for key in ("reference", "reference_frame", "similarity", "enhance_blend"):
+        if options.get(key) is not None:
+            value = options[key]
+            face_options[key] = str(value) if isinstance(value, Path) else value
+    output = options.get("output")
+    return SubmitRequest(
+        video=Path(video), sources=[] if passthrough else sources,
+        output=Path(output) if output is not None else None,
+        overwrite=bool(options.get("overwrite", False)), keep_chunks=bool(options.get("keep_chunks", False)),
+        chunk_seconds=options.get("chunk_seconds"), codec=options.get("codec"), preset=options.get("preset"),
+        crf=options.get("crf"), priority=int(options.get("priority", 5)), models=options.get("models"),
+        face_options=face_options,
+    )

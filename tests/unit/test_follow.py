@@ -1,0 +1,83 @@
+"""farm.follow: one snapshot of the live view, rendered to a recording Console."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.console import Console
+
+from farm import registry, store
+from farm.db import Chunk, utcnow
+from farm.follow import RateMeter, follow, format_eta
+from farm.store import ChunkSpec
+
+
+def make_job(db, job_id: str, frames: list[int]) -> None:
+    specs, first = [], 0
+    for i, n in enumerate(frames):
+        specs.append(ChunkSpec(i, first, n, {}, f"/in/{i}.mp4", f"/out/{i}.mp4"))
+        first += n
+    store.create_job(db, job_id=job_id, chunks=specs, input_path=f"/videos/{job_id}.mp4",
+                     source_path="/s/src.mp4", output_path="/o/out.mp4", frames_total=first, fps=30.0)
+
+
+def test_one_snapshot_shows_jobs_with_frames_fps_eta_and_workers_with_their_chunk(db, settings):
+    # Given job j1 (2 chunks of 100 frames: chunk 0 done, chunk 1 at 50) started 10 s ago,
+    # a finished job, and two workers: gpu0 busy on j1/1 with CUDA, gpu1 idle
+    make_job(db, "j1", [100, 100])
+    make_job(db, "old", [10])
+    store.claim_chunk(db, "j1", 0, "gpu1@n", 3)
+    store.complete_chunk(db, "j1", 0, "gpu1@n")
+    store.claim_chunk(db, "j1", 1, "gpu0@n", 3)
+    store.heartbeat(db, "j1", 1, 50)
+    with db.transaction() as s:
+        for c in s.query(Chunk).filter_by(job_id="j1"):
+            c.started_at = utcnow() - dt.timedelta(seconds=10)
+    store.request_cancel(db, "old")
+    registry.report_start(db, "gpu0@n", 1, "0", "CUDAExecutionProvider,CPUExecutionProvider")
+    registry.report_busy(db, "gpu0@n", "j1", 1)
+    registry.report_start(db, "gpu1@n", 2, "1", "TensorrtExecutionProvider")
+    registry.report_result(db, "gpu1@n", ok=True, frames=100, fps=33.3)
+
+    # When one snapshot is rendered
+    console = Console(record=True, width=220, color_system=None)
+    assert follow(settings, db, console, once=True) == 0
+    text = console.export_text()
+
+    # Then the running job shows frames, fps (150 frames in ~10 s) and ETA (50 frames left)
+    job_line = next(line for line in text.splitlines() if "j1 " in line and "running" in line)
+    assert "150/200" in job_line and "1/2 (1 running)" in job_line and "/videos/j1.mp4" in job_line
+    cells = [c.strip() for c in job_line.split("│")[1:-1]]
+    assert cells[:2] == ["j1", "running"]
+    assert 13.0 < float(cells[5]) <= 15.5
+    assert cells[6] in ("0:03", "0:04")
+    assert "old" not in text                       # finished jobs are not shown
+    # and each worker its GPU, state, current chunk with its frames, providers, fps
+    w0 = next(line for line in text.splitlines() if "gpu0@n" in line)
+    assert " 0 " in w0 and "busy" in w0 and "j1/1" in w0 and "50/100" in w0 and "CUDA, CPU" in w0
+    w1 = next(line for line in text.splitlines() if "gpu1@n" in line)
+    assert "idle" in w1 and "Tensorrt" in w1 and "33.3" in w1
+
+
+def test_empty_farm_says_so(db, settings):
+    console = Console(record=True, width=160, color_system=None)
+    follow(settings, db, console, once=True)
+    text = console.export_text()
+    assert "no unfinished jobs" in text and "no worker has reported yet" in text
+
+
+def test_rate_meter_uses_the_window():
+    now = [0.0]
+    meter = RateMeter(window_s=10, clock=lambda: now[0])
+    meter.add("j", 0)
+    assert meter.rate("j") is None
+    for t, frames in ((5, 50), (10, 100), (20, 400)):
+        now[0] = t
+        meter.add("j", frames)
+    assert meter.rate("j") == 30.0                 # (400-100)/(20-10): older samples dropped
+    meter.forget_except(set())
+    assert meter.rate("j") is None
+
+
+def test_format_eta():
+    assert format_eta(None) == "-" and format_eta(65) == "1:05" and format_eta(3725) == "1:02:05"

@@ -66,33 +66,32 @@ def submit(
     codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, ... (default: the input's family)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset (e.g. veryfast, medium)."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Encoder quality (lower is better)."),
-    priority: int = typer.Option(5, "--priority", help="0..9; 9 runs first."),
+    priority: Optional[int] = typer.Option(None, "--priority", help="0..9; 9 runs first (default 5)."),
     keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep chunk files after publishing."),
     models: Optional[str] = typer.Option(None, "--models", help="Model pack: default, demo, or a directory."),
-    faces: str = typer.Option("all", "--faces", help="all | largest | reference"),
+    faces: Optional[str] = typer.Option(None, "--faces", help="all | largest | reference (default all)"),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Image of the face to replace (--faces reference)."),
     reference_frame: Optional[int] = typer.Option(None, "--reference-frame", help="Take the reference from this frame."),
     similarity: Optional[float] = typer.Option(None, "--similarity", help="Cosine similarity for --faces reference."),
     no_enhance: bool = typer.Option(False, "--no-enhance", help="Skip face restoration (GFPGAN)."),
     enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", help="0..1, share of the restored face."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A TOML job spec; options given here override it."),
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
-    from farm.submit import SubmitRequest
+    from farm.spec import load_spec, submit_request, with_overrides
     from farm.submit import submit as do_submit
 
     settings = _settings()
-    if not source and not passthrough:
-        raise InputError("no --source image given: farm needs the face to swap in",
-                         hint="add --source face.jpg (or --passthrough to only re-encode)")
-    face_options: dict[str, Any] = {"faces": faces, "enhance": not no_enhance}
-    for key, value in (("reference", reference), ("reference_frame", reference_frame),
-                       ("similarity", similarity), ("enhance_blend", enhance_blend)):
-        if value is not None:
-            face_options[key] = str(value) if isinstance(value, Path) else value
-    req = SubmitRequest(video=video, sources=[] if passthrough else list(source), output=output,
-                        overwrite=overwrite, keep_chunks=keep_chunks, chunk_seconds=chunk_seconds, codec=codec,
-                        preset=preset, crf=crf, priority=priority, models=models, face_options=face_options)
+    given = {  # flags count only when given, so a spec file's values stand otherwise
+        "source": list(source) or None, "output": output, "overwrite": overwrite or None,
+        "keep_chunks": keep_chunks or None, "chunk_seconds": chunk_seconds, "codec": codec, "preset": preset,
+        "crf": crf, "priority": priority, "models": models, "faces": faces, "reference": reference,
+        "reference_frame": reference_frame, "similarity": similarity, "enhance": False if no_enhance else None,
+        "enhance_blend": enhance_blend, "passthrough": passthrough or None,
+    }
+    options = with_overrides(load_spec(spec) if spec else {}, given)
+    req = submit_request(video, options)
     db = _database(settings)
     started = local.up(settings) if settings.embedded_broker or wait else []
     if started:
@@ -139,13 +138,20 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", help="Length of the sam
     submit(video=video, source=[face], output=folder / "sample.farm.mp4", overwrite=True, wait=True,
            as_json=False, chunk_seconds=1.0, codec=None, preset=None, crf=None, priority=5, keep_chunks=False,
            models="demo", faces="all", reference=None, reference_frame=None, similarity=None, no_enhance=False,
-           enhance_blend=None, passthrough=False)
+           enhance_blend=None, passthrough=False, spec=None)
 
 
 @app.command()
-def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs.")) -> None:
-    """Show one job's chunks, or the recent jobs."""
-    db = _database(_settings())
+def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs."),
+           follow_: bool = typer.Option(False, "--follow", "-f", help="Live view of running jobs and workers."),
+           interval_s: float = typer.Option(1.0, "--interval", help="Refresh period of --follow (s).")) -> None:
+    """Show one job's chunks, or the recent jobs (and workers); --follow keeps it live."""
+    settings = _settings()
+    db = _database(settings)
+    if follow_:
+        from farm.follow import follow
+
+        raise typer.Exit(follow(settings, db, out, interval_s=interval_s))
     if job_id:
         out.print(job_table(store.get_job(db, job_id)))
     else:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from farm.config import Settings
 from farm.errors import UnavailableError
@@ -55,9 +57,11 @@ def _pid_alive(pid_file: Path) -> int | None:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
+    """A client that fails at once when Redis is down (redis-py retries with backoff by default)."""
+    no_retry = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
     if settings.embedded_broker:
-        return redis.Redis(unix_socket_path=str(settings.redis_socket), socket_timeout=5)
-    return redis.Redis.from_url(settings.broker, socket_timeout=5)
+        return redis.Redis(unix_socket_path=str(settings.redis_socket), **no_retry)
+    return redis.Redis.from_url(settings.broker, **no_retry)
 
 
 def broker_alive(settings: Settings) -> bool:

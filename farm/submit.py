@@ -54,7 +54,7 @@ def default_output(video: Path) -> Path:
 
 def check_output(req: SubmitRequest) -> Path:
     video = req.video.absolute()
-    out = (req.output or default_output(video)).expanduser().absolute()
+    out = Path(os.path.abspath((req.output or default_output(video)).expanduser()))
     if out.suffix.lower() != video.suffix.lower():
         raise InputError(f"output {out} must keep the input's container ({video.suffix})",
                          hint=f"use an output name ending in {video.suffix}")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from farm import records, registry, store
-from farm.celery_app import enqueue_chunk, enqueue_finalize
-from farm.errors import ChunkCancelled, FarmError, InputError, ModelError
+from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
+from farm.errors import ChunkCancelled, FarmError, InputError
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.states import ChunkState
@@ -22,8 +22,8 @@ from farm.states import ChunkState
 log = logging.getLogger("farm.chunk")
 
 RETRY_BACKOFF_S = (2.0, 10.0, 30.0)   # delay before a failed chunk runs again, by attempt
-NOT_RETRYABLE = (InputError, ModelError)
-BUSY_RECHECK_S = 30.0      # a duplicate delivery of a live chunk looks again after this
+NOT_RETRYABLE = (InputError,)        # the job's own input: no other worker would do better
+BUSY_RECHECK_MAX_S = 30.0             # a duplicate delivery of a live chunk looks again after at most this
 
 
 def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
@@ -31,7 +31,8 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
                               busy_after_s=ctx.settings.stale_heartbeat_s)
     if claim.outcome == "busy":
-        enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=BUSY_RECHECK_S)
+        recheck = min(BUSY_RECHECK_MAX_S, ctx.settings.stale_heartbeat_s / 2)
+        enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=recheck)
     if claim.outcome != "run":
         log.info("job %s chunk %d: %s (%s)", job_id, index, claim.outcome, claim.reason)
         return claim.outcome
@@ -63,7 +64,9 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         retryable = not isinstance(exc, NOT_RETRYABLE)
         state = store.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
                                  max_attempts=ctx.settings.max_attempts)
-        registry.report_result(ctx.db, worker, ok=False)
+        failures = registry.report_result(ctx.db, worker, ok=False)
+        if failures >= ctx.settings.max_worker_failures:
+            quarantine(ctx, worker, failures, message)
         log.warning("job %s chunk %d attempt %d failed: %s -> %s", job_id, index, chunk.attempts, message, state)
         if state == ChunkState.PENDING:
             delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
@@ -78,6 +81,14 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         return "done, finalize enqueued"
     top_up(ctx, job_id)
     return "done"
+
+
+def quarantine(ctx: Any, worker: str, failures: int, last_error: str) -> None:
+    """A worker that failed `failures` chunks in a row (a broken GPU?) stops taking chunks."""
+    note = f"stopped taking chunks after {failures} failures in a row; last: {last_error}"
+    registry.report_state(ctx.db, worker, "quarantined", note)
+    log.error("%s %s; fix it and restart the worker", worker, note)
+    ctx.app.control.cancel_consumer(QUEUE_GPU, destination=[worker])
 
 
 def top_up(ctx: Any, job_id: str) -> None:

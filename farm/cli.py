@@ -189,6 +189,12 @@ def retry(job_id: str) -> None:
 
     settings = _settings()
     db = _database(settings)
+    job = store.get_job(db, job_id)
+    if job.state in ("queued", "running"):   # e.g. after the farm was stopped mid-job
+        local.up(settings) if settings.embedded_broker else None
+        counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
+        err.print(f"job {job_id} is {job.state}; queued again what the broker did not hold: {counts}")
+        return
     todo = store.retry_job(db, job_id)
     local.up(settings) if settings.embedded_broker else None
     if todo:

@@ -34,6 +34,7 @@ ENV_VARS = {
     "job_window": "FARM_JOB_WINDOW",
     "stale_heartbeat_s": "FARM_STALE_HEARTBEAT_S",
     "reap_interval_s": "FARM_REAP_INTERVAL_S",
+    "max_worker_failures": "FARM_MAX_WORKER_FAILURES",
     "flower_user": "FARM_FLOWER_USER",
     "flower_password": "FARM_FLOWER_PASSWORD",
     "max_width": "FARM_MAX_WIDTH",
@@ -61,6 +62,7 @@ class Settings:
     job_window: int = 16                   # chunks of one job in the broker at once (fair sharing)
     stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
     reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
+    max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     max_width: int = 8192                  # input limits (pixels, frames, bytes)

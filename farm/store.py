@@ -313,6 +313,20 @@ def take_chunks_to_enqueue(db: Database, job_id: str, window: int) -> list[tuple
         return [(c.index, job.priority) for c in picked]
 
 
+def release_chunks(db: Database, workers: list[str]) -> int:
+    """Give back the running chunks of workers that stopped (a node shut down): pending again."""
+    if not workers:
+        return 0
+    with db.transaction() as s:
+        chunks = s.execute(select(Chunk).where(Chunk.state == ChunkState.RUNNING.value,
+                                               Chunk.worker.in_(workers)).with_for_update()).scalars().all()
+        for c in chunks:
+            _set_chunk(c, ChunkState.PENDING)
+            c.queued_at, c.frames_done = None, 0
+            _event(s, c.job_id, "chunk_released", f"{c.worker} stopped", c.index)
+        return len(chunks)
+
+
 def live_job_ids(db: Database) -> list[str]:
     """Jobs that still have chunks to run (queued or running)."""
     with db.transaction() as s:

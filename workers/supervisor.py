@@ -84,6 +84,7 @@ def supervise(children: list[Child], stop: list[bool]) -> int:
             log.warning("%s exited with code %s; restarting in %.0f s", child.hostname, code, delay)
         time.sleep(0.2)
     shutdown(children)
+    release_chunks([c.hostname for c in children])
     if not stop[0]:
         log.error("no chunk worker could start: the GPU providers asked for are missing")
         return EXIT_GPU_MISSING
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=0, help="CPU-only chunk workers")
     parser.add_argument("--providers", default=None, help="tensorrt,cuda,cpu (default: from settings)")
     parser.add_argument("--pid-file", default=None)
+    parser.add_argument("--node", default=None, help="node name in worker hostnames (default: this host's name)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     available = count_gpus()
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if not gpus and args.cpu <= 0:
         print("farm worker: no GPU found and --cpu not given; use --cpu N to run CPU workers", file=sys.stderr)
         return 2
-    children = plan_children(gpus, args.cpu, providers, socket.gethostname())
+    children = plan_children(gpus, args.cpu, providers, args.node or socket.gethostname())
     if args.pid_file:
         Path(args.pid_file).write_text(str(os.getpid()))
     stop = [False]
@@ -143,6 +145,21 @@ def start_reaper(stop: list[bool]) -> None:
     settings = load_settings()
     threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, settings.stale_heartbeat_s, stop),
                      daemon=True, name="reaper").start()
+
+
+def release_chunks(hostnames: list[str]) -> None:
+    """Chunks our workers were running when stopped go back to pending (the reaper re-queues them)."""
+    from farm import store
+    from farm.config import load_settings
+    from farm.db import Database
+
+    try:
+        released = store.release_chunks(Database(load_settings().database), hostnames)
+    except Exception as exc:  # noqa: BLE001 - shutting down must not fail on the database
+        log.warning("could not release running chunks: %s", exc)
+        return
+    if released:
+        log.info("released %d running chunk(s) for other workers", released)
 
 
 def all_refused(children: list[Child]) -> bool:

@@ -1,0 +1,90 @@
+"""Benchmark (a): farm overhead against plain ffmpeg on a clip with no faces.
+
+    .venv/bin/python bench/bench_overhead.py                 # spec: 4K, 10 s, 30 fps
+    .venv/bin/python bench/bench_overhead.py --width 1920 --height 1080 --seconds 4
+
+The clip (testsrc2, no faces, 2 s GOP, one AAC track) is made once. The local farm is
+started first (`farm up`, embedded default, private FARM_HOME) and stays up; then, in
+alternating order, `--runs` times each:
+  farm:   farm submit CLIP --source FACE --models demo --wait --preset P --crf C
+  ffmpeg: ffmpeg -i CLIP -map 0 -c:v libx264 -preset P -crf C -c:a copy OUT
+Prints each time, the medians and the ratio farm / ffmpeg (goal: <= 1.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from _util import ROOT, alternate, fmt, header, median
+
+GOAL = 1.15
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=int, default=3840)
+    ap.add_argument("--height", type=int, default=2160)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--chunk-seconds", type=float, default=None, help="default: the farm's own choice")
+    args = ap.parse_args()
+    if args.runs < 3:
+        ap.error("--runs must be at least 3")
+
+    from tests.clips import ffmpeg_exe, make_clip, make_face_image
+
+    header("farm overhead: farm submit --wait --models demo vs plain ffmpeg")
+    work = Path(tempfile.mkdtemp(prefix="farm-bench-a-"))
+    home = Path("/tmp") / f"farm-bench-{uuid.uuid4().hex[:8]}"   # short: unix socket path
+    home.mkdir()
+    env = dict(os.environ, FARM_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.pop("FARM_BROKER_URL", None)
+    farm = [sys.executable, "-m", "farm"]
+    try:
+        clip = make_clip(work / "clip.mp4", width=args.width, height=args.height, fps=args.fps,
+                         seconds=args.seconds, gop=2 * args.fps, audio_tracks=1)
+        face = make_face_image(work / "face.jpg")
+        print(f"clip:    {args.width}x{args.height}, {args.seconds:g} s, {args.fps} fps, H.264 yuv420p, "
+              f"2 s GOP, 1 AAC track, no faces; encoder libx264 {args.preset} crf {args.crf}")
+        subprocess.run([*farm, "up"], env=env, check=True, cwd=ROOT, capture_output=True)
+        out_farm, out_ff = work / "clip.farm.mp4", work / "clip.ffmpeg.mp4"
+        submit = [*farm, "submit", str(clip), "--source", str(face), "--models", "demo", "--wait",
+                  "--overwrite", "--output", str(out_farm), "--preset", args.preset, "--crf", str(args.crf)]
+        if args.chunk_seconds:
+            submit += ["--chunk-seconds", str(args.chunk_seconds)]
+        plain = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-map", "0", "-c:v", "libx264",
+                 "-preset", args.preset, "-crf", str(args.crf), "-c:a", "copy", str(out_ff)]
+
+        def run_farm() -> None:
+            proc = subprocess.run(submit, env=env, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"farm submit failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+        def run_ffmpeg() -> None:
+            subprocess.run(plain, check=True)
+
+        run_farm()     # warm-up (demo pack generation, worker model load) - not counted
+        t_farm, t_ff = alternate(run_farm, run_ffmpeg, args.runs)
+        ratio = median(t_farm) / median(t_ff)
+        print(f"farm:    {fmt(t_farm)}")
+        print(f"ffmpeg:  {fmt(t_ff)}")
+        print(f"ratio farm/ffmpeg: {ratio:.3f}  (goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'})")
+        return 0
+    finally:
+        subprocess.run([*farm, "down"], env=env, cwd=ROOT, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

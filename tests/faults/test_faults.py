@@ -1,0 +1,191 @@
+"""Fault injection on the real farm: a private Redis, real Celery worker processes, SQLite,
+real video. Each test checks that the job still ends with the exact frames and timestamps
+of the source, or fails with a clear error, and never publishes a partial file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from farm.celery_app import create_app, enqueue_chunk
+from farm.config import load_settings
+from tests import clips, media_checks
+from tests.e2e.farmcli import FarmCLI
+from tests.faults.farmfaults import busy_worker, chunks, events, query
+
+FAST_FAULTS = {"FARM_STALE_HEARTBEAT_S": "4", "FARM_REAP_INTERVAL_S": "1", "FARM_LOCAL_WORKERS": "2"}
+
+
+@pytest.fixture
+def cli(farm_home: Path):
+    farm = FarmCLI(farm_home, dict(FAST_FAULTS))
+    yield farm
+    farm.down()
+
+
+def long_clip(tmp_path: Path, seconds: float = 6.0) -> Path:
+    return clips.make_clip(tmp_path / "long.mp4", width=960, height=540, seconds=seconds, audio_tracks=1, gop=15)
+
+
+def submit(cli: FarmCLI, src: Path, *extra: str) -> str:
+    return cli.run("submit", str(src), "--passthrough", "--chunk-seconds", "1", *extra, check=True).stdout.strip()
+
+
+def assert_exact(src: Path, out: Path) -> None:
+    assert media_checks.frame_count(out) == media_checks.frame_count(src)
+    media_checks.assert_same_frame_times(media_checks.video_frame_times(src), media_checks.video_frame_times(out))
+    assert not list(out.parent.glob(f".{out.name}.*")), "a temporary file was left beside the output"
+
+
+def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(cli, tmp_path):
+    src = long_clip(tmp_path)
+    job_id = submit(cli, src)
+    index, pid, host = busy_worker(cli.home, job_id, min_frames=3)
+    os.kill(pid, signal.SIGKILL)
+    job = cli.wait_state(job_id, {"done", "failed"})
+    assert job["state"] == "done", job
+    assert dict((i, a) for i, _, a, _, _ in chunks(cli.home, job_id))[index] >= 2
+    assert_exact(src, tmp_path / "long.farm.mp4")
+
+
+@pytest.mark.parametrize("keep_data", [True, False], ids=["with-data", "without-data"])
+def test_redis_restarted_mid_job_loses_nothing(cli, tmp_path, keep_data):
+    src = long_clip(tmp_path)
+    job_id = submit(cli, src)
+    busy_worker(cli.home, job_id, min_frames=1)
+    run = cli.home / "run"
+    redis_pid = int((run / "redis.pid").read_text())
+    os.kill(redis_pid, signal.SIGTERM if keep_data else signal.SIGKILL)
+    time.sleep(0.5)
+    if not keep_data:
+        for path in run.glob("appendonly*"):
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+    assert cli.run("up").returncode == 0       # restarts Redis; the reaper re-queues what it lost
+    job = cli.wait_state(job_id, {"done", "failed"})
+    assert job["state"] == "done", job
+    assert_exact(src, tmp_path / "long.farm.mp4")
+
+
+def test_duplicate_deliveries_still_finalize_once(cli, tmp_path):
+    src = long_clip(tmp_path, seconds=4.0)
+    job_id = submit(cli, src)
+    settings = load_settings(cli.env)
+    app = create_app(settings)
+    for index, *_ in chunks(cli.home, job_id):
+        enqueue_chunk(app, job_id, index, 5)
+        enqueue_chunk(app, job_id, index, 5)
+    app.close()
+    job = cli.wait_state(job_id, {"done", "failed"})
+    assert job["state"] == "done", job
+    time.sleep(3)   # let every duplicate run out
+    assert events(cli.home, job_id, "finalize_claimed") == 1
+    assert events(cli.home, job_id, "done") == 1
+    assert_exact(src, tmp_path / "long.farm.mp4")
+
+
+def test_a_poison_chunk_that_kills_its_worker_fails_the_job_after_bounded_attempts(cli, tmp_path):
+    src = long_clip(tmp_path)
+    job_id = submit(cli, src, "--chunk-seconds", "2")   # longer chunks: the victim is easy to catch
+    victim, pid, _ = busy_worker(cli.home, job_id)
+    killed = 0
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if query(cli.home, "SELECT state FROM jobs WHERE id=?", job_id)[0][0] in ("failed", "done"):
+            break
+        try:
+            _, pid, _ = busy_worker(cli.home, job_id, index=victim, min_frames=0, timeout_s=0.5)
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except (AssertionError, ProcessLookupError):
+            pass
+    job = cli.job(job_id)
+    assert job["state"] == "failed", job
+    assert f"chunk {victim}" in job["error"] and "3 attempts" in job["error"]
+    assert killed >= 2
+    assert not (tmp_path / "long.farm.mp4").exists()
+
+
+def test_a_hung_worker_is_reaped_and_its_chunk_runs_elsewhere(cli, tmp_path):
+    src = long_clip(tmp_path)
+    job_id = submit(cli, src)
+    index, pid, host = busy_worker(cli.home, job_id, min_frames=2)
+    os.kill(pid, signal.SIGSTOP)      # heartbeats stop
+    try:
+        job = cli.wait_state(job_id, {"done", "failed"})
+        assert job["state"] == "done", job
+        rows = {i: (a, w) for i, _, a, _, w in chunks(cli.home, job_id)}
+        assert rows[index][0] >= 2 and rows[index][1] != host
+        assert events(cli.home, job_id, "requeued") >= 1
+        assert_exact(src, tmp_path / "long.farm.mp4")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_worker_that_keeps_failing_stops_taking_work_and_others_finish(cli, tmp_path):
+    """A node with a broken model mount (like a broken GPU): it fails chunks in a row, quarantines
+    itself, and its chunks go to the healthy worker."""
+    broken_env = dict(cli.env, FARM_MODELS_DIR="/dev/null/models", FARM_MAX_WORKER_FAILURES="2")
+    cli.env.update(FARM_MAX_ATTEMPTS="6", FARM_LOCAL_WORKERS="1")
+    cli.run("up", check=True)
+    broken = subprocess.Popen([sys.executable, "-m", "farm", "worker", "--cpu", "1", "--node", "broken"],
+                              env=broken_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(4)
+        src = clips.make_clip(tmp_path / "face.mp4", width=320, height=180, seconds=3.0, moving_face=True, gop=10)
+        face = clips.make_face_image(tmp_path / "face.jpg")
+        proc = cli.run("submit", str(src), "--source", str(face), "--models", "demo", "--chunk-seconds", "0.34",
+                       "--wait", "--json", timeout_s=400)
+        assert proc.returncode == 0, proc.stderr + cli.logs()
+        assert json.loads(proc.stdout)["state"] == "done"
+        status = cli.run("status", check=True).stdout
+        assert "quarantined" in status
+    finally:
+        broken.send_signal(signal.SIGTERM)
+        broken.wait(60)
+
+
+def test_stop_the_whole_farm_mid_job_then_up_and_retry_finishes_without_redoing(cli, tmp_path):
+    src = long_clip(tmp_path)
+    job_id = submit(cli, src)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(s == "done" for _, s, *_ in chunks(cli.home, job_id)) < 2:
+        time.sleep(0.1)
+    cli.down()
+    done_before = {i for i, s, *_ in chunks(cli.home, job_id) if s == "done"}
+    assert done_before and len(done_before) < len(chunks(cli.home, job_id))
+    assert "running" not in {s for _, s, *_ in chunks(cli.home, job_id)}, "farm down left chunks running"
+    assert cli.run("up").returncode == 0
+    assert cli.run("retry", job_id).returncode == 0
+    job = cli.wait_state(job_id, {"done", "failed"})
+    assert job["state"] == "done", job
+    assert all(a == 1 for i, _, a, *_ in chunks(cli.home, job_id) if i in done_before)
+    assert_exact(src, tmp_path / "long.farm.mp4")
+
+
+def test_storage_full_fails_cleanly_and_publishes_nothing(farm_home, tmp_path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    cli = FarmCLI(farm_home, dict(FAST_FAULTS, FARM_STORAGE=str(mount_point), FARM_MAX_ATTEMPTS="1"))
+    try:
+        src = clips.make_clip(tmp_path / "big.mp4", width=640, height=360, seconds=4.0, gop=30)
+        assert 0.8e6 < src.stat().st_size < 1.4e6, src.stat().st_size   # source + chunk inputs fit, outputs do not
+        proc = cli.run("submit", str(src), "--passthrough", "--crf", "0", "--wait", "--json")
+        assert proc.returncode == 1, proc.stderr
+        job = json.loads(proc.stdout)
+        assert job["state"] == "failed" and "No space left" in job["error"]
+        assert not (tmp_path / "big.farm.mp4").exists()
+        leftovers = [p for p in mount_point.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
+        assert leftovers == [], leftovers
+    finally:
+        cli.down()
+        subprocess.run(["umount", "-l", str(mount_point)])

@@ -16,16 +16,22 @@ What it runs, on one GPU (CUDA_VISIBLE_DEVICES picks it):
   here as conv stacks. Random detectors find nothing meaningful, so with stand-ins the
   detector model still runs on every frame but the face box comes from a fixed
   position (one face, 25% of the height, always): the cost is the same.
-Prints frames per second (median of --runs, each a whole chunk) and the share of time
-per stage. bench/RESULTS.md says where this has (not) been run.
+Prints frames per second (median of --runs, each a whole chunk) and, over the timed
+runs, the share of each chunk's wall time spent in each stage of the chain (detect,
+select, swap, enhance: model runs and their CPU pre/post-processing, which the stages
+time together); the rest ("decode/encode waits") is the chain waiting for the decode
+thread or for room in the encode queue. bench/RESULTS.md says where this has (not) been run.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -164,6 +170,41 @@ class FixedFaceDetector:
         return [Face(self.box, 0.99, landmarks_from_boxes(self.box[None])[0])]
 
 
+class StageClock:
+    """Seconds spent in each stage of a chain (process and process_batch), by stage name."""
+
+    def __init__(self, chain: Any) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._depth: dict[str, int] = defaultdict(int)   # process_batch may call process: count once
+        for stage in chain.stages:
+            for method in ("process", "process_batch"):
+                fn = getattr(stage, method, None)
+                if fn is not None:
+                    setattr(stage, method, self._timed(stage.name, fn))
+
+    def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            self._depth[name] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._depth[name] -= 1
+                if self._depth[name] == 0:
+                    self.seconds[name] += time.perf_counter() - start
+        return run
+
+    def reset(self) -> None:
+        self.seconds.clear()
+
+    def report(self, wall_s: float) -> str:
+        """One line per stage: seconds and share of `wall_s`, then the rest (decode/encode waits)."""
+        lines = [f"  {name:<20} {sec:8.2f} s  {100 * sec / wall_s:5.1f} %" for name, sec in self.seconds.items()]
+        rest = max(0.0, wall_s - sum(self.seconds.values()))
+        lines.append(f"  {'decode/encode waits':<20} {rest:8.2f} s  {100 * rest / wall_s:5.1f} %")
+        return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--providers", default="tensorrt,cuda")
@@ -198,22 +239,24 @@ def main() -> int:
     width, height = 3840, 2160
     latent = np.random.default_rng(1).standard_normal(512).astype(np.float32)
     latent /= np.linalg.norm(latent)
-    chain = None
-    try:
-        from farm.config import load_settings
+    from farm.config import load_settings
+    from farm.errors import ModelError
 
-        settings = load_settings()
+    settings = load_settings()
+    try:
+        # ModelError: the default pack is not installed (or not verified) here. Any other
+        # error (a provider that fails on this GPU, ...) is a real failure and is raised.
         pack = load_pack("default", models_dir=args.models_dir or settings.models_path, providers=args.providers,
                          cache_dir=settings.storage_dir / "trt-cache")
         chain = build_chain({"faces": "all", "enhance": True}, pack, emap_latent(latent, load_emap(pack.path("swapper"))))
         print("models:  the installed default pack (real weights)")
-    except Exception as exc:  # noqa: BLE001 - not installed: stand-ins
+    except ModelError as exc:
+        print(f"models:  random-weight stand-ins of the real compute, because the default pack is not usable: {exc}")
         paths = build_standins(tmp / "standins")
         sess = {r: create_session(p, args.providers, tmp / "trt-cache") for r, p in paths.items()}
         det = FixedFaceDetector(ScrfdDetector(sess["detector"]), width, height, DEFAULT_MAX_SIDE)
         chain = StageChain([DetectStage(det), SelectStage("all"), SwapStage(sess["swapper"], latent),
                             EnhanceStage(sess["enhancer"], 0.8)])
-        print(f"models:  random-weight stand-ins of the real compute ({type(exc).__name__}: default pack not usable)")
     print(f"providers: {args.providers}")
 
     clip = make_clip(tmp / "clip.mp4", width=width, height=height, fps=30, seconds=args.seconds,
@@ -228,14 +271,22 @@ def main() -> int:
           f"decoder: {'NVDEC' if nvdec_hwaccel('auto', info.video.codec) else 'software'}")
 
     fps = []
+    clock = StageClock(chain)
+    wall = 0.0
     with chain:
         run_batch = batch_processor(chain)
         transcode_chunk(seg, tmp / "warm.mov", plan, settings_enc, chain.process, process_batch=run_batch)  # engines
+        clock.reset()
         for r in range(args.runs):
             start = time.perf_counter()
             n = transcode_chunk(seg, tmp / f"o{r}.mov", plan, settings_enc, chain.process, process_batch=run_batch)
-            fps.append(n / (time.perf_counter() - start))
+            seconds = time.perf_counter() - start
+            wall += seconds
+            fps.append(n / seconds)
     print("4K fps per GPU: " + ", ".join(f"{v:.2f}" for v in fps) + f" (median {median(fps):.2f})")
+    print(f"time per stage over the {args.runs} timed runs (share of {wall:.2f} s wall):")
+    print(clock.report(wall))
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

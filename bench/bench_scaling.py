@@ -1,12 +1,15 @@
 """Benchmark (c): scaling over N simulated GPU workers, many jobs at once.
 
-    .venv/bin/python bench/bench_scaling.py [--workers 1 2 4 8] [--runs 3]
+    .venv/bin/python bench/bench_scaling.py [--workers 1 2 4 8] [--runs 3] [--broker redis://127.0.0.1:PORT/N]
 
 Each simulated worker is a real farm Celery worker process (workers.celery_worker,
 prefork, concurrency 1, prefetch 1) running the real chunk task (claim in the database,
 heartbeats, complete, top-up of the job window, broker enqueue) with the decode/stage/
-encode work replaced by a fixed sleep per frame (bench/_sim_worker.py). Broker: the
-farm's private Redis (unix socket on this host); database: SQLite under FARM_HOME.
+encode work replaced by a fixed sleep per frame (bench/_sim_worker.py). Broker: Redis on
+loopback TCP, as a cluster's would be reached: by default a private redis-server this
+script starts on a free 127.0.0.1 port (and stops); `--broker` names one instead (its
+database must be empty; it is emptied again at the end). Database: SQLite under a
+private FARM_HOME.
 
 For each N, `--runs` rounds: create `--jobs` jobs at once (real store.create_job +
 submit.enqueue_job), measure the makespan from the first enqueue until every chunk is
@@ -40,27 +43,36 @@ def main() -> int:
     ap.add_argument("--chunks", type=int, default=8, help="chunks per job (the last one is half length)")
     ap.add_argument("--frames", type=int, default=60, help="frames per full chunk")
     ap.add_argument("--frame-ms", type=float, default=10.0, help="simulated GPU time per frame")
+    ap.add_argument("--broker", default=None, metavar="redis://127.0.0.1:PORT/N",
+                    help="a loopback Redis database to use (must be empty); default: start a private one")
     args = ap.parse_args()
     if args.runs < 3:
         ap.error("--runs must be at least 3")
+    if args.broker and not args.broker.startswith("redis://"):
+        ap.error("--broker takes a redis://HOST:PORT/N URL (TCP)")
 
     from farm import records, store
     from farm.media.chunk_codec import EncoderSettings
     from farm.media.plan import ChunkPlan
-    from farm.config import load_settings
+    from farm.config import load_settings, redact_url
     from farm.db import Database, upgrade_schema
-    from farm.local import start_redis
     from farm.submit import enqueue_job
 
     header("scaling: N simulated GPU workers (real farm task path), many jobs at once")
     home = Path("/tmp") / f"farm-bench-{uuid.uuid4().hex[:8]}"
     home.mkdir()
-    env = dict(os.environ, FARM_HOME=str(home), BENCH_FRAME_S=str(args.frame_ms / 1000), PYTHONUNBUFFERED="1")
-    env.pop("FARM_BROKER_URL", None)
+    redis_proc = None
+    if args.broker:
+        broker = args.broker
+        check_empty(broker)
+    else:
+        redis_proc, broker = start_loopback_redis(home / "run")
+    print(f"broker:  {redact_url(broker)}" + (" (private redis-server, loopback TCP)" if redis_proc else ""))
+    env = dict(os.environ, FARM_HOME=str(home), FARM_BROKER_URL=broker, BENCH_FRAME_S=str(args.frame_ms / 1000),
+               PYTHONUNBUFFERED="1")
     os.environ["FARM_HOME"] = str(home)
-    os.environ.pop("FARM_BROKER_URL", None)
-    settings = load_settings({"FARM_HOME": str(home)})
-    start_redis(settings)
+    os.environ["FARM_BROKER_URL"] = broker
+    settings = load_settings({"FARM_HOME": str(home), "FARM_BROKER_URL": broker})
     db = Database(settings.database)
     upgrade_schema(db)
     frames_per_job = args.frames * (args.chunks - 1) + args.frames // 2
@@ -129,14 +141,59 @@ def main() -> int:
     finally:
         stop(procs)
         db.dispose()
-        pid = home / "run" / "redis.pid"
-        if pid.exists():
-            try:
-                os.kill(int(pid.read_text()), 15)
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.5)
+        if redis_proc is not None:
+            stop([redis_proc])
+        else:
+            import redis
+
+            redis.Redis.from_url(broker).flushdb()   # the finalize messages nobody consumed
         shutil.rmtree(home, ignore_errors=True)
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_loopback_redis(run_dir: Path, timeout_s: float = 15.0) -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server on a free 127.0.0.1 port (no persistence); (process, URL)."""
+    import redis
+
+    from farm.local import redis_server_exe
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_loopback_port()
+    proc = subprocess.Popen([redis_server_exe(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(run_dir),
+                             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if redis.Redis.from_url(url, socket_timeout=1).ping():
+                return proc, url
+        except redis.RedisError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    stop([proc])
+    raise SystemExit(f"redis-server did not start on 127.0.0.1:{port}")
+
+
+def check_empty(url: str) -> None:
+    """Refuse a --broker database that holds keys: the benchmark empties it at the end."""
+    import redis
+
+    try:
+        keys = redis.Redis.from_url(url, socket_timeout=5).dbsize()
+    except redis.RedisError as exc:
+        raise SystemExit(f"--broker: cannot reach Redis: {exc}") from None
+    if keys:
+        raise SystemExit(f"--broker: the database holds {keys} keys; give an empty one (e.g. another /N)")
 
 
 def wait_ready(settings, n: int, timeout_s: float = 120.0) -> None:

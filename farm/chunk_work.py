@@ -3,6 +3,14 @@
 claim (attempts counted in the database) -> decode -> stage chain -> encode ->
 frame count check -> temporary name + rename -> mark done. The worker that marks
 the last chunk done enqueues the finalize task; the database decides who that is.
+
+Face jobs run their stage chain over BATCH_FRAMES frames at a time (farm.faces.batch),
+so a model with a dynamic batch dimension sees the faces of several frames in one run.
+Which models batch: the ArcFace recogniser (w600k_r50, [N,3,112,112] -> [N,512]) in
+--faces reference mode, and a detector whose outputs keep the batch (rank 3). det_10g
+has a dynamic input batch but rank-2 outputs ([anchors, values]), so detection runs
+once per frame; YuNet, inswapper_128 and GFPGAN 1.4 are fixed batch 1 and run once per
+face. Pass-through jobs keep the plain frame-by-frame path.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from farm import records, registry, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
 from farm.errors import ChunkCancelled, FarmError, InputError
+from farm.faces.batch import batch_processor
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
 from farm.media.plan import ChunkPlan
+from farm.pipeline.frame import Frame
 from farm.states import ChunkState
 
 log = logging.getLogger("farm.chunk")
@@ -53,6 +63,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
                 Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
                 records.load(EncoderSettings, job.encoder), chain.process,
                 on_progress=on_progress, should_cancel=lambda: cancelled[0],
+                process_batch=batch_for(chain),
             )
     except ChunkCancelled:
         store.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)
@@ -81,6 +92,14 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         return "done, finalize enqueued"
     top_up(ctx, job_id)
     return "done"
+
+
+def batch_for(chain: Any) -> Callable[[list[Frame]], list[Frame]] | None:
+    """The `process_batch` for transcode_chunk: batched for a chain with a stage that
+    can batch (face jobs), None (frame by frame) otherwise (pass-through)."""
+    if any(hasattr(stage, "process_batch") for stage in chain.stages):
+        return batch_processor(chain)
+    return None
 
 
 def quarantine(ctx: Any, worker: str, failures: int, last_error: str) -> None:

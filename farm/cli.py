@@ -62,7 +62,7 @@ def submit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
-    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", help="Target chunk length (s)."),
+    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", help="Target chunk length (s; default: from resolution and fps)."),
     codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, ... (default: the input's family)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset (e.g. veryfast, medium)."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Encoder quality (lower is better)."),
@@ -70,6 +70,7 @@ def submit(
     keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep chunk files after publishing."),
     models: Optional[str] = typer.Option(None, "--models", help="Model pack: default, demo, or a directory."),
     faces: Optional[str] = typer.Option(None, "--faces", help="all | largest | reference (default all)"),
+    detector: Optional[str] = typer.Option(None, "--detector", help="auto | scrfd | yunet (default auto)"),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Image of the face to replace (--faces reference)."),
     reference_frame: Optional[int] = typer.Option(None, "--reference-frame", help="Take the reference from this frame."),
     similarity: Optional[float] = typer.Option(None, "--similarity", help="Cosine similarity for --faces reference."),
@@ -86,14 +87,16 @@ def submit(
     given = {  # flags count only when given, so a spec file's values stand otherwise
         "source": list(source) or None, "output": output, "overwrite": overwrite or None,
         "keep_chunks": keep_chunks or None, "chunk_seconds": chunk_seconds, "codec": codec, "preset": preset,
-        "crf": crf, "priority": priority, "models": models, "faces": faces, "reference": reference,
+        "crf": crf, "priority": priority, "models": models, "faces": faces, "detector": detector, "reference": reference,
         "reference_frame": reference_frame, "similarity": similarity, "enhance": False if no_enhance else None,
         "enhance_blend": enhance_blend, "passthrough": passthrough or None,
     }
     options = with_overrides(load_spec(spec) if spec else {}, given)
     req = submit_request(video, options)
     db = _database(settings)
-    started = local.up(settings) if settings.embedded_broker or wait else []
+    # Only the embedded farm is started here: on a cluster (FARM_BROKER_URL set) the
+    # cluster's own workers run the job, and local workers would join its queue.
+    started = local.up(settings) if settings.embedded_broker else []
     if started:
         err.print(f"[dim]started the local farm: {', '.join(started)} (stop it with `farm down`)[/]")
     with err.status("submitting", spinner="dots") as status:
@@ -137,7 +140,7 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", help="Length of the sam
     err.print(f"sample clip {video}, source face {face}")
     submit(video=video, source=[face], output=folder / "sample.farm.mp4", overwrite=True, wait=True,
            as_json=False, chunk_seconds=1.0, codec=None, preset=None, crf=None, priority=5, keep_chunks=False,
-           models="demo", faces="all", reference=None, reference_frame=None, similarity=None, no_enhance=False,
+           models="demo", faces="all", detector=None, reference=None, reference_frame=None, similarity=None, no_enhance=False,
            enhance_blend=None, passthrough=False, spec=None)
 
 
@@ -176,9 +179,13 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="One JSON array on s
 
 @app.command()
 def cancel(job_id: str) -> None:
-    """Cancel a job: workers stop between frames; nothing is published."""
+    """Cancel a job: workers stop between frames; nothing is published.
+
+    Refused (exit 2) once the job is done, including when its output was being
+    published as the cancel came: publishing and finishing happen under the job's lock.
+    """
     job = store.request_cancel(_database(_settings()), job_id)
-    err.print(f"job {job.id} cancelled")
+    err.print(f"job {job.id} cancelled: workers stop between frames and nothing will be published")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from farm.errors import EXIT_FAILED
 
 models_app = typer.Typer(no_args_is_help=True, help="Model packs: list, fetch, verify, import.")
 out = Console()
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _location(pack: Optional[str]):  # noqa: ANN202
@@ -53,12 +54,25 @@ def list_cmd(pack: Optional[str] = PACK_OPTION, as_json: bool = typer.Option(Fal
 @models_app.command("verify")
 def verify_cmd(names: list[str] = typer.Argument(None), pack: Optional[str] = PACK_OPTION,
                as_json: bool = typer.Option(False, "--json")) -> None:
-    """Hash every installed file and check it against the manifest."""
+    """Hash every installed file and check it against the manifest (exit 1 if one is bad)."""
     from farm.models.install import verify_pack
 
-    rows = verify_pack(_location(pack), names or None)
+    loc = _location(pack)
+    rows = verify_pack(loc, names or None)
     _show(rows, as_json)
-    if any(r.installed and r.verified is False for r in rows):
+    bad = [r for r in rows if r.installed and r.verified is False]
+    for r in bad:
+        err.print(f"farm: model file {loc.root / r.file} ({r.name}) failed verification: {r.status}",
+                  highlight=False)
+    if bad:
+        if loc.is_demo:
+            hint = f"delete {loc.root}; the demo pack is generated again on its next use"
+        else:
+            where = "" if loc.name == "default" else f" --models {loc.root}"
+            fix = " ".join(r.name for r in bad)
+            hint = (f"replace the file(s): `farm models fetch {fix}{where}`, or "
+                    f"`farm models import DIR {fix}{where}` from a folder with good copies")
+        err.print(f"  what to do: {hint}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
 
 

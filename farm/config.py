@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from farm.errors import ConfigError
 
@@ -49,13 +50,13 @@ class Settings:
     """Everything configurable. Paths are absolute once loaded."""
 
     home: Path = DEFAULT_HOME
-    broker_url: str | None = None          # None: the embedded Redis under home/run
-    database_url: str | None = None        # None: sqlite under home
+    broker_url: str | None = field(default=None, repr=False)    # None: the embedded Redis under home/run
+    database_url: str | None = field(default=None, repr=False)  # None: sqlite under home
     storage: Path | None = None            # None: home/storage
     models_dir: Path | None = None         # None: home/models
     models: str = "default"                # model pack: default | demo | a directory
     providers: str = "auto"                # auto | comma list of tensorrt,cuda,cpu
-    chunk_seconds: float = 4.0             # target chunk length, seconds of video
+    chunk_seconds: float | None = None     # target chunk length (s); None: from resolution and fps
     max_attempts: int = 3                  # per chunk, counted in the database
     chunk_time_limit_s: int = 1800         # hard time limit of one chunk task
     local_workers: int = 1                 # worker processes of the embedded farm
@@ -111,8 +112,28 @@ class Settings:
         """Redis redelivers an unacked task after this; must exceed the chunk time limit."""
         return self.chunk_time_limit_s * 2 + 600
 
+    @property
+    def broker_shown(self) -> str:
+        """The broker URL with its password masked, for messages and logs."""
+        return redact_url(self.broker)
+
+    @property
+    def database_shown(self) -> str:
+        """The database URL with its password masked, for messages and logs."""
+        return redact_url(self.database)
+
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
+
+
+def redact_url(url: str) -> str:
+    """`scheme://user:***@host/...`: the URL without its password (secrets never reach a log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -159,6 +180,6 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ConfigError("max_attempts must be at least 1")
     if settings.job_window < 1:
         raise ConfigError("job_window must be at least 1")
-    if settings.chunk_seconds <= 0:
+    if settings.chunk_seconds is not None and settings.chunk_seconds <= 0:
         raise ConfigError("chunk_seconds must be positive")
     return settings

@@ -3,66 +3,189 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+import av
 
 from farm import __version__, store
-from farm.errors import FarmError
-from farm.media.join import join_chunks
-from farm.media.probe import probe
+from farm.errors import FarmError, VerifyError
+from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
+from farm.media.formats import keeps_free_tags
+from farm.media.join import join_chunks, muxer_for
+from farm.media.probe import MediaInfo, probe
 from farm.media.verify import verify_output
-from farm.storage import publish, temp_name
+from farm.storage import commit_publish, stage_for_publish, temp_name
 
 log = logging.getLogger("farm.finalize")
 
+#: Longest label an MPEG-TS service_name can hold (a one-byte length in the SDT), in bytes.
+TS_SERVICE_NAME_MAX_BYTES = 255
 
-def output_metadata(job: Any) -> dict[str, str]:
-    """The container tags every output carries: synthetic-media label, job id, models."""
+
+def faces_altered(job: Any) -> bool:
+    """True if the job changed faces (False for --passthrough: a re-encode only)."""
+    options = job.options or {}
+    return bool(job.models) and options.get("faces", "off") != "off"
+
+
+def output_label(job: Any) -> str:
+    """One line saying what the output is: synthetic media made by farm, the job, what changed."""
+    head = f"synthetic media made by farm {__version__}, job {job.id}"
+    if not faces_altered(job):
+        return f"{head}: a pass-through re-encode, no faces were changed"
+    models = job.models or {}
+    label = f"{head}: faces altered with model pack {models.get('pack', 'unknown')}"
+    if models.get("demo"):
+        label += " (demo stand-in models, not real face swap)"
+    return label
+
+
+def output_metadata(job: Any, muxer: str | None = None) -> dict[str, str]:
+    """The container tags an output carries: the synthetic-media label, job id, models.
+
+    muxer: the output's muxer (None: one that keeps free-form tags). AVI keeps only its
+    RIFF INFO fields, so the label goes in `comment`; MPEG-TS keeps only the service
+    description, so it goes in `service_name` (at most 255 bytes), `service_provider`
+    naming farm. Other muxers get every tag below.
+    """
+    label = output_label(job)
+    if muxer == "avi":
+        return {"comment": label}
+    if muxer == "mpegts":
+        name = label.encode("utf-8")[:TS_SERVICE_NAME_MAX_BYTES].decode("utf-8", "ignore")
+        return {"service_provider": f"farm {__version__}", "service_name": name}
     models = job.models or {}
     entries = models.get("models", {})
     model_text = "; ".join(f"{m['name']} sha256:{m.get('sha256') or 'unknown'}" for m in entries.values())
-    pack = models.get("pack", "none (pass-through)")
-    label = f"synthetic media: faces altered by farm {__version__}, job {job.id}, model pack {pack}"
-    if models.get("demo"):
-        label += " (demo stand-in models, not real face swap)"
     return {
         "comment": label,
         "description": label,
         "farm_synthetic": "1",
+        "farm_faces_altered": "1" if faces_altered(job) else "0",
         "farm_job_id": job.id,
-        "farm_model_pack": str(pack),
+        "farm_model_pack": str(models.get("pack", "none (pass-through)")),
         "farm_models": model_text or "none",
         "farm_version": __version__,
     }
 
 
+def output_muxer(info: MediaInfo, job: Any) -> str:
+    """The muxer finalize writes the job's output with (the source's kind of container)."""
+    codec = av.codec.Codec(job.encoder["codec"], "w").canonical_name
+    return muxer_for(info, codec)
+
+
+def verify_label(path: Path, muxer: str, metadata: Mapping[str, str]) -> None:
+    """Raise VerifyError unless the output at `path` carries `metadata` where its container keeps it.
+
+    verify_output checks the tags of containers with free-form tags; this reads back
+    AVI's INFO fields and MPEG-TS's service description (program tags) with ffmpeg.
+    """
+    if keeps_free_tags(muxer):
+        return
+    if muxer not in ("avi", "mpegts"):
+        raise VerifyError(f"output {path.name}: the {muxer} container cannot carry the synthetic-media label",
+                          hint="submit the video in MP4, MOV, Matroska, AVI or MPEG-TS")
+    tags = read_tags(path, muxer, program=muxer == "mpegts")
+    wrong = [f"{k} is {tags.get(k)!r}, expected {v!r}" for k, v in metadata.items() if tags.get(k) != v]
+    if wrong:
+        raise VerifyError(f"output {path.name} lacks its synthetic-media label: " + "; ".join(wrong))
+
+
+def read_tags(path: Path, demuxer: str, *, program: bool = False) -> dict[str, str]:
+    """Container tags of a file as ffmpeg reads them; program=True: the first program's (MPEG-TS)."""
+    argv = base_args(ffmpeg_exe()) + input_args(path, demuxer)
+    argv += ["-map_metadata", "0:p:0" if program else "0", "-f", "ffmetadata", "pipe:1"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VerifyError(f"cannot read the tags of {path.name}: {exc}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace")[-1000:].strip()
+        raise VerifyError(f"cannot read the tags of {path.name} (ffmpeg exit {done.returncode}): {tail}")
+    return parse_ffmetadata(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_ffmetadata(text: str) -> dict[str, str]:
+    """The global key=value tags of ffmpeg's FFMETADATA1 output.
+
+    A backslash escapes the next character ('=', ';', '#', a backslash or a newline);
+    lines starting with ';' or '#' are comments; the first '[SECTION]' ends the globals.
+    """
+    lines: list[list[tuple[str, bool]]] = [[]]   # (character, escaped)
+    escaped = False
+    for ch in text:
+        if escaped:
+            lines[-1].append((ch, True))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "\n":
+            lines.append([])
+        else:
+            lines[-1].append((ch, False))
+    tags: dict[str, str] = {}
+    for line in lines:
+        if not line or (not line[0][1] and line[0][0] in ";#"):
+            continue
+        if not line[0][1] and line[0][0] == "[":
+            break
+        eq = next((k for k, (c, esc) in enumerate(line) if c == "=" and not esc), None)
+        if eq is not None:
+            tags["".join(c for c, _ in line[:eq]).lower()] = "".join(c for c, _ in line[eq + 1:])
+    return tags
+
+
 def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
-    """Join, verify and publish `job_id` if this caller owns its finalize step."""
+    """Join, verify and publish `job_id` if this caller owns its finalize step.
+
+    Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published)
+    or "error: ..." (the job failed with that reason; nothing published).
+    """
     job = store.claim_finalize(ctx.db, job_id, owner, stale_after_s=ctx.settings.chunk_time_limit_s)
     if job is None:
         log.info("job %s: finalize skipped (not finalizing, or owned by another worker)", job_id)
         return "skip"
     source = Path(job.source_path)
+    final = Path(job.output_path)
     joined = ctx.storage.output(job_id, source.suffix)
     tmp = temp_name(joined)
+    staged: Path | None = None
+    published = False
     try:
         info = probe(source)
-        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, output_metadata(job))
-        verify_output(info, tmp, output_metadata(job))
-        if store.get_job(ctx.db, job_id).cancel_requested:
-            return "cancelled"
+        muxer = output_muxer(info, job)
+        metadata = output_metadata(job, muxer)
+        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
+        verify_output(info, tmp, metadata)
+        verify_label(tmp, muxer, metadata)
         tmp.replace(joined)
-        publish(joined, Path(job.output_path), overwrite=job.overwrite)
+        staged = stage_for_publish(joined, final)   # any slow copy happens before the lock
+
+        def publish() -> None:
+            nonlocal published
+            commit_publish(staged, final, overwrite=job.overwrite)
+            published = True
+
+        outcome = store.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
+        if published and not job.overwrite:
+            final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
         message = str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
         store.fail_job(ctx.db, job_id, f"finalize failed: {message}")
         log.error("job %s: finalize failed: %s", job_id, message)
         return f"error: {message}"
     finally:
         tmp.unlink(missing_ok=True)
-    store.finish_job(ctx.db, job_id, f"published {job.output_path}")
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     joined.unlink(missing_ok=True)
+    if outcome != "done":
+        log.info("job %s: nothing published (%s)", job_id, outcome)
+        return "cancelled" if outcome == "cancelled" else "skip"
     if not job.keep_chunks:
         ctx.storage.remove_chunks(job_id)
-    log.info("job %s: done -> %s", job_id, job.output_path)
+    log.info("job %s: done -> %s", job_id, final)
     return "done"

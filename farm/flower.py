@@ -73,6 +73,9 @@ def flower_argv(settings: Settings, port: int = DEFAULT_PORT, address: str = DEF
     ]
 
 
+OPEN_API_ENV = "FLOWER_UNAUTHENTICATED_API"
+
+
 def flower_env(settings: Settings, base: Mapping[str, str], insecure: bool = False) -> dict[str, str]:
     """The environment of the Flower process: the base without FLOWER_BASIC_AUTH, plus the credentials."""
     auth = basic_auth(settings)
@@ -80,9 +83,11 @@ def flower_env(settings: Settings, base: Mapping[str, str], insecure: bool = Fal
         raise ConfigError("Flower needs credentials: set FARM_FLOWER_USER and FARM_FLOWER_PASSWORD "
                           "(or flower_user/flower_password in farm.toml)",
                           hint="or pass --insecure to run it without authentication on a trusted host")
-    env = {k: v for k, v in base.items() if k != AUTH_ENV}
+    env = {k: v for k, v in base.items() if k not in (AUTH_ENV, OPEN_API_ENV)}
     if auth is not None:
         env[AUTH_ENV] = auth
+    elif insecure:
+        env[OPEN_API_ENV] = "true"     # Flower keeps its REST API shut without auth unless told
     env["FARM_HOME"] = str(settings.home)
     return env
 

@@ -26,6 +26,7 @@ from farm.config import Settings
 from farm.db import Database, utcnow
 from farm.registry import WorkerView, list_workers
 from farm.states import JOB_TERMINAL, JobState
+from farm.watch import short_providers
 
 RATE_WINDOW_S = 15.0
 MAX_JOBS_SHOWN = 50
@@ -109,7 +110,7 @@ def workers_view(workers: list[WorkerView], jobs: dict[str, store.JobView]) -> T
             if view is not None:
                 chunk_frames = f"{view.frames_done}/{view.frames_planned}"
         state = w.state if w.alive() else f"{w.state} (silent)"
-        providers = ", ".join(p.removesuffix("ExecutionProvider") for p in w.providers.split(",") if p) or "-"
+        providers = short_providers(w.providers)
         table.add_row(w.hostname, w.gpu or "-", state, chunk, chunk_frames, providers,
                       f"{w.fps:.1f}" if w.fps else "-", f"{w.last_seen:%H:%M:%S}")
     if not workers:

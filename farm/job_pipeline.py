@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.errors import InputError
+from farm.errors import FarmError, InputError
 from farm.pipeline.stage import PassThrough, StageChain
 
 
@@ -44,10 +44,15 @@ class FacePrep:
 
 
 def prepare_faces(req: Any, settings: Any) -> FacePrep:
-    """Validate face options, load the model pack and compute the identities (refuses with exit 2)."""
+    """Validate face options, load the model pack and compute the identities (refuses with exit 2).
+
+    The detector named by the `detector` option is built here, so a pack that lacks it
+    (or an uninstalled optional YuNet file) is refused at submit, not in a worker.
+    """
     if not req.sources:
         return FacePrep(options={"faces": "off"})
     from farm.faces.chain import latent_for_pack
+    from farm.faces.detect import build_detector, detector_role
     from farm.faces.identity import compute_identity
     from farm.faces.options import validate_options
     from farm.models.packs import load_pack
@@ -56,33 +61,101 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     pack_name = req.models or settings.models
     pack = load_pack(pack_name, models_dir=settings.models_path, providers="cpu",
                      cache_dir=settings.storage_dir / "trt-cache")
-    identity = compute_identity([Path(p) for p in req.sources], pack)
+    detector = build_detector(pack, options["min_score"], options["detector"])
+    recognizer = pack.session("recognizer")
+    identity = compute_identity([Path(p) for p in req.sources], detector, recognizer)
     reference = None
     if options.get("faces") == "reference":
         if options.get("reference"):
-            reference = compute_identity([Path(options["reference"])], pack)
+            reference = compute_identity([Path(options["reference"])], detector, recognizer)
         elif options.get("reference_frame") is not None:
-            reference = reference_from_video(Path(req.video), int(options["reference_frame"]), pack)
+            reference = reference_from_video(Path(req.video), int(options["reference_frame"]), detector,
+                                             recognizer, options["detect_max_side"])
         else:
             raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
-    label = dict(pack.label(), pack_ref=str(pack_name))   # what workers load (name or directory)
+    role = detector_role(pack, options["detector"])
+    roles = [r for r in (role, "recognizer", "swapper") if r] + (["enhancer"] if _enhances(options) else [])
+    label = dict(pack.label(roles, haar=role is None), pack_ref=str(pack_name))   # workers load pack_ref
     return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack),
                     reference_embedding=reference)
 
 
-def reference_from_video(video: Path, index: int, pack: Any) -> np.ndarray:
-    """The embedding of the largest face in frame `index` (presentation order) of `video`."""
+def _enhances(options: dict[str, Any]) -> bool:
+    return bool(options.get("enhance")) and float(options.get("enhance_blend") or 0) > 0
+
+
+def open_video(video: Path) -> Any:
+    """Open the user's video as probe does: demuxer sniffed and forced, local files only.
+
+    InputError naming the file when it cannot be opened.
+    """
     import av
 
-    from farm.faces.detect import build_detector
-    from farm.faces.identity import reference_from_frame
-    from farm.pipeline.frame import Frame
+    from farm.media.ffmpeg import file_url
+    from farm.media.formats import SAFE_INPUT_OPTIONS, sniff_demuxer
 
-    with av.open(str(video)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == index:
-                return reference_from_frame(Frame.from_av(frame, i), build_detector(pack), pack.session("recognizer"))
-    raise InputError(f"--reference-frame {index} is past the end of {video}")
+    demuxer = sniff_demuxer(video)
+    try:
+        return av.open(file_url(video), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS),
+                       metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise InputError(f"{video}: cannot be opened to read the reference frame ({exc})",
+                         hint="the file is truncated or corrupt; re-export it, or use --reference IMAGE") from None
+
+
+def reference_from_video(video: Path, index: int, detector: Any, recognizer: Any,
+                         max_side: int = 640) -> np.ndarray:
+    """The raw embedding of the largest face in frame `index` (0-based, presentation order) of `video`.
+
+    Frames are counted as the chunk decoder counts them: the first video stream that is
+    not cover art, decoded frames in output order. InputError when the frame is past
+    the end or holds no face.
+    """
+    import av
+    from av.stream import Disposition
+
+    from farm.faces.identity import reference_from_frame
+    from farm.pipeline.frame import PLANAR_FORMATS, Frame
+
+    with open_video(video) as container:
+        streams = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+        if not streams:
+            raise InputError(f"{video}: no video stream to take --reference-frame {index} from")
+        stream = streams[0]
+        stream.thread_type = "AUTO"
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if count == index:
+                    if frame.format.name not in PLANAR_FORMATS:
+                        frame = frame.reformat(format="yuv420p")
+                    return reference_from_frame(Frame.from_av(frame, index), detector, recognizer, max_side)
+                count += 1
+        except av.FFmpegError as exc:
+            raise InputError(f"{video}: decoding failed before reference frame {index} ({exc})",
+                             hint="re-export the video, or use --reference IMAGE") from None
+    raise InputError(f"--reference-frame {index} is past the end of {video} ({count} frames)",
+                     hint=f"use a frame index from 0 to {count - 1}" if count else "the video has no frames")
+
+
+def load_identity(ctx: Any, job: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(source latent, reference embedding or None) saved for `job` at submit.
+
+    Never recomputed from the user's files: every chunk reads the same saved arrays.
+    """
+    path = ctx.storage.identity(job.id)
+    try:
+        with np.load(path) as data:
+            source = np.asarray(data["source"], np.float32)
+            reference = np.asarray(data["reference"], np.float32) if "reference" in data.files else None
+    except (OSError, KeyError, ValueError) as exc:
+        raise FarmError(f"job {job.id}: cannot read its saved identity {path} ({exc})",
+                        hint="the job's storage folder was changed or is not shared with this worker; "
+                        "check the storage mount, or submit the job again") from None
+    if (job.options or {}).get("faces") == "reference" and reference is None:
+        raise FarmError(f"job {job.id}: faces=reference but {path} holds no reference identity",
+                        hint="submit the job again")
+    return source, reference
 
 
 def build_job_chain(ctx: Any, job: Any) -> StageChain:
@@ -93,6 +166,5 @@ def build_job_chain(ctx: Any, job: Any) -> StageChain:
     from farm.faces.chain import build_chain
 
     pack = ctx.pack(job.models["pack_ref"])
-    data = np.load(ctx.storage.identity(job.id))
-    reference = data["reference"] if "reference" in data.files else None
-    return build_chain(options, pack, data["source"], reference)
+    source, reference = load_identity(ctx, job)
+    return build_chain(options, pack, source, reference)

@@ -38,6 +38,8 @@ def _row(s, hostname: str) -> WorkerRow:  # noqa: ANN001
 
 
 def report_start(db: Database, hostname: str, pid: int, gpu: str | None, providers: str) -> None:
+    """A worker process started: idle, counters reset; `providers` as its sessions report them
+    ('' before it has made any)."""
     with db.transaction() as s:
         row = _row(s, hostname)
         row.pid, row.gpu, row.providers, row.state = pid, gpu, providers, "idle"
@@ -46,11 +48,17 @@ def report_start(db: Database, hostname: str, pid: int, gpu: str | None, provide
         row.consecutive_failures, row.note = 0, None
 
 
+NO_PROVIDERS = ("", "-")
+"""Values that say nothing about the providers in use; report_busy keeps the stored ones."""
+
+
 def report_busy(db: Database, hostname: str, job_id: str, chunk_index: int, providers: str | None = None) -> None:
+    """Mark the worker busy on a chunk; `providers`: the ONNX Runtime providers its sessions
+    report (comma-separated), or None/''/'-' (a pass-through chunk) to keep the stored ones."""
     with db.transaction() as s:
         row = _row(s, hostname)
         row.state, row.job_id, row.chunk_index, row.last_seen = "busy", job_id, chunk_index, utcnow()
-        if providers:
+        if providers not in (None, *NO_PROVIDERS):
             row.providers = providers
 
 

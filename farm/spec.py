@@ -36,6 +36,7 @@ SUBMIT_OPTIONS: dict[str, tuple[str, Any, Any]] = {
     "keep_chunks": ("bool", None, None),
     "models": ("str", None, None),
     "faces": ("choice", ("all", "largest", "reference"), None),
+    "detector": ("choice", ("auto", "scrfd", "yunet"), None),
     "reference": ("path", None, None),
     "reference_frame": ("int", 0, None),
     "similarity": ("float", 0.0, 1.0),
@@ -170,7 +171,7 @@ def submit_request(video: Path, options: Mapping[str, Any]) -> Any:
         raise InputError("no source image given: farm needs the face to swap in",
                          hint="give source (an image of the face), or passthrough to only re-encode")
     face_options: dict[str, Any] = {"faces": options.get("faces", "all"), "enhance": options.get("enhance", True)}
-    for key in ("reference", "reference_frame", "similarity", "enhance_blend"):
+    for key in ("reference", "reference_frame", "similarity", "enhance_blend", "detector"):
         if options.get(key) is not None:
             value = options[key]
             face_options[key] = str(value) if isinstance(value, Path) else value

@@ -19,7 +19,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from farm.errors import FarmError, InputError
+from farm.errors import FarmError, InputError, UnavailableError
 
 COPY_BLOCK_BYTES = 8 * 1024 * 1024
 FICLONE = 0x40049409  # linux/fs.h: reflink a whole file
@@ -72,7 +72,9 @@ def temp_name(final: Path) -> Path:
 def ingest(src: Path, dest: Path) -> str:
     """Put the user's file at `dest` without modifying it: hard link, reflink, or verified copy.
 
-    Returns how it was done ("link", "reflink" or "copy").
+    The copy (when `src` is on another filesystem and cannot be reflinked) streams in
+    COPY_BLOCK_BYTES blocks and is read back and compared by sha256; a mismatch raises
+    UnavailableError and leaves nothing at `dest`. Returns "link", "reflink" or "copy".
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(dest)
@@ -105,7 +107,9 @@ def _reflink_or_copy(src: Path, tmp: Path) -> str:
         fout.flush()
         os.fsync(fout.fileno())
     if sha256_file(tmp) != digest_in.hexdigest():
-        raise OSError(errno.EIO, f"copy of {src} does not match its checksum")
+        raise UnavailableError(f"the copy of {src} on the storage ({tmp.parent}) does not match the original's "
+                               f"sha256 checksum; nothing was stored and {src} was not modified",
+                               hint="the storage may be failing: check it (free space, disk errors), then submit again")
     return "copy"
 
 
@@ -123,6 +127,19 @@ def publish(src: Path, final: Path, *, overwrite: bool) -> None:
     `src` may be on another filesystem: it is copied to a temporary name beside
     `final` first, so the visible rename is always atomic.
     """
+    staged = stage_for_publish(src, final)
+    try:
+        commit_publish(staged, final, overwrite=overwrite)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def stage_for_publish(src: Path, final: Path) -> Path:
+    """Put `src` under a hidden temporary name beside `final` and return that name.
+
+    The slow half of publishing: a hard link, or a copy (fsynced) when `src` is on
+    another filesystem. The caller removes the returned file if it does not commit it.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(final)
     try:
@@ -132,17 +149,28 @@ def publish(src: Path, final: Path, *, overwrite: bool) -> None:
             shutil.copyfile(src, tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _storage_error(exc, f"cannot copy the output to {final.parent}") from None
+    return tmp
+
+
+def commit_publish(staged: Path, final: Path, *, overwrite: bool) -> None:
+    """Make a staged file (stage_for_publish) visible at `final` in one atomic step.
+
+    With `overwrite` it is renamed over `final`; without, it is linked to `final`, which
+    fails if `final` exists (FarmError; nothing is overwritten). Quick: no data is copied.
+    """
+    try:
         if overwrite:
-            os.replace(tmp, final)
+            os.replace(staged, final)
         else:
-            os.link(tmp, final)  # fails with EEXIST instead of replacing
+            os.link(staged, final)  # fails with EEXIST instead of replacing
     except FileExistsError:
         raise FarmError(f"output {final} appeared while the job ran; nothing was overwritten",
                         hint="pass --overwrite, or choose another --output, then `farm retry`") from None
     except OSError as exc:
         raise _storage_error(exc, f"cannot publish the output to {final}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _storage_error(exc: OSError, what: str) -> FarmError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
@@ -361,6 +361,31 @@ def finish_job(db: Database, job_id: str, message: str = "") -> None:
         _event(s, job_id, "done", message)
 
 
+def publish_and_finish(db: Database, job_id: str, owner: str, publish: Callable[[], None],
+                       message: str = "") -> str:
+    """Publish a job's output and mark the job done in one transaction, under its row lock.
+
+    `publish` (a quick atomic rename or link, no copying) runs only while the job is
+    finalizing, owned by `owner` and not cancelled. A cancel that arrives meanwhile waits
+    for the lock (SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite) and then
+    finds the job done, which request_cancel refuses. Returns "done"; "cancelled" or "lost"
+    (another finalizer owns the job now) when nothing was published. If `publish` raises,
+    the job is left as it was and the error propagates.
+    """
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.cancel_requested or job.state == JobState.CANCELLED:
+            _event(s, job_id, "publish_skipped", "cancelled before publishing; nothing published")
+            return "cancelled"
+        if job.state != JobState.FINALIZING or job.finalize_owner != owner:
+            return "lost"
+        publish()
+        _set_job(job, JobState.DONE)
+        job.finished_at, job.error = utcnow(), None
+        _event(s, job_id, "done", message)
+        return "done"
+
+
 def fail_job(db: Database, job_id: str, error: str) -> None:
     with db.transaction() as s:
         job = _lock_job(s, job_id)
@@ -372,11 +397,18 @@ def fail_job(db: Database, job_id: str, error: str) -> None:
 
 
 def request_cancel(db: Database, job_id: str) -> JobView:
-    """Cancel a job: workers stop between frames, nothing is published."""
+    """Cancel a job: workers stop between frames, nothing is published.
+
+    Refused (StateError) once the job is done; publishing and marking done happen
+    together under the job's lock (publish_and_finish), so a cancel is either before
+    them (nothing is published) or after them (refused).
+    """
     with db.transaction() as s:
         job = _lock_job(s, job_id)
         if job.state == JobState.DONE:
-            raise StateError(f"job {job_id} is already done; its output is {job.output_path}")
+            raise StateError(f"job {job_id} is already done: its output {job.output_path} was published "
+                             f"before the cancel arrived, so there is nothing to cancel",
+                             hint=f"delete {job.output_path} if you do not want it")
         job.cancel_requested = True
         if JobState(job.state) not in JOB_TERMINAL:
             _set_job(job, JobState.CANCELLED)

@@ -21,7 +21,7 @@ from farm.config import Settings
 from farm.db import Database
 from farm.errors import FarmError, InputError
 from farm.media.chunk_codec import choose_encoder
-from farm.media.plan import default_chunk_frames, plan_chunks
+from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
 from farm.media.probe import MediaInfo, ProbeLimits, probe
 from farm.media.split import split_chunks
 from farm.storage import Storage, ingest
@@ -81,13 +81,25 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     if not (0 <= req.priority <= 9):
         raise InputError(f"--priority must be 0..9 (9 runs first), got {req.priority}")
     chunk_seconds = req.chunk_seconds if req.chunk_seconds is not None else settings.chunk_seconds
-    if not (0.2 <= chunk_seconds <= 3600):
+    if chunk_seconds is not None and not (0.2 <= chunk_seconds <= 3600):
         raise InputError(f"--chunk-seconds must be between 0.2 and 3600, got {chunk_seconds}")
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video))
     encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
+    if chunk_seconds is None:
+        chunk_seconds = chunk_seconds_for(info)
     chunk_frames = default_chunk_frames(info.video.fps, chunk_seconds)
     return info, output, encoder, chunk_frames
+
+
+def chunk_seconds_for(info: MediaInfo) -> float:
+    """The default chunk length in seconds of video when none was asked for (--chunk-seconds,
+    FARM_CHUNK_SECONDS or the config file): ~30 s of GPU work per chunk, from the
+    resolution and frame rate (farm.media.plan.default_chunk_seconds)."""
+    seconds = default_chunk_seconds(info.video.width, info.video.height, info.video.fps)
+    log.info("chunk length %.1f s (default for %dx%d at %.3g fps)", seconds, info.video.width,
+             info.video.height, float(info.video.fps))
+    return seconds
 
 
 def new_job_id() -> str:
@@ -149,7 +161,7 @@ def enqueue_job(settings: Settings, db: Database, job_id: str) -> int:
         for index, priority in todo:
             enqueue_chunk(app, job_id, index, priority)
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
-        raise FarmError(f"job {job_id} is recorded but the broker {settings.broker} refused it: {exc}",
+        raise FarmError(f"job {job_id} is recorded but the broker {settings.broker_shown} refused it: {exc}",
                         hint="start the farm (`farm up`, or `farm worker` on a cluster); it re-enqueues the job") from None
     finally:
         app.close()

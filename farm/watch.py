@@ -43,10 +43,12 @@ def job_json(job: store.JobView) -> dict[str, Any]:
 
 
 class FpsColumn(ProgressColumn):
-    """Frames per second over the whole wait."""
+    """Frames per second: Rich's recent estimate, else frames done over the time waited so far."""
 
     def render(self, task: Any) -> Text:
         speed = task.finished_speed or task.speed
+        if not speed and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed   # e.g. a short job done between two polls
         return Text(f"{speed:5.1f} fps" if speed else "  -.- fps", style="cyan")
 
 
@@ -74,8 +76,11 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
 
 def jobs_table(jobs: list[store.JobView]) -> Table:
     table = Table(title="jobs", show_lines=False)
-    for col in ("id", "state", "frames", "chunks", "created", "input", "output / error"):
+    table.add_column("id", no_wrap=True, min_width=12)   # never shortened: people copy it
+    for col in ("state", "frames", "chunks", "created"):
         table.add_column(col)
+    for col in ("input", "output / error"):
+        table.add_column(col, overflow="fold")          # whole paths, folded on narrow terminals
     for j in jobs:
         table.add_row(j.id, _state(j.state), f"{j.frames_done}/{j.frames_total}", f"{j.chunks_done}/{j.chunk_count}",
                       f"{j.created_at:%Y-%m-%d %H:%M:%S}", j.input_path, j.error or j.output_path)
@@ -99,13 +104,25 @@ def _state(state: str) -> str:
     return f"[{colour.get(state, 'white')}]{state}[/]"
 
 
+def short_providers(providers: str | None) -> str:
+    """'TensorrtExecutionProvider,CUDAExecutionProvider' -> 'Tensorrt, CUDA' ('-' if none)."""
+    names = [p.strip().removesuffix("ExecutionProvider") for p in (providers or "").split(",")]
+    return ", ".join(n for n in names if n and n != "-") or "-"
+
+
 def workers_table(workers: list) -> Table:  # noqa: ANN001 - registry.WorkerView
+    """One row per worker; names and states are never cut short, and a worker that stopped
+    taking work (quarantined) says why on a line of its own."""
     table = Table(title="workers")
     for col in ("worker", "gpu", "providers", "state", "chunk", "fps", "frames", "last seen"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold", min_width={"worker": 12, "state": 11}.get(col, len(col)))
     for w in workers:
         chunk = f"{w.job_id}/{w.chunk_index}" if w.job_id else "-"
         state = w.state if w.alive() else f"{w.state} (silent)"
-        table.add_row(w.hostname, w.gpu or "-", w.providers or "-", _state(state), chunk, f"{w.fps:.1f}",
+        table.add_row(w.hostname, w.gpu or "-", short_providers(w.providers), _state(state), chunk, f"{w.fps:.1f}",
                       str(w.frames_total), f"{w.last_seen:%H:%M:%S}")
+    notes = [f"{w.hostname}: {w.note}" for w in workers if w.note]
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table

@@ -22,6 +22,7 @@ class WorkerContext:
         self.db = Database(settings.database)
         self.storage = Storage(settings.storage_dir)
         self._packs: dict[str, Any] = {}
+        self._providers = ""   # ONNX Runtime providers last reported by a session, comma-separated
 
     def chain_for(self, job: Any) -> Any:
         """The stage chain for a job: faces when the job asks for them, else pass-through."""
@@ -30,17 +31,26 @@ class WorkerContext:
         return build_job_chain(self, job)
 
     def report_start(self, hostname: str) -> None:
+        """Register this worker process; providers stay empty until a model session exists."""
         from farm import registry
 
+        self._providers = ""
         registry.report_start(self.db, hostname, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES") or None,
-                              self.settings.providers)
+                              self._providers)
 
-    def providers_in_use(self, job: Any) -> str:
-        """The ONNX Runtime providers the job's sessions run on ('-' for pass-through jobs)."""
+    def providers_in_use(self, job: Any) -> str | None:
+        """The ONNX Runtime providers this process's sessions report, e.g. 'CPUExecutionProvider'.
+
+        Read from the sessions themselves (session.get_providers()), not from the settings.
+        A pass-through job makes no session: it returns what was last in use (None if
+        nothing yet), so `farm status` keeps showing the providers the worker really has.
+        """
         ref = (job.models or {}).get("pack_ref")
-        if not ref or ref not in self._packs:
-            return "-"
-        return ",".join(self._packs[ref].providers)
+        if ref and ref in self._packs:
+            used = ",".join(self._packs[ref].providers_in_use())
+            if used:
+                self._providers = used
+        return self._providers or None
 
     def pack(self, name: str) -> Any:
         """A model pack, loaded once per process and kept warm across chunks and jobs."""

@@ -50,6 +50,12 @@ class Child:
                  self.env.get("CUDA_VISIBLE_DEVICES"), self.queues)
 
 
+def restart_delay(failures: int) -> float:
+    """Seconds to wait before restarting a child that has died `failures` times in a row
+    (0 for the first death): BACKOFF_S grows with each failure and stays at its last value."""
+    return BACKOFF_S[min(max(0, failures), len(BACKOFF_S) - 1)]
+
+
 def plan_children(gpus: list[int], cpu: int, providers: str, host: str) -> list[Child]:
     children = [Child(f"gpu{i}@{host}", "gpu", pinned_env(i, providers)) for i in gpus]
     children += [Child(f"cpu{i}@{host}", "gpu", pinned_env(None, "cpu")) for i in range(cpu)]
@@ -78,7 +84,7 @@ def supervise(children: list[Child], stop: list[bool]) -> int:
                 log.error("%s cannot use its GPU (see above); not restarting it", child.hostname)
                 child.proc, child.restart_at = None, float("inf")
                 continue
-            delay = BACKOFF_S[min(child.failures, len(BACKOFF_S) - 1)]
+            delay = restart_delay(child.failures)
             child.failures += 1
             child.proc, child.restart_at = None, now + delay
             log.warning("%s exited with code %s; restarting in %.0f s", child.hostname, code, delay)

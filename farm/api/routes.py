@@ -70,6 +70,7 @@ _CREATE_BODY = {
                     "priority": {"type": "integer", "minimum": 0, "maximum": 9},
                     "codec": {"type": "string"}, "preset": {"type": "string"}, "models": {"type": "string"},
                     "faces": {"type": "string", "enum": ["all", "largest", "reference"]},
+                    "detector": {"type": "string", "enum": ["auto", "scrfd", "yunet"]},
                     "reference_frame": {"type": "integer"}, "similarity": {"type": "number"},
                     "enhance_blend": {"type": "number"},
                     "output": {"type": "string", "description": "a path on storage (default: beside the upload)"},

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from farm.faces.detect import DetectStage, Detector, ScrfdDetector, YunetDetector, build_detector
+from farm.faces.detect import DetectStage, Detector, build_detector, detector_for_session
 from farm.faces.enhance import EnhanceStage
 from farm.faces.identity import compute_identity
 from farm.faces.options import validate_options
@@ -27,16 +27,20 @@ def _session(sessions: Any, role: str) -> Any:
     return sessions.session(role)
 
 
-def _detector(sessions: Any, min_score: float) -> Detector:
-    """A Detector from a pack, or from a mapping holding a Detector or a detector session."""
+def _detector(sessions: Any, min_score: float, choice: str = "auto") -> Detector:
+    """A Detector from a pack, or from a mapping holding a Detector or detector sessions.
+
+    choice: the `detector` face option (auto | scrfd | yunet). A mapping may hold a
+    'detector_yunet' session for yunet; else its 'detector' entry is used.
+    """
     if not isinstance(sessions, Mapping):
-        return build_detector(sessions, min_score)
+        return build_detector(sessions, min_score, choice)
+    if choice == "yunet" and "detector_yunet" in sessions:
+        return detector_for_session(sessions["detector_yunet"], min_score, yunet=True)
     given = _session(sessions, "detector")
     if hasattr(given, "detect"):
         return given
-    if len(given.get_outputs()) == 12:
-        return YunetDetector(given, min_score)
-    return ScrfdDetector(given, min_score)
+    return detector_for_session(given, min_score, yunet={"yunet": True, "scrfd": False}.get(choice))
 
 
 def latent_for_pack(identity: np.ndarray, pack: Any) -> np.ndarray:
@@ -58,7 +62,7 @@ def build_chain(
     options['reference'] (an image path) when not given.
     """
     opts = validate_options(dict(options))
-    detector = _detector(sessions, opts["min_score"])
+    detector = _detector(sessions, opts["min_score"], opts["detector"])
     stages: list[Any] = [DetectStage(detector, opts["detect_max_side"], opts["min_score"])]
     if opts["faces"] == "reference":
         recognizer = _session(sessions, "recognizer")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from farm.errors import ModelError
 from farm.faces import decode
 from farm.faces.session_io import SessionLike, fixed_batch, input_size, run, to_blob
 from farm.faces.types import Face
@@ -212,18 +213,77 @@ def detect_image(detector: Detector, bgr: np.ndarray, max_side: int = DEFAULT_MA
     return [f.scaled(1.0 / scale) for f in detector.detect(small)]
 
 
-def build_detector(pack: Any, score_threshold: float = 0.5) -> Detector:
-    """The detector of a model pack: Haar when pack.detector == 'haar' (the demo pack),
-    else its 'detector' model (YuNet if the entry's name says so or it has 12 outputs,
-    else SCRFD)."""
+DETECTOR_CHOICES = ("auto", "scrfd", "yunet")
+"""Values of the `detector` face option (farm.faces.options)."""
+
+
+def detector_role(pack: Any, choice: str = "auto") -> str | None:
+    """The manifest role whose model detects faces for `choice` (None: the pack's Haar cascade).
+
+    auto: Haar for a pack with detector = "haar" (the demo pack), else role 'detector'.
+    scrfd: role 'detector'. yunet: role 'detector_yunet', or role 'detector' when that
+    entry is a YuNet model. Raises ModelError naming the pack and what to do.
+    """
+    if choice not in DETECTOR_CHOICES:
+        raise ModelError(f"unknown detector {choice!r}", hint="use one of " + ", ".join(DETECTOR_CHOICES))
+    name = getattr(pack, "name", "?")
     if getattr(pack, "detector", None) == "haar":
+        if choice == "auto":
+            return None
+        raise ModelError(
+            f"model pack {name!r} finds faces with OpenCV's Haar cascade; detector={choice} needs a pack "
+            "with ONNX detector models",
+            hint="leave the detector option out (auto) with this pack, or use --models default "
+            "or a directory pack that lists the detector",
+        )
+    if choice in ("auto", "scrfd"):
+        return "detector"
+    has = getattr(pack, "has", None)
+    if has is None or has("detector_yunet"):
+        return "detector_yunet"
+    if _names_yunet(pack, "detector"):
+        return "detector"
+    raise ModelError(
+        f"model pack {name!r} has no YuNet model (manifest role detector_yunet)",
+        hint="use detector=scrfd (or auto), or add a [[model]] with role = \"detector_yunet\" to the "
+        "pack's manifest.toml",
+    )
+
+
+def _names_yunet(pack: Any, role: str) -> bool:
+    """True when the manifest entry of `role` names a YuNet model."""
+    try:
+        return "yunet" in str(getattr(pack.entry(role), "name", "")).lower()
+    except Exception:  # noqa: BLE001 - a pack-like object without that entry
+        return False
+
+
+def detector_for_session(session: SessionLike, score_threshold: float = 0.5, yunet: bool | None = None) -> Detector:
+    """A YunetDetector or ScrfdDetector for an ONNX detector session.
+
+    yunet: force the decoder; None decides from the outputs (12: YuNet, else SCRFD).
+    """
+    if yunet is None:
+        yunet = len(session.get_outputs()) == 12
+    return YunetDetector(session, score_threshold) if yunet else ScrfdDetector(session, score_threshold)
+
+
+def build_detector(pack: Any, score_threshold: float = 0.5, choice: str = "auto") -> Detector:
+    """The detector of a model pack for the `detector` face option (see detector_role).
+
+    Haar for the demo pack (auto); otherwise the ONNX model of the chosen role, decoded
+    as YuNet when the choice, the entry's name or its 12 outputs say so, else as SCRFD.
+    """
+    role = detector_role(pack, choice)
+    if role is None:
         cascade = getattr(pack, "haar_cascade_path", None)
         return HaarDetector(str(cascade()) if cascade else None)
-    session = pack.session("detector")
-    name = str(getattr(pack.entry("detector"), "name", "")).lower()
-    if "yunet" in name or len(session.get_outputs()) == 12:
-        return YunetDetector(session, score_threshold)
-    return ScrfdDetector(session, score_threshold)
+    session = pack.session(role)
+    yunet = choice == "yunet" or _names_yunet(pack, role) or len(session.get_outputs()) == 12
+    if choice == "scrfd" and yunet:
+        raise ModelError(f"model pack {getattr(pack, 'name', '?')!r}: its {role!r} model is YuNet, not SCRFD",
+                         hint="use detector=yunet (or auto) with this pack")
+    return YunetDetector(session, score_threshold) if yunet else ScrfdDetector(session, score_threshold)
 
 
 class DetectStage(Stage):

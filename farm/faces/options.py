@@ -33,6 +33,8 @@ FACE_OPTIONS: dict[str, Option] = {
     "detect_max_side": Option("int", 640, "longer side, in pixels, of the frame copy the detector sees",
                               minimum=64, maximum=4096),
     "min_score": Option("float", 0.5, "least detector score of a face", minimum=0.0, maximum=1.0),
+    "detector": Option("choice", "auto", "face detector: the pack's own (auto), SCRFD (role detector) "
+                       "or YuNet (role detector_yunet)", choices=("auto", "scrfd", "yunet")),
 }
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

@@ -50,6 +50,22 @@ ENCODERS: dict[str, EncoderSpec] = {
     "libx265": EncoderSpec(_X26X_PRESETS, (0, 51), "fast", 20, "x265-params"),
 }
 
+#: Short codec names accepted by --codec (and spec files), and the encoder each means.
+ENCODER_ALIASES: dict[str, str] = {
+    "h264": "libx264", "avc": "libx264", "x264": "libx264",
+    "hevc": "libx265", "h265": "libx265", "x265": "libx265",
+}
+
+
+def encoder_name(codec: str) -> str:
+    """The encoder for a --codec value: 'hevc'/'h265' -> 'libx265', 'h264' -> 'libx264'.
+
+    Encoder names (libx264, libx265) pass through; any other name is returned as given
+    (lower case) for choose_encoder to refuse.
+    """
+    name = codec.strip().lower()
+    return ENCODER_ALIASES.get(name, name)
+
 
 @dataclass(frozen=True)
 class EncoderSettings:
@@ -85,7 +101,8 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
                    hardware: str = "auto") -> EncoderSettings:
     """Encoder settings for a source video; raise InputError for an unknown choice.
 
-    Default codec: the source's family (HEVC -> libx265, anything else -> libx264).
+    codec: an encoder (libx264, libx265) or a short name (h264, hevc, h265; see
+    ENCODER_ALIASES). Default: the source's family (HEVC -> libx265, else libx264).
     The pix_fmt (bit depth, chroma format) and the colour description are kept.
     container: the source's demuxer (default: video.container); AVI cannot store
     reordered frames, so B-frames are turned off for it. hardware: "auto" (NVENC/NVDEC
@@ -94,10 +111,11 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
     if hardware not in HARDWARE_POLICIES:
         raise InputError(f"unknown hardware policy {hardware!r}", hint="use " + " or ".join(HARDWARE_POLICIES))
     container = container or video.container
-    name = codec or ("libx265" if video.codec == "hevc" else "libx264")
+    name = encoder_name(codec) if codec else ("libx265" if video.codec == "hevc" else "libx264")
     spec = ENCODERS.get(name)
     if spec is None:
-        raise InputError(f"unknown video encoder {name!r}", hint="choose one of " + ", ".join(ENCODERS))
+        raise InputError(f"unknown video encoder {codec!r}",
+                         hint="choose one of " + ", ".join([*ENCODER_ALIASES, *ENCODERS]))
     preset = preset or spec.default_preset
     if preset not in spec.presets:
         raise InputError(f"unknown {name} preset {preset!r}", hint="choose one of " + ", ".join(spec.presets))

@@ -88,16 +88,18 @@ def missing_files(loc: PackLocation, roles: Sequence[str] | None = None) -> list
 
 
 def not_installed_error(loc: PackLocation, missing: Sequence[ModelEntry]) -> ModelError:
-    """The refusal that says exactly how to get the pack."""
+    """The refusal that says exactly how to get the pack (optional models are fetched by name)."""
     files = ", ".join(e.file for e in missing)
+    named = [e.name for e in missing] if any(e.optional for e in missing) else []  # plain fetch skips optional
+    fetch = "farm models fetch" + "".join(f" {n}" for n in named)
     if loc.name == DEFAULT_PACK:
-        total = sum(e.size for e in loc.manifest.select(None))
-        hint = (f"download it: `farm models fetch` (about {total / 1e9:.1f} GB into {loc.root}); "
-                f"air-gapped: `farm models import DIR` with a folder holding {', '.join(e.file for e in missing)}; "
+        total = sum(e.size for e in missing) if named else sum(e.size for e in loc.manifest.select(None))
+        hint = (f"download it: `{fetch}` (about {total / 1e9:.1f} GB into {loc.root}); "
+                f"air-gapped: `farm models import DIR` with a folder holding {files}; "
                 f"or try the farm without weights: `--models {DEMO_PACK}` (FARM_MODELS={DEMO_PACK})")
     else:
-        hint = (f"copy the files into {loc.root} and run `farm --models {loc.root} models verify`, "
-                f"or `farm --models {loc.root} models fetch` / `models import DIR`; "
+        hint = (f"copy the files into {loc.root} and run `farm models verify --models {loc.root}`, "
+                f"or `{fetch} --models {loc.root}` / `farm models import DIR --models {loc.root}`; "
                 f"or try `--models {DEMO_PACK}`")
     return ModelError(f"model pack {loc.name!r} is not installed: missing or unverified {files}", hint=hint)
 
@@ -179,17 +181,33 @@ class ModelPack:
                 )
             return self._sessions[role]
 
-    def label(self) -> dict[str, Any]:
-        """What to write into output metadata: pack, demo flag, providers, each model's name + sha256."""
+    def providers_in_use(self) -> list[str]:
+        """ONNX Runtime provider names that this pack's sessions report (session.get_providers()),
+        in order, without repeats; [] while no session has been made."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        used: dict[str, None] = {}
+        for session in sessions:
+            used.update(dict.fromkeys(session.get_providers()))
+        return list(used)
+
+    def label(self, roles: Sequence[str] | None = None, *, haar: bool = False) -> dict[str, Any]:
+        """What to write into output metadata: pack, demo flag, each model's name + sha256.
+
+        roles: the roles a job used (None: every installed model). haar: the job found
+        faces with OpenCV's Haar cascade (the demo pack); it is listed as its detector.
+        """
         models = {}
         for entry in self.manifest.models:
-            if (self.root / entry.file).is_file():
+            if (roles is None or entry.role in roles) and (self.root / entry.file).is_file():
                 models[entry.role] = {"name": entry.name, "sha256": self.sha256(entry.role)}
+        if haar:
+            cascade = self.haar_cascade_path()
+            models["detector"] = {"name": f"opencv-{cascade.stem}", "sha256": _file_sha256(cascade)}
         return {
             "pack": self.name,
             "demo": self.is_demo,
             "note": "demo stand-ins, not real face models" if self.is_demo else "",
-            "providers": list(self.providers),
             "models": models,
         }
 
@@ -199,6 +217,13 @@ class ModelPack:
             return f"farm models: {self.name} (demo stand-ins, NOT real weights)"
         parts = [f"{m['name']}:{m['sha256'][:12] or 'unverified'}" for m in self.label()["models"].values()]
         return f"farm models: {self.name} ({', '.join(parts)})"
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 hex digest of a (small) file."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 _packs: dict[tuple[str, tuple[str, ...], str], ModelPack] = {}

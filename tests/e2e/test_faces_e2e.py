@@ -5,7 +5,9 @@ the frame stays within encoder noise of a plain transcode; frames and audio sync
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import av
@@ -13,10 +15,15 @@ import cv2
 import numpy as np
 import pytest
 
+from farm.models.manifest import MANIFEST_FILE, load_manifest
 from tests import clips, media_checks
 from tests.e2e.farmcli import FarmCLI
 
 FACE_MARGIN = 0.35   # grow the detected face box by this share on each side
+OUTSIDE_PERCENTILE = 99.9   # share of pixels outside the face held to the encoder-noise bound
+OUTSIDE_SLACK = 2           # grey levels the swapped output's 99.9th percentile error may exceed a transcode's
+WORST_SLACK = 6             # grey levels its worst pixel may exceed a transcode's worst (the stand-in
+                            # swap marks faces with stripes/tints 30+ levels away)
 
 
 @pytest.fixture
@@ -61,12 +68,21 @@ def test_demo_swap_changes_the_face_and_nothing_else(cli, tmp_path):
     assert len(a) == len(b) == len(original) == media_checks.frame_count(src)
     changed_frames = 0
     for fa, fb, fo in zip(a[::5], b[::5], original[::5]):
-        boxes = face_boxes(fb)
-        diff = np.abs(fa.astype(np.int16) - fb.astype(np.int16))
+        boxes = face_boxes(fb) + face_boxes(fo)   # the face as found in the transcode and the source
         out = outside_mask(fb.shape, boxes)
-        # encoder noise: what a plain transcode changes outside the face, against the source
-        noise = np.abs(fb.astype(np.int16) - fo.astype(np.int16))[out].mean()
-        assert diff[out].mean() <= max(0.5, 1.5 * noise), "pixels outside the face changed beyond encoder noise"
+        # outside the face, the swapped output is one more encoding of the source's pixels:
+        # its error against the source must look like a plain transcode's (encoder noise),
+        # at the tail of the distribution and at its worst pixel, not only on average
+        err = np.abs(fa.astype(np.int16) - fo.astype(np.int16))[out]
+        noise = np.abs(fb.astype(np.int16) - fo.astype(np.int16))[out]
+        high, noise_high = np.percentile(err, OUTSIDE_PERCENTILE), np.percentile(noise, OUTSIDE_PERCENTILE)
+        assert high <= noise_high + OUTSIDE_SLACK, (
+            f"outside the face, {OUTSIDE_PERCENTILE}% of pixels within {high} of the source; "
+            f"a plain transcode: {noise_high}")
+        assert err.max() <= noise.max() + WORST_SLACK, (
+            f"a pixel outside the face is {err.max()} off the source; a plain transcode: {noise.max()}")
+        assert err.mean() <= 1.2 * noise.mean() + 0.3, "pixels outside the face drifted on average"
+        diff = np.abs(fa.astype(np.int16) - fb.astype(np.int16))
         if boxes and diff[~out].mean() > 8:
             changed_frames += 1
     assert changed_frames >= len(a[::5]) // 2, "the demo swap did not visibly mark the face"
@@ -76,7 +92,55 @@ def test_demo_swap_changes_the_face_and_nothing_else(cli, tmp_path):
     media_checks.assert_av_sync(tmp_path / "swapped.mp4", flash=False)
     tags = media_checks.container_tags(tmp_path / "swapped.mp4")
     assert tags["farm_job_id"] == result["id"] and "demo" in tags["comment"]
-    assert "sha256:" in tags["farm_models"]
+    models_dir = Path(cli.env.get("FARM_MODELS_DIR") or cli.home / "models")
+    assert_models_tag(tags["farm_models"], models_dir / "demo")
+
+
+def assert_models_tag(text: str, pack_dir: Path) -> None:
+    """farm_models names each model that made the output with the sha256 of its file: the demo
+    manifest's value, which is also the file's own hash (computed here); the Haar cascade
+    the demo pack detects with is named with its file's hash."""
+    listed = dict(re.findall(r"(\S+) sha256:([0-9a-f]{64}|\S+)", text))
+    manifest = load_manifest(pack_dir / MANIFEST_FILE)
+    by_name = {m.name: m for m in manifest.models}
+    roles = set()
+    for name, digest in listed.items():
+        if name in by_name:
+            entry = by_name[name]
+            assert digest == entry.sha256, f"{name}: tag says {digest}, demo manifest says {entry.sha256}"
+            assert digest == hashlib.sha256((pack_dir / entry.file).read_bytes()).hexdigest()
+            roles.add(entry.role)
+        else:
+            assert name == "opencv-haarcascade_frontalface_default", f"unknown model {name} in {text!r}"
+            cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+            assert digest == hashlib.sha256(cascade.read_bytes()).hexdigest()
+            roles.add("detector")
+    assert roles == {"detector", "recognizer", "swapper", "enhancer"}, text
+
+
+def test_the_identity_is_taken_at_submit_not_from_the_source_file_later(cli, tmp_path):
+    # Given a job submitted without --wait (the farm runs it in the background)
+    src = clips.make_clip(tmp_path / "face.mp4", width=480, height=270, seconds=1.0, moving_face=True, gop=10)
+    face = clips.make_face_image(tmp_path / "source.jpg")
+    proc = cli.run("submit", str(src), "--source", str(face), "--models", "demo", "--json",
+                   "--chunk-seconds", "0.4", "--crf", "16", "--output", str(tmp_path / "out.mp4"), timeout_s=300)
+    assert proc.returncode == 0, proc.stderr
+    job_id = json.loads(proc.stdout)["id"]
+    # When the source image is deleted as soon as submit returns
+    face.unlink()
+    # Then every chunk still swaps in the identity computed at submit
+    job = cli.wait_state(job_id, {"done", "failed", "cancelled"}, timeout_s=600)
+    assert job["state"] == "done", f"{job}\n{cli.logs()}"
+    assert job["chunks"] >= 2
+    out, original = gray_frames(tmp_path / "out.mp4"), gray_frames(src)
+    assert len(out) == len(original)
+    changed = 0
+    for fa, fo in zip(out[::4], original[::4]):
+        boxes = face_boxes(fo)
+        inside = ~outside_mask(fo.shape, boxes)
+        if boxes and np.abs(fa.astype(np.int16) - fo.astype(np.int16))[inside].mean() > 8:
+            changed += 1
+    assert changed >= len(out[::4]) // 2, "the face was not changed"
 
 
 def test_a_source_image_without_a_face_is_refused_naming_the_file(cli, tmp_path):

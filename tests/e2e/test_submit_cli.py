@@ -4,13 +4,21 @@ Celery worker processes, SQLite, real ffmpeg; outputs checked with Debian's ffpr
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
+from tests.e2e.farmcli import FARM, FarmCLI
+
+#: Redis database of the machine's server used by the cluster-mode submit test (flushed by
+#: it); tests/integration/test_cluster_mode.py uses 7..14.
+CLUSTER_TEST_REDIS_DB = 15
 
 
 @pytest.fixture
@@ -95,6 +103,83 @@ def test_existing_output_is_never_overwritten_without_overwrite(cli, tmp_path):
     proc = cli.run("submit", str(src), "--passthrough", "--wait", "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert media_checks.frame_count(out) == 15
+
+
+def test_submit_wait_shows_progress_and_the_encoder_options_reach_the_output(cli, tmp_path):
+    """--wait draws progress on stderr; --keep-chunks, --codec hevc and --preset take effect;
+    `farm status` (no job) and `farm jobs` list the job."""
+    src = clips.make_clip(tmp_path / "p.mp4", width=160, height=90, seconds=1.0, gop=15)
+    proc = cli.run("submit", str(src), "--passthrough", "--wait", "--keep-chunks", "--codec", "hevc",
+                   "--preset", "ultrafast", "--chunk-seconds", "0.5")
+    assert proc.returncode == 0, proc.stderr + cli.logs()
+    job_id = re.search(r"job (\w{12}) submitted", proc.stderr).group(1)
+    # progress: frames done/total, frames per second, ETA, chunks done
+    line = next((ln for ln in proc.stderr.splitlines() if "frames" in ln and "chunks" in ln), "")
+    assert re.search(r"\b30/30 frames\b", line) and re.search(r"\d+\.\d fps", line), proc.stderr
+    assert re.search(r"(\d+:\d\d:\d\d|-:--:--)", line) and "chunks 2/2" in line, proc.stderr
+    out = tmp_path / "p.farm.mp4"
+    assert f"done: {out}" in proc.stderr.replace("\n", "")
+    assert media_checks.video_stream(out)["codec_name"] == "hevc"
+    sei = re.search(rb"x265 \(build.*?options: ([^\x00]*)", out.read_bytes())   # x265's settings, in the stream
+    assert sei and b" rc-lookahead=5 " in sei.group(1) and b" ref=1 " in sei.group(1)   # ultrafast's, not fast's
+    chunks = cli.home / "storage" / "jobs" / job_id / "chunks"
+    assert len(list((chunks / "out").iterdir())) == 2 and len(list((chunks / "in").iterdir())) == 2
+    for args in (("status",), ("jobs",)):
+        listing = cli.run(*args, check=True).stdout
+        assert job_id in listing and "done" in listing, listing
+
+
+def test_demo_runs_the_sample_through_the_farm(cli):
+    """README's first command: `farm demo` (its shortest clip) makes a labelled output."""
+    proc = cli.run("demo", "--seconds", "1", timeout_s=600)
+    assert proc.returncode == 0, proc.stderr + cli.logs()
+    out = cli.home / "demo" / "sample.farm.mp4"
+    assert media_checks.frame_count(out) == 30
+    tags = media_checks.container_tags(out)
+    assert "synthetic media" in tags.get("comment", "") and "faces altered" in tags["comment"], tags
+    assert "demo" in tags["comment"] and tags.get("farm_faces_altered") == "1"
+
+
+def test_cluster_mode_submit_wait_starts_no_local_workers(farm_home, tmp_path):
+    """With FARM_BROKER_URL set, `submit --wait` leaves the workers to the cluster: no local
+    worker starts (they would join the cluster's queue); the job waits until cancelled."""
+    import redis
+
+    url = os.environ.get("FARM_TEST_REDIS", "redis://127.0.0.1:6379")
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {url} (CI must have it)")
+        pytest.skip(f"no Redis at {url}")
+    broker = f"{url}/{CLUSTER_TEST_REDIS_DB}"
+    cli = FarmCLI(farm_home, {"FARM_BROKER_URL": broker, "FARM_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+                              "FARM_STORAGE": str(tmp_path / "nfs")})
+    src = clips.make_clip(tmp_path / "c.mp4", width=160, height=90, seconds=1.0)
+    proc = subprocess.Popen([*FARM, "submit", str(src), "--passthrough", "--wait", "--json"], env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        rows: list = []
+        while not rows and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            rows = json.loads(cli.run("jobs", "--json", check=True).stdout)
+        assert rows, f"no job recorded: {proc.poll()} {proc.stderr.read() if proc.poll() is not None else ''}"
+        time.sleep(1.0)   # a submit that starts workers has done so by now
+        assert not (farm_home / "run" / "workers.pid").exists()
+        assert not (farm_home / "run" / "redis.pid").exists()
+        assert cli.run("cancel", rows[0]["id"]).returncode == 0
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 3, stderr
+        assert json.loads(stdout)["state"] == "cancelled"
+        assert "started the local farm" not in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if (farm_home / "run" / "workers.pid").exists():
+            cli.down()   # stop what a regression started, before its home is removed
+        redis.Redis.from_url(broker).flushdb()
 
 
 def test_version_and_help():

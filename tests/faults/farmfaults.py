@@ -10,8 +10,11 @@ from typing import Any
 
 
 def query(home: Path, sql: str, *args: Any) -> list[tuple]:
-    with sqlite3.connect(home / "farm.db", timeout=30) as conn:
+    conn = sqlite3.connect(home / "farm.db", timeout=30)   # `with conn` would not close it
+    try:
         return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 def chunks(home: Path, job_id: str) -> list[tuple[int, str, int, int, str | None]]:

@@ -30,16 +30,16 @@ def free_port() -> int:
 
 
 class FlowerProcess:
-    """`farm flower --port N` as a subprocess, logging to a file."""
+    """`farm flower --port N [extra ...]` as a subprocess, logging to a file."""
 
-    def __init__(self, cli: FarmCLI, port: int) -> None:
-        self.cli, self.port, self.log = cli, port, cli.home / "flower.log"
+    def __init__(self, cli: FarmCLI, port: int, *extra: str) -> None:
+        self.cli, self.port, self.log, self.extra = cli, port, cli.home / "flower.log", extra
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "farm", "flower", "--port", str(self.port)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "farm", "flower", "--port", str(self.port), *self.extra],
                                          env=self.cli.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -142,3 +142,19 @@ def test_flower_refuses_to_start_without_credentials(farm_home: Path):
     assert proc.returncode == 2
     assert "FARM_FLOWER_USER" in proc.stderr and "--insecure" in proc.stderr
     assert not (farm_home / "run" / "redis.pid").exists(), "nothing is started when refusing"
+
+
+def test_flower_insecure_starts_without_credentials(farm_home: Path):
+    """`--insecure` is the way to run Flower with no credentials: it starts and answers anyone."""
+    cli = FarmCLI(farm_home)
+    for var in ("FARM_FLOWER_USER", "FARM_FLOWER_PASSWORD", "FLOWER_BASIC_AUTH"):
+        cli.env.pop(var, None)
+    flower = FlowerProcess(cli, free_port(), "--insecure")
+    try:
+        flower.start()
+        for path in ("/", "/workers", "/tasks", "/api/workers", "/api/tasks"):
+            assert httpx.get(flower.url + path, timeout=10).status_code == 200, path
+    finally:
+        flower.stop()
+        cli.down()
+    assert "no authentication" in flower.log.read_text()

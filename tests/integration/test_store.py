@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -156,3 +157,86 @@ def test_longest_chunks_are_handed_out_first(db):
     store.create_job(db, job_id="j", chunks=specs, input_path="/in", source_path="/s", output_path="/o",
                      frames_total=45, fps=30.0)
     assert [i for i, _ in store.take_chunks_to_enqueue(db, "j", window=3)] == [1, 2, 0]
+
+
+def finalizing_job(db: Database, owner: str = "fin-a") -> None:
+    """job1 with its one chunk done, its finalize step owned by `owner`."""
+    make_job(db, chunks=1)
+    store.claim_chunk(db, "job1", 0, "w1", 3)
+    assert store.complete_chunk(db, "job1", 0, "w1") is True
+    assert store.claim_finalize(db, "job1", owner, stale_after_s=60) is not None
+
+
+def test_publish_and_finish_publishes_once_and_marks_done(db):
+    finalizing_job(db)
+    published = []
+    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1), "published /out.mp4") == "done"
+    assert published == [1] and store.get_job(db, "job1").state == "done"
+    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(2)) == "lost"
+    assert published == [1]
+    with pytest.raises(StateError, match="already done") as info:
+        store.request_cancel(db, "job1")
+    assert "/out.mp4" in info.value.message and "nothing to cancel" in info.value.message
+
+
+def test_a_cancel_before_publishing_means_nothing_is_published(db):
+    finalizing_job(db)
+    assert store.request_cancel(db, "job1").state == "cancelled"
+    published = []
+    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1)) == "cancelled"
+    job = store.get_job(db, "job1")
+    assert published == [] and job.state == "cancelled" and job.error is None
+
+
+def test_another_finalizer_cannot_publish(db):
+    finalizing_job(db, owner="fin-a")
+    assert store.publish_and_finish(db, "job1", "fin-b", lambda: pytest.fail("published")) == "lost"
+    assert store.get_job(db, "job1").state == "finalizing"
+
+
+def test_a_failed_publish_changes_nothing(db):
+    finalizing_job(db)
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        store.publish_and_finish(db, "job1", "fin-a", broken)
+    job = store.get_job(db, "job1")
+    assert job.state == "finalizing" and not job.cancel_requested
+
+
+def test_a_cancel_while_publishing_waits_and_is_refused(db):
+    """Given a cancel that arrives while the output is being published, the job ends done
+    (published) and the cancel is refused: never a published output on a cancelled job."""
+    finalizing_job(db)
+    inside, results = threading.Event(), {}
+
+    def slow_publish() -> None:
+        inside.set()
+        time.sleep(1.0)          # the cancel below is waiting for the job's lock meanwhile
+        results["published_at"] = time.monotonic()
+
+    def cancel() -> None:
+        other = Database(db.url)
+        try:
+            store.request_cancel(other, "job1")
+            results["cancel"] = "accepted"
+        except StateError as exc:
+            results["cancel"] = exc.message
+        results["cancel_at"] = time.monotonic()
+        other.dispose()
+
+    publisher = threading.Thread(target=lambda: results.update(
+        outcome=store.publish_and_finish(db, "job1", "fin-a", slow_publish)))
+    publisher.start()
+    assert inside.wait(10)
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    publisher.join(30)
+    canceller.join(30)
+    assert results["outcome"] == "done"
+    assert "already done" in results["cancel"], results
+    assert results["cancel_at"] >= results["published_at"]
+    job = store.get_job(db, "job1")
+    assert job.state == "done" and not job.cancel_requested

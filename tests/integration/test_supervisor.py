@@ -83,3 +83,72 @@ def test_a_worker_asked_for_a_gpu_it_cannot_get_refuses_to_start(settings, farm_
     subprocess.run([sys.executable, "-m", "farm", "down"], env=env, capture_output=True)
     assert proc.returncode == 4, proc.stderr
     assert "refusing to start" in proc.stderr and "GPU" in proc.stderr
+
+
+def _wait_for_pings(settings, hostnames: set[str], timeout_s: float = 90) -> None:
+    """Until every worker in `hostnames` answers a Celery ping (it consumes from now on)."""
+    from farm.celery_app import create_app
+
+    app = create_app(settings)
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not hostnames <= seen:
+            seen |= {h for reply in app.control.ping(timeout=1.0) or [] for h in reply}
+    finally:
+        app.close()
+    assert hostnames <= seen, f"workers {sorted(hostnames - seen)} never answered"
+
+
+def test_embedded_farm_pins_each_gpu_child_and_spreads_a_job_over_both(settings, farm_home, tmp_path):
+    """`farm worker --gpus 0,1 --providers cpu` on the embedded farm (private Redis on a unix
+    socket, SQLite): the same pinning as test_cluster_mode, with nothing else to run."""
+    import json
+
+    from farm import registry, store
+    from farm.db import Database
+    from farm.local import supervisor_pid_file
+    from tests import clips, media_checks
+    from tests.e2e.farmcli import FarmCLI
+
+    start_redis(settings)
+    cli = FarmCLI(farm_home)
+    log = farm_home / "sup.log"
+    # --pid-file where `farm submit` looks for local workers, so it starts none of its own
+    sup = subprocess.Popen([sys.executable, "-m", "farm", "worker", "--gpus", "0,1", "--providers", "cpu",
+                            "--node", "pin", "--pid-file", str(supervisor_pid_file(settings))],
+                           env=cli.env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and set(_children(sup.pid)) != {"gpu0", "gpu1", "fin"}:
+            time.sleep(0.2)
+        kids = _children(sup.pid)
+        assert set(kids) == {"gpu0", "gpu1", "fin"}, log.read_text()
+        for name in ("gpu0", "gpu1"):
+            env = kids[name].environ()
+            assert env["CUDA_VISIBLE_DEVICES"] == name[3] and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+            assert env["FARM_PROVIDERS"] == "cpu"
+        assert kids["fin"].environ()["CUDA_VISIBLE_DEVICES"] == ""
+        _wait_for_pings(settings, {"gpu0@pin", "gpu1@pin"})
+
+        src = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=2.0, gop=8)
+        proc = cli.run("submit", str(src), "--passthrough", "--wait", "--json", "--chunk-seconds", "0.25",
+                       timeout_s=180)
+        assert proc.returncode == 0, proc.stderr + log.read_text()[-4000:]
+        result = json.loads(proc.stdout)
+        assert result["state"] == "done" and result["chunks"] == 8
+        assert media_checks.frame_count(Path(result["output"])) == 60
+        db = Database(settings.database)
+        try:
+            used = {c.worker for c in store.get_job(db, result["id"]).chunks}
+            workers = {w.hostname: w for w in registry.list_workers(db)}
+        finally:
+            db.dispose()
+        assert used == {"gpu0@pin", "gpu1@pin"}, f"chunks were not spread over both workers: {used}"
+        # each worker process reported the GPU it saw itself (its own CUDA_VISIBLE_DEVICES)
+        assert workers["gpu0@pin"].gpu == "0" and workers["gpu1@pin"].gpu == "1"
+        assert workers["gpu0@pin"].pid != workers["gpu1@pin"].pid
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        sup.wait(60)
+        subprocess.run([sys.executable, "-m", "farm", "down"], env=cli.env, capture_output=True)

@@ -64,3 +64,96 @@ def test_the_real_probe_never_fails() -> None:
     choice = hwaccel.choose_chunk_encoder("libx264", "veryfast", 18, "yuv420p", {})
     assert choice.codec in ("libx264", "h264_nvenc")
     hwaccel.nvdec_hwaccel("auto", "h264")     # None without CUDA, an HWAccel with it; never raises
+
+
+# ---- NVDEC: a hardware decoder that cannot open falls back to software decode ----------
+
+
+@pytest.fixture
+def chunk(tmp_path):
+    from farm.media.plan import plan_chunks
+    from farm.media.probe import probe
+    from farm.media.split import split_chunks
+    from tests.clips import make_clip
+
+    src = make_clip(tmp_path / "src.mp4", seconds=1.0, gop=10, bframes=2)
+    info = probe(src)
+    plan = plan_chunks(info, 1000)[0]
+    return info, plan, split_chunks(src, info, [plan], tmp_path / "in")[0]
+
+
+class FakeHWAccel:
+    """Stands for the HWAccel nvdec_hwaccel returns on a machine with a CUDA device."""
+
+
+def failing_hw_open(monkeypatch):
+    """Make av.open fail as FFmpeg does without a usable CUDA device, for hwaccel opens only."""
+    import errno
+
+    import av
+
+    real_open = av.open
+    attempts = []
+
+    def fake_open(*args, **kwargs):
+        if kwargs.get("hwaccel") is not None:
+            attempts.append(kwargs["hwaccel"])
+            raise av.FFmpegError(errno.ENODEV, "No such device")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", fake_open)
+    return attempts
+
+
+def test_a_failing_hardware_decoder_falls_back_to_software_and_says_so(chunk, tmp_path, monkeypatch, caplog):
+    import av
+
+    import farm.media.chunk_codec as chunk_codec
+    from farm.media.chunk_codec import choose_encoder, transcode_chunk
+
+    info, plan, seg = chunk
+    settings = choose_encoder(info.video)
+    software = tmp_path / "software.mov"
+    transcode_chunk(seg, software, plan, settings, lambda f: f)   # no GPU here: software decode
+    # Given a worker where NVDEC looks available but opening the hardware decoder fails
+    hw = FakeHWAccel()
+    monkeypatch.setattr(chunk_codec, "nvdec_hwaccel", lambda hardware="auto", codec=None: hw)
+    attempts = failing_hw_open(monkeypatch)
+    # When the chunk is transcoded
+    out = tmp_path / "fallback.mov"
+    with caplog.at_level(logging.WARNING, logger="farm.media.decode"):
+        frames = transcode_chunk(seg, out, plan, settings, lambda f: f)
+    # Then the hardware open was tried, the chunk was decoded in software, and the log says so
+    assert attempts == [hw]
+    assert frames == plan.frame_count == 30
+    lines = [r.getMessage() for r in caplog.records if r.name == "farm.media.decode"]
+    assert len(lines) == 1 and "hardware decoding of" in lines[0] and "decoding in software" in lines[0]
+    assert "No such device" in lines[0]
+    with av.open(str(out)) as a, av.open(str(software)) as b:
+        pa = [f.to_ndarray() for f in a.decode(video=0)]
+        pb = [f.to_ndarray() for f in b.decode(video=0)]
+    assert len(pa) == len(pb) == 30 and all((x == y).all() for x, y in zip(pa, pb))
+
+
+def test_a_hardware_decoder_failing_after_frames_is_an_error_not_a_silent_restart(chunk, monkeypatch):
+    from farm.errors import MediaError
+    from farm.media import decode
+
+    _, plan, seg = chunk
+    real = decode._decode_frames
+
+    def hw_dies_after_two(in_path, plan, hwaccel):
+        if hwaccel is None:
+            yield from real(in_path, plan, None)
+            return
+        for n, frame in enumerate(real(in_path, plan, None)):
+            if n == 2:
+                raise MediaError("decoding failed: CUDA error")
+            yield frame
+
+    monkeypatch.setattr(decode, "_decode_frames", hw_dies_after_two)
+    got = []
+    with pytest.raises(MediaError, match="CUDA error"):
+        for frame in decode.iter_chunk_frames(seg, plan, FakeHWAccel()):
+            got.append(frame.pts)
+    assert len(got) == 2   # frames already handed on are never decoded twice

@@ -60,3 +60,23 @@ def test_avi_gets_no_b_frames() -> None:
 def test_settings_round_trip_through_json() -> None:
     s = choose_encoder(HDR)
     assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize("short, encoder", [
+    ("h264", "libx264"), ("H264", "libx264"), ("avc", "libx264"),
+    ("hevc", "libx265"), ("h265", "libx265"), ("HEVC", "libx265"),
+    ("libx264", "libx264"), ("libx265", "libx265"),
+])
+def test_short_codec_names_choose_their_encoder(short, encoder) -> None:
+    s = choose_encoder(H264, codec=short, preset="medium", crf=20)
+    assert (s.codec, s.preset, s.crf) == (encoder, "medium", 20)
+    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))).codec == encoder
+    hdr = choose_encoder(HDR, codec=short)
+    assert hdr.codec == encoder and hdr.pix_fmt == "yuv420p10le"
+
+
+@pytest.mark.parametrize("name", ["vp9", "h266", "libfoo", "x26"])
+def test_unknown_codec_names_are_refused_listing_the_choices(name) -> None:
+    with pytest.raises(InputError, match="unknown video encoder") as info:
+        choose_encoder(H264, codec=name)
+    assert name in info.value.message and "hevc" in (info.value.hint or "")

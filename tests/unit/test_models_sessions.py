@@ -121,3 +121,32 @@ def test_stand_ins_go_through_the_same_factory(demo, monkeypatch):
 def test_demo_pack_on_cuda_refuses_like_the_real_weights(demo):
     with pytest.raises(ProviderError):
         ModelPack(demo, providers="cuda").session("swapper")
+
+
+def test_providers_in_use_are_what_the_sessions_report(demo, monkeypatch):
+    # Given a pack asked for "tensorrt,cuda" whose sessions report CUDA + CPU only
+    class Reported:
+        def __init__(self, names):
+            self.names = names
+
+        def get_providers(self):
+            return list(self.names)
+
+    monkeypatch.setattr(prov, "require", lambda names: None)
+    made = iter([Reported(["CUDAExecutionProvider", "CPUExecutionProvider"]),
+                 Reported(["CUDAExecutionProvider"])])
+    monkeypatch.setattr(sessions, "create_session", lambda *a, **k: next(made))
+    pack = ModelPack(demo, providers="tensorrt,cuda")
+    assert pack.providers == ["tensorrt", "cuda"]
+    assert pack.providers_in_use() == []               # no session yet: nothing is in use
+    # When sessions are made
+    pack.session("swapper")
+    pack.session("enhancer")
+    # Then the providers in use are the sessions' own, in order, once each
+    assert pack.providers_in_use() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_a_real_cpu_pack_reports_the_cpu_provider(demo):
+    pack = ModelPack(demo, providers="cpu")
+    pack.session("recognizer")
+    assert pack.providers_in_use() == ["CPUExecutionProvider"]

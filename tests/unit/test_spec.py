@@ -91,3 +91,22 @@ def test_command_line_options_override_the_spec_and_make_a_request(tmp_path):
     with pytest.raises(InputError, match="no source"):
         submit_request(tmp_path / "v.mp4", {})
     assert submit_request(tmp_path / "v.mp4", {"passthrough": True, "source": ["x.jpg"]}).sources == []
+
+
+def test_the_committed_ci_spec_loads_and_its_encoder_options_are_accepted():
+    """deploy/ci/render.toml goes through the spec loader and the encoder check submit runs."""
+    from fractions import Fraction
+
+    from farm.media.chunk_codec import choose_encoder, encoder_name
+    from farm.media.colour import Colour
+    from farm.media.probe import VideoInfo
+
+    spec = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "render.toml"
+    opts = load_spec(spec)
+    req = submit_request(Path("clip.mp4"), opts)
+    assert req.codec == opts["codec"] and req.crf == opts["crf"]
+    video = VideoInfo(index=0, codec="h264", profile="High", width=160, height=90, pix_fmt="yuv420p", bit_depth=8,
+                      time_base=Fraction(1, 15360), fps=Fraction(30), frame_count=30, first_pts=0, duration_s=1.0,
+                      colour=Colour(1, 1, 1, 1))
+    encoder = choose_encoder(video, codec=req.codec, preset=req.preset, crf=req.crf)   # as submit.validate does
+    assert encoder.codec == encoder_name(opts["codec"]) and encoder.crf == opts["crf"]

@@ -54,3 +54,54 @@ def test_publish_never_clobbers_without_overwrite(tmp_path):
 def test_temp_names_are_hidden_unique_and_beside_the_target(tmp_path):
     a, b = temp_name(tmp_path / "x.mp4"), temp_name(tmp_path / "x.mp4")
     assert a != b and a.parent == tmp_path and a.name.startswith(".x.mp4.")
+
+
+def _no_link_no_reflink(monkeypatch):
+    """Given storage on another filesystem: hard links fail with EXDEV, reflinks are not supported."""
+    import errno
+
+    import farm.storage as storage
+
+    def cross_device(src, dst, *args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def no_reflink(fd, request, *args):
+        if request == storage.FICLONE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        raise AssertionError(f"unexpected ioctl {request:#x}")
+
+    monkeypatch.setattr(storage.os, "link", cross_device)
+    monkeypatch.setattr(storage.fcntl, "ioctl", no_reflink)
+    monkeypatch.setattr(storage, "COPY_BLOCK_BYTES", 4096)   # several blocks for a small file
+
+
+def test_ingest_copies_and_verifies_when_link_and_reflink_are_impossible(tmp_path, monkeypatch):
+    _no_link_no_reflink(monkeypatch)
+    src = tmp_path / "in.mp4"
+    src.write_bytes(os.urandom(50_000))
+    before = (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_ino)
+    dest = tmp_path / "store" / "jobs" / "x" / "source.mp4"
+    assert ingest(src, dest) == "copy"
+    assert sha256_file(dest) == before[0] and dest.stat().st_ino != before[2]
+    assert (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_ino) == before
+    assert not list(dest.parent.glob(".*.tmp"))
+
+
+def test_ingest_refuses_a_copy_whose_checksum_differs_and_leaves_the_input_alone(tmp_path, monkeypatch):
+    import farm.storage as storage
+    from farm.errors import UnavailableError
+
+    _no_link_no_reflink(monkeypatch)
+    real_sha256 = storage.sha256_file
+    # Given the storage hands back other bytes than were written (a failing disk)
+    monkeypatch.setattr(storage, "sha256_file",
+                        lambda path: "0" * 64 if path.name.endswith(".tmp") else real_sha256(path))
+    src = tmp_path / "in.mp4"
+    src.write_bytes(os.urandom(50_000))
+    before = (real_sha256(src), src.stat().st_mtime_ns)
+    dest = tmp_path / "store" / "jobs" / "x" / "source.mp4"
+    with pytest.raises(UnavailableError, match="does not match") as info:
+        ingest(src, dest)
+    assert str(src) in info.value.message and info.value.hint
+    assert not dest.exists() and not list(dest.parent.glob(".*"))
+    assert (real_sha256(src), src.stat().st_mtime_ns) == before

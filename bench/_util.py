@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:          # run as `python bench/x.py` from the checkout
@@ -58,3 +63,27 @@ def median(values: list[float]) -> float:
 
 def fmt(values: list[float], unit: str = "s") -> str:
     return ", ".join(f"{v:.3f}" for v in values) + f" {unit} (median {median(values):.3f})"
+
+
+FARM = [sys.executable, "-m", "farm"]
+
+
+@contextlib.contextmanager
+def local_farm(name: str, **env_vars: str) -> Iterator[tuple[Path, dict[str, str], Path]]:
+    """A private embedded farm, started (`farm up`) and stopped (`farm down`) around the block.
+
+    Yields (farm home, environment for `farm` commands, a scratch folder for clips and
+    outputs); both folders are removed at the end.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"farm-{name}-"))
+    home = Path("/tmp") / f"farm-{name}-{uuid.uuid4().hex[:8]}"   # short: unix socket path
+    home.mkdir()
+    env = dict(os.environ, FARM_HOME=str(home), PYTHONUNBUFFERED="1", **env_vars)
+    env.pop("FARM_BROKER_URL", None)
+    try:
+        subprocess.run([*FARM, "up"], env=env, check=True, cwd=ROOT, capture_output=True)
+        yield home, env, work
+    finally:
+        subprocess.run([*FARM, "down"], env=env, cwd=ROOT, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)

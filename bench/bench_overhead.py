@@ -14,15 +14,9 @@ Prints each time, the medians and the ratio farm / ffmpeg (goal: <= 1.15).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
-import uuid
-from pathlib import Path
 
-from _util import ROOT, alternate, fmt, header, median
+from _util import FARM, ROOT, alternate, fmt, header, local_farm, median
 
 GOAL = 1.15
 
@@ -44,21 +38,14 @@ def main() -> int:
     from tests.clips import ffmpeg_exe, make_clip, make_face_image
 
     header("farm overhead: farm submit --wait --models demo vs plain ffmpeg")
-    work = Path(tempfile.mkdtemp(prefix="farm-bench-a-"))
-    home = Path("/tmp") / f"farm-bench-{uuid.uuid4().hex[:8]}"   # short: unix socket path
-    home.mkdir()
-    env = dict(os.environ, FARM_HOME=str(home), PYTHONUNBUFFERED="1")
-    env.pop("FARM_BROKER_URL", None)
-    farm = [sys.executable, "-m", "farm"]
-    try:
+    with local_farm("bench-a") as (_, env, work):
         clip = make_clip(work / "clip.mp4", width=args.width, height=args.height, fps=args.fps,
                          seconds=args.seconds, gop=2 * args.fps, audio_tracks=1)
         face = make_face_image(work / "face.jpg")
         print(f"clip:    {args.width}x{args.height}, {args.seconds:g} s, {args.fps} fps, H.264 yuv420p, "
               f"2 s GOP, 1 AAC track, no faces; encoder libx264 {args.preset} crf {args.crf}")
-        subprocess.run([*farm, "up"], env=env, check=True, cwd=ROOT, capture_output=True)
         out_farm, out_ff = work / "clip.farm.mp4", work / "clip.ffmpeg.mp4"
-        submit = [*farm, "submit", str(clip), "--source", str(face), "--models", "demo", "--wait",
+        submit = [*FARM, "submit", str(clip), "--source", str(face), "--models", "demo", "--wait",
                   "--overwrite", "--output", str(out_farm), "--preset", args.preset, "--crf", str(args.crf)]
         if args.chunk_seconds:
             submit += ["--chunk-seconds", str(args.chunk_seconds)]
@@ -79,11 +66,7 @@ def main() -> int:
         print(f"farm:    {fmt(t_farm)}")
         print(f"ffmpeg:  {fmt(t_ff)}")
         print(f"ratio farm/ffmpeg: {ratio:.3f}  (goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'})")
-        return 0
-    finally:
-        subprocess.run([*farm, "down"], env=env, cwd=ROOT, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,19 +21,15 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
-from _util import ROOT, header
+from _util import FARM, ROOT, header, local_farm
 
 TERMINAL = {"done", "failed", "cancelled"}
 
@@ -51,14 +47,8 @@ def main() -> int:
 
     header(f"soak: {args.jobs} jobs at once on {args.workers} local workers, workers killed at random")
     rng = random.Random(args.seed)
-    work = Path(tempfile.mkdtemp(prefix="farm-soak-"))
-    home = Path("/tmp") / f"farm-soak-{uuid.uuid4().hex[:8]}"     # short: unix socket path
-    home.mkdir()
-    env = dict(os.environ, FARM_HOME=str(home), PYTHONUNBUFFERED="1", FARM_LOCAL_WORKERS=str(args.workers),
-               FARM_STALE_HEARTBEAT_S="8", FARM_REAP_INTERVAL_S="1", FARM_MAX_ATTEMPTS="8")
-    env.pop("FARM_BROKER_URL", None)
-    farm = [sys.executable, "-m", "farm"]
-    try:
+    with local_farm("soak", FARM_LOCAL_WORKERS=str(args.workers), FARM_STALE_HEARTBEAT_S="8",
+                    FARM_REAP_INTERVAL_S="1", FARM_MAX_ATTEMPTS="8") as (home, env, work):
         sources = []
         for i in range(args.jobs):
             seconds = 2.0 + (i % 3)
@@ -66,10 +56,9 @@ def main() -> int:
                                            audio_tracks=1, flash_at=seconds / 2 + 0.1 * (i % 5), gop=15))
         print(f"clips:   {args.jobs} x 320x180, 2-4 s, 30 fps, 1 AAC track, flash frame + click; "
               f"max attempts 8, stale heartbeat 8 s")
-        subprocess.run([*farm, "up"], env=env, check=True, cwd=ROOT, capture_output=True)
 
         def submit(src: Path) -> str:
-            proc = subprocess.run([*farm, "submit", str(src), "--passthrough", "--chunk-seconds", "1",
+            proc = subprocess.run([*FARM, "submit", str(src), "--passthrough", "--chunk-seconds", "1",
                                    "--preset", "slower"], env=env, cwd=ROOT, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"submit {src} failed ({proc.returncode}): {proc.stderr}")
@@ -126,10 +115,6 @@ def main() -> int:
         print(f"makespan {makespan:.1f} s")
         print(f"result:  {ok}/{len(job_ids)} jobs done with exact frames, frame times and A/V sync")
         return 0 if ok == len(job_ids) else 1
-    finally:
-        subprocess.run([*farm, "down"], env=env, cwd=ROOT, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -207,9 +207,17 @@ def upgrade_schema(db: Database) -> str:
     from alembic import command
     from alembic.config import Config
 
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", db.url)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        if head and current_revision(db) == head:   # the common case: a read, no write lock taken
+            return head
+    except OperationalError:
+        pass                                         # no database yet, or busy: take the slow path
     with _schema_lock(db):
         try:
             with db.engine.begin() as conn:

@@ -71,6 +71,18 @@ def broker_alive(settings: Settings) -> bool:
         return False
 
 
+def require_broker(settings: Settings) -> None:
+    """Raise UnavailableError (exit 4) naming the broker (password masked) unless it answers."""
+    try:
+        redis_client(settings).ping()
+    except redis.AuthenticationError as exc:
+        raise UnavailableError(f"the broker {settings.broker_shown} refused the credentials: {exc}",
+                               hint="check the password in FARM_BROKER_URL") from None
+    except (redis.RedisError, OSError) as exc:
+        raise UnavailableError(f"the broker {settings.broker_shown} does not answer: {exc}",
+                               hint="start it (`farm up` for the local farm) or check FARM_BROKER_URL") from None
+
+
 def start_redis(settings: Settings) -> bool:
     """Start the private Redis if it is not answering; True if it was started now."""
     if broker_alive(settings):

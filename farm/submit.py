@@ -113,6 +113,10 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
     video = req.video.expanduser().absolute()
     step(f"probing {video}")
     info, output, encoder, chunk_frames = validate(req, settings)
+    if not settings.embedded_broker:
+        from farm.local import require_broker
+
+        require_broker(settings)      # refuse now, with nothing stored, rather than half-submit
     from farm.job_pipeline import prepare_faces  # face options, model pack, identity
 
     faces = prepare_faces(req, settings)

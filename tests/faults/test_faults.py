@@ -117,16 +117,36 @@ def test_a_poison_chunk_that_kills_its_worker_fails_the_job_after_bounded_attemp
     assert not (tmp_path / "long.farm.mp4").exists()
 
 
+def freeze_a_busy_worker(home: Path, job_id: str, tries: int = 10) -> tuple[int, int, str]:
+    """SIGSTOP a worker in the middle of a chunk, just after it stored a heartbeat: a hang in
+    the middle of the work, not inside a database transaction (a process frozen while holding
+    SQLite's write lock would stop every other process too, which is not the case under
+    test). Returns (chunk index, pid, hostname) of the frozen worker."""
+    for _ in range(tries):
+        index, pid, host = busy_worker(home, job_id, min_frames=1)
+        row = lambda: next((s, f) for i, s, _, f, _ in chunks(home, job_id) if i == index)  # noqa: E731
+        seen = row()
+        deadline = time.monotonic() + 10
+        while row() == seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGSTOP)
+        state, frames = row()
+        planned = query(home, 'SELECT frames_planned FROM chunks WHERE job_id=? AND "index"=?', job_id, index)[0][0]
+        if state == "running" and frames < planned:
+            return index, pid, host
+        os.kill(pid, signal.SIGCONT)        # the chunk ended just then: try the next one
+    raise AssertionError(f"could not freeze a worker mid-chunk: {chunks(home, job_id)}")
+
+
 def test_a_hung_worker_is_reaped_and_its_chunk_runs_elsewhere(cli, tmp_path):
     src = long_clip(tmp_path)
-    job_id = submit(cli, src, catch_running=True)
-    index, pid, host = busy_worker(cli.home, job_id, min_frames=2)
-    os.kill(pid, signal.SIGSTOP)      # heartbeats stop
+    job_id = submit(cli, src, "--chunk-seconds", "3", catch_running=True)   # several heartbeats a chunk
+    index, pid, host = freeze_a_busy_worker(cli.home, job_id)    # its heartbeats stop
     try:
         job = cli.wait_state(job_id, {"done", "failed"})
         assert job["state"] == "done", job
         rows = {i: (a, w) for i, _, a, _, w in chunks(cli.home, job_id)}
-        assert rows[index][0] >= 2 and rows[index][1] != host
+        assert rows[index][0] >= 2 and rows[index][1] != host, (index, rows)
         assert events(cli.home, job_id, "requeued") >= 1
         assert_exact(src, tmp_path / "long.farm.mp4")
     finally:
@@ -159,7 +179,7 @@ def test_a_worker_that_keeps_failing_stops_taking_work_and_others_finish(cli, tm
 
 def test_stop_the_whole_farm_mid_job_then_up_and_retry_finishes_without_redoing(cli, tmp_path):
     src = long_clip(tmp_path)
-    job_id = submit(cli, src)
+    job_id = submit(cli, src, catch_running=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(s == "done" for _, s, *_ in chunks(cli.home, job_id)) < 2:
         time.sleep(0.1)

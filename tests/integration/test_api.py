@@ -284,3 +284,11 @@ def test_idempotency_keys_reserve_replay_conflict_and_release(db):
     failed = idempotency.reserve(db, 1, "other", "sha-c")
     idempotency.release(db, failed)                                          # a refused submit frees its key
     assert idempotency.reserve(db, 1, "other", "sha-d").job_id is None
+
+
+def test_the_token_never_reaches_the_server_log(api):
+    assert api.client.get("/jobs").status_code == 200
+    httpx.get(f"{api.url}/jobs", headers={"Authorization": "Bearer not-a-real-token-xyz"}, timeout=10)
+    log = api.log.read_text()
+    assert "GET /jobs" in log                      # requests are logged...
+    assert api.token not in log and "not-a-real-token-xyz" not in log   # ...their credentials are not

@@ -110,8 +110,9 @@ def password_redis(tmp_path: Path):
 
 def test_a_cluster_on_a_password_redis_never_prints_or_logs_the_password(password_redis, farm_home, tmp_path):
     broker = f"redis://:{PASSWORD}@127.0.0.1:{password_redis}/0"
-    cli = FarmCLI(farm_home, {"FARM_BROKER_URL": broker, "FARM_DATABASE_URL": f"sqlite:///{tmp_path / 'farm.db'}",
-                              "FARM_STORAGE": str(tmp_path / "nfs"), "FARM_STALE_HEARTBEAT_S": "10"})
+    cluster_env = {"FARM_BROKER_URL": broker, "FARM_DATABASE_URL": f"sqlite:///{tmp_path / 'farm.db'}",
+                   "FARM_STORAGE": str(tmp_path / "nfs"), "FARM_STALE_HEARTBEAT_S": "10"}
+    cli = FarmCLI(farm_home, cluster_env)
     outputs = [cli.run("db", "upgrade", check=True)]
     worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen([sys.executable, "-m", "farm", "worker", "--cpu", "1"], env=cli.env,
@@ -124,9 +125,12 @@ def test_a_cluster_on_a_password_redis_never_prints_or_logs_the_password(passwor
         assert json.loads(done.stdout)["state"] == "done"
         outputs += [cli.run("status", check=True), cli.run("jobs", check=True)]
         # a wrong password: refused, and neither password is echoed back
-        wrong = FarmCLI(farm_home, dict(cli.env, FARM_BROKER_URL=f"redis://:wrong-{PASSWORD}@127.0.0.1:{password_redis}/0"))
+        wrong = FarmCLI(farm_home, dict(cluster_env, FARM_BROKER_URL=f"redis://:wrong-{PASSWORD}@127.0.0.1:{password_redis}/0"))
+        jobs_before = cli.run("jobs", "--json", check=True).stdout
         refused = wrong.run("submit", str(src), "--passthrough", "--overwrite")
-        assert refused.returncode != 0 and "redis://:***@127.0.0.1" in refused.stderr, refused.stderr
+        assert refused.returncode == 4 and "redis://:***@127.0.0.1" in refused.stderr, refused.stderr
+        assert "refused the credentials" in refused.stderr
+        assert cli.run("jobs", "--json", check=True).stdout == jobs_before      # nothing was stored
         outputs.append(refused)
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -81,3 +81,34 @@ def test_rate_meter_uses_the_window():
 
 def test_format_eta():
     assert format_eta(None) == "-" and format_eta(65) == "1:05" and format_eta(3725) == "1:02:05"
+
+
+def test_the_follow_command_redraws_as_chunks_progress_and_stops_on_ctrl_c(settings):
+    """`farm status --follow` as a real process on a terminal-like stream: it shows progress
+    made while it runs, and Ctrl-C (SIGINT) ends it with exit code 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from farm.db import Database, upgrade_schema
+
+    db = Database(settings.database)
+    upgrade_schema(db)
+    make_job(db, "live1", [100, 100])
+    store.claim_chunk(db, "live1", 0, "gpu0@n", 3)
+    store.heartbeat(db, "live1", 0, 10)
+    env = dict(os.environ, FARM_HOME=str(settings.home), FORCE_COLOR="1", COLUMNS="200", LINES="40")
+    proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)
+        store.heartbeat(db, "live1", 0, 77)       # progress while it is watching
+        time.sleep(2.0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "10/200" in out and "77/200" in out, out[-2000:]
+    assert "\x1b[" in out                          # redrawn in place (cursor control), not a log

@@ -31,13 +31,17 @@ def main() -> int:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--chunk-seconds", type=float, default=None, help="default: the farm's own choice")
+    ap.add_argument("--passthrough", action="store_true",
+                    help="farm submit --passthrough instead of --models demo: the farm's own machinery "
+                         "(probe, ingest, split, broker, database, join, remux, verify) without face work")
     args = ap.parse_args()
     if args.runs < 3:
         ap.error("--runs must be at least 3")
 
     from tests.clips import ffmpeg_exe, make_clip, make_face_image
 
-    header("farm overhead: farm submit --wait --models demo vs plain ffmpeg")
+    header(f"farm overhead: farm submit --wait {'--passthrough' if args.passthrough else '--models demo'} "
+           "vs plain ffmpeg")
     with local_farm("bench-a") as (_, env, work):
         clip = make_clip(work / "clip.mp4", width=args.width, height=args.height, fps=args.fps,
                          seconds=args.seconds, gop=2 * args.fps, audio_tracks=1)
@@ -45,8 +49,9 @@ def main() -> int:
         print(f"clip:    {args.width}x{args.height}, {args.seconds:g} s, {args.fps} fps, H.264 yuv420p, "
               f"2 s GOP, 1 AAC track, no faces; encoder libx264 {args.preset} crf {args.crf}")
         out_farm, out_ff = work / "clip.farm.mp4", work / "clip.ffmpeg.mp4"
-        submit = [*FARM, "submit", str(clip), "--source", str(face), "--models", "demo", "--wait",
-                  "--overwrite", "--output", str(out_farm), "--preset", args.preset, "--crf", str(args.crf)]
+        work_args = ["--passthrough"] if args.passthrough else ["--source", str(face), "--models", "demo"]
+        submit = [*FARM, "submit", str(clip), *work_args, "--wait", "--overwrite", "--output", str(out_farm),
+                  "--preset", args.preset, "--crf", str(args.crf)]
         if args.chunk_seconds:
             submit += ["--chunk-seconds", str(args.chunk_seconds)]
         plain = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-map", "0", "-c:v", "libx264",

@@ -5,7 +5,7 @@
 
 A private local farm (embedded Redis, SQLite, `FARM_LOCAL_WORKERS` Celery workers) gets
 `--jobs` pass-through jobs submitted at the same moment (one `farm submit` process each,
-started together). Clips are 320x180, 2-4 s, with one audio track and a flash frame
+started together; the kills start at once). Clips are 640x360, 3-5 s, with one audio track and a flash frame
 that coincides with an audio click. While jobs run, every 2-5 s (seeded) a busy worker
 is killed with SIGKILL: usually its pool process (the chunk being worked on dies with
 it), every fourth time the Celery worker itself (the supervisor restarts it).
@@ -51,10 +51,10 @@ def main() -> int:
                     FARM_REAP_INTERVAL_S="1", FARM_MAX_ATTEMPTS="8") as (home, env, work):
         sources = []
         for i in range(args.jobs):
-            seconds = 2.0 + (i % 3)
-            sources.append(clips.make_clip(work / f"clip{i:02d}.mp4", width=320, height=180, seconds=seconds,
+            seconds = 3.0 + (i % 3)
+            sources.append(clips.make_clip(work / f"clip{i:02d}.mp4", width=640, height=360, seconds=seconds,
                                            audio_tracks=1, flash_at=seconds / 2 + 0.1 * (i % 5), gop=15))
-        print(f"clips:   {args.jobs} x 320x180, 2-4 s, 30 fps, 1 AAC track, flash frame + click; "
+        print(f"clips:   {args.jobs} x 640x360, 3-5 s, 30 fps, 1 AAC track, flash frame + click; "
               f"max attempts 8, stale heartbeat 8 s")
 
         def submit(src: Path) -> str:
@@ -65,16 +65,18 @@ def main() -> int:
             return proc.stdout.strip()
 
         start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            job_ids = list(pool.map(submit, sources))
-        print(f"submitted {len(job_ids)} jobs in {time.monotonic() - start:.1f} s")
-
+        pool = ThreadPoolExecutor(max_workers=args.jobs)
+        futures = [pool.submit(submit, src) for src in sources]      # all at once; kills start now
         kills = {"pool process": 0, "celery worker": 0}
         next_kill = time.monotonic() + rng.uniform(2, 5)
         deadline = start + args.timeout_s
+        job_ids: list[str] = []
         while time.monotonic() < deadline:
-            states = dict(query(home, "SELECT id, state FROM jobs"))
-            if all(states.get(j) in TERMINAL for j in job_ids):
+            if not job_ids and all(f.done() for f in futures):
+                job_ids = [f.result() for f in futures]
+                print(f"submitted {len(job_ids)} jobs in {time.monotonic() - start:.1f} s")
+            states = dict(query(home, "SELECT id, state FROM jobs")) if (home / "farm.db").exists() else {}
+            if job_ids and all(states.get(j) in TERMINAL for j in job_ids):
                 break
             if time.monotonic() >= next_kill:
                 busy = query(home, "SELECT pid, hostname FROM workers WHERE state='busy' AND pid IS NOT NULL")
@@ -90,6 +92,7 @@ def main() -> int:
                         pass
                 next_kill = time.monotonic() + rng.uniform(2, 5)
             time.sleep(0.2)
+        pool.shutdown()
         makespan = time.monotonic() - start
 
         ok = 0

@@ -70,7 +70,7 @@ def test_submit_without_wait_prints_the_id_and_the_job_finishes(cli, tmp_path):
     assert media_checks.frame_count(tmp_path / "out.mkv") == media_checks.frame_count(src)
 
 
-@pytest.mark.parametrize("kind", ["text", "truncated", "audio_only", "m3u8", "png"])
+@pytest.mark.parametrize("kind", clips.NOT_VIDEO_KINDS)
 def test_bad_input_is_refused_with_exit_2_and_nothing_stored(cli, tmp_path, kind):
     bad = clips.make_not_video(tmp_path / f"bad-{kind}.mp4", kind=kind)
     before = bad.read_bytes()
@@ -81,6 +81,15 @@ def test_bad_input_is_refused_with_exit_2_and_nothing_stored(cli, tmp_path, kind
     assert not list((cli.home / "storage").glob("jobs/*")) if (cli.home / "storage").exists() else True
     assert bad.read_bytes() == before
     assert not (tmp_path / f"bad-{kind}.farm.mp4").exists()
+
+
+def test_inputs_over_the_configured_limits_are_refused(cli, tmp_path):
+    src = clips.make_clip(tmp_path / "a.mp4", width=320, height=180, seconds=0.5)
+    for var, value, words in (("FARM_MAX_WIDTH", "256", "over the limit"), ("FARM_MAX_FRAMES", "10", "more than 10 frames"),
+                              ("FARM_MAX_INPUT_BYTES", "1000", "over the limit")):
+        proc = FarmCLI(cli.home, {var: value}).run("submit", str(src), "--passthrough")
+        assert proc.returncode == 2 and words in proc.stderr and "a.mp4" in proc.stderr, (var, proc.stderr)
+    assert job_rows(cli.home) == 0
 
 
 def test_usage_errors_exit_2(cli, tmp_path):

@@ -117,25 +117,45 @@ def test_a_poison_chunk_that_kills_its_worker_fails_the_job_after_bounded_attemp
     assert not (tmp_path / "long.farm.mp4").exists()
 
 
-def freeze_a_busy_worker(home: Path, job_id: str, tries: int = 10) -> tuple[int, int, str]:
-    """SIGSTOP a worker in the middle of a chunk, just after it stored a heartbeat: a hang in
-    the middle of the work, not inside a database transaction (a process frozen while holding
-    SQLite's write lock would stop every other process too, which is not the case under
-    test). Returns (chunk index, pid, hostname) of the frozen worker."""
-    for _ in range(tries):
-        index, pid, host = busy_worker(home, job_id, min_frames=1)
-        row = lambda: next((s, f) for i, s, _, f, _ in chunks(home, job_id) if i == index)  # noqa: E731
-        seen = row()
-        deadline = time.monotonic() + 10
-        while row() == seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(pid, signal.SIGSTOP)
-        state, frames = row()
-        planned = query(home, 'SELECT frames_planned FROM chunks WHERE job_id=? AND "index"=?', job_id, index)[0][0]
-        if state == "running" and frames < planned:
-            return index, pid, host
-        os.kill(pid, signal.SIGCONT)        # the chunk ended just then: try the next one
-    raise AssertionError(f"could not freeze a worker mid-chunk: {chunks(home, job_id)}")
+def freeze_a_busy_worker(home: Path, job_id: str, timeout_s: float = 120) -> tuple[int, int, str]:
+    """SIGSTOP a worker in the middle of a chunk: a hang in the middle of the work, not inside
+    a database transaction (a process frozen while holding SQLite's write lock would stop
+    every other process too, which is not the case under test: after freezing, the lock is
+    checked, and a worker caught holding it is let go and caught again later). Returns
+    (chunk index, pid, hostname)."""
+    tried = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = {i: w for i, s, _, _, w in chunks(home, job_id) if s == "running" and w}
+        for index, host in running.items():
+            pids = query(home, "SELECT pid FROM workers WHERE hostname=? AND state='busy'", host)
+            if not pids or not pids[0][0]:
+                continue
+            pid = pids[0][0]
+            os.kill(pid, signal.SIGSTOP)
+            state, now = next((s, f) for i, s, _, f, _ in chunks(home, job_id) if i == index)
+            planned = query(home, 'SELECT frames_planned FROM chunks WHERE job_id=? AND "index"=?', job_id, index)[0][0]
+            if state == "running" and 0 < now < planned and not locked(home):
+                return index, pid, host
+            os.kill(pid, signal.SIGCONT)
+            tried.append((index, host, state, now))
+        time.sleep(0.05)
+    raise AssertionError(f"could not freeze a worker mid-chunk: tried {tried}; chunks {chunks(home, job_id)}")
+
+
+def locked(home: Path) -> bool:
+    """True if the job database's write lock is held (a frozen holder would stall everyone)."""
+    import sqlite3
+
+    conn = sqlite3.connect(home / "farm.db", timeout=0.2)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
 
 
 def test_a_hung_worker_is_reaped_and_its_chunk_runs_elsewhere(cli, tmp_path):

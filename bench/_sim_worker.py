@@ -23,14 +23,18 @@ PROGRESS_S = 1.0
 
 
 def simulated_transcode(in_path, out_path, plan, settings, process, on_progress=None, should_cancel=None, **_):
-    """Sleep FRAME_S per planned frame, checking cancel and reporting progress as the real one does."""
-    last = time.monotonic()
+    """Take FRAME_S per planned frame, checking cancel and reporting progress as the real one does.
+
+    Sleeps to a deadline per frame (start + n * FRAME_S), so the work is exactly
+    frames * FRAME_S and time.sleep's overshoot does not pile up as fake overhead.
+    """
+    start = last = time.monotonic()
     for n in range(plan.frame_count):
         if should_cancel is not None and should_cancel():
             from farm.errors import ChunkCancelled
 
             raise ChunkCancelled("cancelled")
-        time.sleep(FRAME_S)
+        time.sleep(max(0.0, start + (n + 1) * FRAME_S - time.monotonic()))
         if on_progress is not None and time.monotonic() - last >= PROGRESS_S:
             on_progress(n + 1)
             last = time.monotonic()

@@ -39,7 +39,8 @@ BUSY_RECHECK_MAX_S = 30.0             # a duplicate delivery of a live chunk loo
 def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     """Run chunk `index` of `job_id` on this worker; returns what happened, for the logs."""
     claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
-                              busy_after_s=ctx.settings.stale_heartbeat_s)
+                              busy_after_s=ctx.settings.stale_heartbeat_s,
+                              also=lambda s: registry.mark_busy(s, worker, job_id, index))
     if claim.outcome == "busy":
         recheck = min(BUSY_RECHECK_MAX_S, ctx.settings.stale_heartbeat_s / 2)
         enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=recheck)
@@ -47,17 +48,20 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         log.info("job %s chunk %d: %s (%s)", job_id, index, claim.outcome, claim.reason)
         return claim.outcome
     job, chunk = claim.job, claim.chunk
-    registry.report_busy(ctx.db, worker, job_id, index)
     cancelled = [False]
 
     def on_progress(frames_done: int) -> None:
-        cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
+        if frames_done < chunk.frames_planned:   # the last call is stored by finish_chunk itself
+            cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
 
     started = time.monotonic()
     try:
         Path(chunk.output_path).parent.mkdir(parents=True, exist_ok=True)
         chain = ctx.chain_for(job)
-        registry.report_busy(ctx.db, worker, job_id, index, providers=ctx.providers_in_use(job))
+        providers = ctx.providers_in_use(job)
+        if providers and providers != ctx.reported_providers:   # a write only when they change
+            registry.report_busy(ctx.db, worker, job_id, index, providers=providers)
+            ctx.reported_providers = providers
         with chain:
             frames = transcode_chunk(
                 Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
@@ -86,11 +90,14 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     seconds = time.monotonic() - started
     log.info("job %s chunk %d: %d frames in %.1f s (%.1f fps)", job_id, index, frames, seconds,
              frames / seconds if seconds else 0.0)
-    registry.report_result(ctx.db, worker, ok=True, frames=frames, fps=frames / seconds if seconds else 0.0)
-    if store.complete_chunk(ctx.db, job_id, index, worker):
+    fps = frames / seconds if seconds else 0.0
+    finish = store.finish_chunk(ctx.db, job_id, index, worker, window=ctx.settings.job_window,
+                                also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
+    if finish.finalize:
         enqueue_finalize(ctx.app, job_id)
         return "done, finalize enqueued"
-    top_up(ctx, job_id)
+    for next_index, priority in finish.enqueue:   # the job's window, topped up in the same transaction
+        enqueue_chunk(ctx.app, job_id, next_index, priority)
     return "done"
 
 
@@ -108,9 +115,3 @@ def quarantine(ctx: Any, worker: str, failures: int, last_error: str) -> None:
     registry.report_state(ctx.db, worker, "quarantined", note)
     log.error("%s %s; fix it and restart the worker", worker, note)
     ctx.app.control.cancel_consumer(QUEUE_GPU, destination=[worker])
-
-
-def top_up(ctx: Any, job_id: str) -> None:
-    """Hand the job's next waiting chunks to the broker (see store.take_chunks_to_enqueue)."""
-    for next_index, priority in store.take_chunks_to_enqueue(ctx.db, job_id, ctx.settings.job_window):
-        enqueue_chunk(ctx.app, job_id, next_index, priority)

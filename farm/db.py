@@ -154,6 +154,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
+            # WAL + NORMAL: a commit is atomic and the file never corrupts; only the last
+            # commits before an OS crash or power cut can roll back (a chunk then runs again,
+            # which every task tolerates). FULL fsyncs every commit: ~2x the cost per chunk.
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         @event.listens_for(engine, "begin")

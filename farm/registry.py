@@ -56,26 +56,36 @@ def report_busy(db: Database, hostname: str, job_id: str, chunk_index: int, prov
     """Mark the worker busy on a chunk; `providers`: the ONNX Runtime providers its sessions
     report (comma-separated), or None/''/'-' (a pass-through chunk) to keep the stored ones."""
     with db.transaction() as s:
-        row = _row(s, hostname)
-        row.state, row.job_id, row.chunk_index, row.last_seen = "busy", job_id, chunk_index, utcnow()
-        if providers not in (None, *NO_PROVIDERS):
-            row.providers = providers
+        mark_busy(s, hostname, job_id, chunk_index, providers)
+
+
+def mark_busy(s, hostname: str, job_id: str, chunk_index: int, providers: str | None = None) -> None:  # noqa: ANN001
+    """report_busy inside an open transaction (store.claim_chunk's `also`)."""
+    row = _row(s, hostname)
+    row.state, row.job_id, row.chunk_index, row.last_seen = "busy", job_id, chunk_index, utcnow()
+    if providers not in (None, *NO_PROVIDERS):
+        row.providers = providers
 
 
 def report_result(db: Database, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0) -> int:
     """Record a finished (ok) or failed chunk; returns the failures in a row."""
     with db.transaction() as s:
-        row = _row(s, hostname)
-        row.last_seen = utcnow()
-        row.job_id = row.chunk_index = None
-        if row.state != "quarantined":
-            row.state = "idle"
-        if ok:
-            row.consecutive_failures, row.fps = 0, fps
-            row.frames_total = (row.frames_total or 0) + frames
-        else:
-            row.consecutive_failures = (row.consecutive_failures or 0) + 1
-        return row.consecutive_failures
+        return mark_result(s, hostname, ok=ok, frames=frames, fps=fps)
+
+
+def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0) -> int:  # noqa: ANN001
+    """report_result inside an open transaction (store.finish_chunk's `also`)."""
+    row = _row(s, hostname)
+    row.last_seen = utcnow()
+    row.job_id = row.chunk_index = None
+    if row.state != "quarantined":
+        row.state = "idle"
+    if ok:
+        row.consecutive_failures, row.fps = 0, fps
+        row.frames_total = (row.frames_total or 0) + frames
+    else:
+        row.consecutive_failures = (row.consecutive_failures or 0) + 1
+    return row.consecutive_failures
 
 
 def report_state(db: Database, hostname: str, state: str, note: str | None = None) -> None:

@@ -23,6 +23,7 @@ class WorkerContext:
         self.storage = Storage(settings.storage_dir)
         self._packs: dict[str, Any] = {}
         self._providers = ""   # ONNX Runtime providers last reported by a session, comma-separated
+        self.reported_providers = ""   # what this process last wrote to its registry row
 
     def chain_for(self, job: Any) -> Any:
         """The stage chain for a job: faces when the job asks for them, else pass-through."""
@@ -34,7 +35,7 @@ class WorkerContext:
         """Register this worker process; providers stay empty until a model session exists."""
         from farm import registry
 
-        self._providers = ""
+        self._providers = self.reported_providers = ""
         registry.report_start(self.db, hostname, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES") or None,
                               self._providers)
 

@@ -107,13 +107,15 @@ def read_bgr(frame: Frame, box: Box) -> np.ndarray:
     x0, y0, x1, y1 = _check_box(frame, box)
     sx, sy = frame.chroma_subsampling
     yp, up, vp = frame.planes[:3]
-    rows = np.arange(y0, y1) // sy
-    cols = np.arange(x0, x1) // sx
-    u = up[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    v = vp[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    ri, ci = rows - rows[0], cols - cols[0]
-    u = u[ri][:, ci]
-    v = v[ri][:, ci]
+    ax0, ay0, ax1, ay1 = align_box(frame, (x0, y0, x1, y1))
+    cx0, cy0, cx1, cy1 = ax0 // sx, ay0 // sy, -(-ax1 // sx), -(-ay1 // sy)
+    u, v = up[cy0:cy1, cx0:cx1], vp[cy0:cy1, cx0:cx1]
+    if (sx, sy) != (1, 1):   # sample repetition over the aligned box, then cut the box out
+        aw, ah = (cx1 - cx0) * sx, (cy1 - cy0) * sy
+        u = cv2.resize(u, (aw, ah), interpolation=cv2.INTER_NEAREST)
+        v = cv2.resize(v, (aw, ah), interpolation=cv2.INTER_NEAREST)
+        u = u[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
+        v = v[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
     return _to_bgr(yp[y0:y1, x0:x1], u, v, frame)
 
 
@@ -130,46 +132,72 @@ def _block_mean(a: np.ndarray, sy: int, sx: int) -> np.ndarray:
     return total * (1.0 / (sy * sx))
 
 
+def _block_mean_fast(a: np.ndarray, sy: int, sx: int) -> np.ndarray:
+    """_block_mean, by OpenCV's area resize when the array is whole blocks (exact there)."""
+    h, w = a.shape[:2]
+    if (sy, sx) != (1, 1) and h % sy == 0 and w % sx == 0:
+        return cv2.resize(a, (w // sx, h // sy), interpolation=cv2.INTER_AREA)
+    return _block_mean(a, sy, sx)
+
+
+def _support(m: np.ndarray) -> Box | None:
+    """The tight box (x0, y0, x1, y1) of mask > 0 inside m, or None if the mask is all 0."""
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def write_bgr(frame: Frame, box: Box, bgr: np.ndarray, mask: np.ndarray) -> None:
     """Blend a BGR patch (the box's size) into the frame's planes, weighted by mask.
 
     mask: float32 HxW in [0, 1]. Luma samples with mask 0, chroma samples whose
     luma pixels all have mask 0, and everything outside the box keep their exact
     values. Sets frame.touched.
+
+    Cost (bench/bench_face_ms.py): only the mask's support is converted; luma is one
+    transform row at full resolution, and chroma is computed at chroma resolution from
+    the block means of mask * BGR (the conversion is affine, so the mean of the
+    converted values is the conversion of the mean).
     """
     x0, y0, x1, y1 = _check_box(frame, box)
     h, w = y1 - y0, x1 - x0
     if bgr.shape[:2] != (h, w) or mask.shape[:2] != (h, w):
         raise ValueError(f"patch {bgr.shape[:2]} / mask {mask.shape[:2]} do not match box {h}x{w}")
-    m = np.clip(mask.astype(np.float32), 0.0, 1.0)
-    if not m.any():
+    m = np.clip(mask.astype(np.float32, copy=False), 0.0, 1.0)
+    tight = _support(m)
+    if tight is None:
         return
-    ax0, ay0, ax1, ay1 = align_box(frame, (x0, y0, x1, y1))
-    if (ax0, ay0, ax1, ay1) != (x0, y0, x1, y1):  # pad to whole chroma samples, mask 0
-        pad = ((y0 - ay0, ay1 - y1), (x0 - ax0, ax1 - x1))
+    ax0, ay0, ax1, ay1 = align_box(frame, (x0 + tight[0], y0 + tight[1], x0 + tight[2], y0 + tight[3]))
+    pad = ((max(0, y0 - ay0), max(0, ay1 - y1)), (max(0, x0 - ax0), max(0, ax1 - x1)))
+    if any(pad[0]) or any(pad[1]):   # whole chroma samples reach past the box: mask 0 there
         m = np.pad(m, pad)
         bgr = np.pad(bgr, pad + ((0, 0),), mode="edge")
-        x0, y0, x1, y1 = ax0, ay0, ax1, ay1
+        x0, y0 = x0 - pad[1][0], y0 - pad[0][0]
+    m = m[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+    bgr_f = bgr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0].astype(np.float32)
     a, b = _affine(frame, to_bgr=False)
-    new = cv2.transform(bgr.astype(np.float32), np.hstack([a, b[:, None]]))  # H x W x (Y, U, V) codes
     maxv = float((1 << frame.bit_depth) - 1)
     sx, sy = frame.chroma_subsampling
     yp, up, vp = frame.planes[:3]
     dtype = yp.dtype
 
-    ny, nu, nv = cv2.split(new)
-    old_y = yp[y0:y1, x0:x1]
+    new_y = cv2.transform(bgr_f, np.hstack([a[:1], b[:1, None]])).reshape(m.shape)
+    old_y = yp[ay0:ay1, ax0:ax1]
     old_f = old_y.astype(np.float32)
-    blended = old_f + m * (ny - old_f)
+    blended = old_f + m * (new_y - old_f)
     np.copyto(old_y, np.clip(np.rint(blended), 0, maxv).astype(dtype), where=m > 0)
 
-    cm = _block_mean(m, sy, sx)  # chroma-sample coverage by the mask
-    cy0, cx0 = y0 // sy, x0 // sx
+    cm = _block_mean_fast(m, sy, sx)   # chroma-sample coverage by the mask
+    # mean over each chroma sample's pixels of (m * new + (1 - m) * old) = A_c @ mean(m * bgr) + b_c * cm + (1 - cm) * old
+    mean_mb = _block_mean_fast(bgr_f * m[:, :, None], sy, sx)
+    new_c = cv2.transform(mean_mb, np.hstack([a[1:], np.zeros((2, 1), np.float32)]))
+    cy0, cx0 = ay0 // sy, ax0 // sx
     cy1, cx1 = cy0 + cm.shape[0], cx0 + cm.shape[1]
-    for nc, plane in ((nu, up), (nv, vp)):
+    for k, plane in enumerate((up, vp)):
         old_c = plane[cy0:cy1, cx0:cx1]
-        # mean over each chroma sample's pixels of (m * new + (1 - m) * old)
-        blended_c = _block_mean(m * nc, sy, sx) + (1.0 - cm) * old_c.astype(np.float32)
+        blended_c = new_c[:, :, k] + b[1 + k] * cm + (1.0 - cm) * old_c.astype(np.float32)
         np.copyto(old_c, np.clip(np.rint(blended_c), 0, maxv).astype(dtype), where=cm > 0)
     frame.touched = True
 

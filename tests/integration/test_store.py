@@ -240,3 +240,49 @@ def test_a_cancel_while_publishing_waits_and_is_refused(db):
     assert results["cancel_at"] >= results["published_at"]
     job = store.get_job(db, "job1")
     assert job.state == "done" and not job.cancel_requested
+
+
+def test_finish_chunk_records_the_result_and_tops_up_in_one_transaction(db):
+    """One write per finished chunk: done + the worker's result + the job's next chunks."""
+    from farm import registry
+
+    make_job(db, chunks=4)
+    registry.report_start(db, "w", 1, None, "")
+    assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
+    # Given a chunk claimed with the worker's busy mark in the same transaction
+    claim = store.claim_chunk(db, "job1", 0, "w", 3, also=lambda s: registry.mark_busy(s, "w", "job1", 0))
+    assert claim.outcome == "run"
+    row = next(r for r in registry.list_workers(db) if r.hostname == "w")
+    assert (row.state, row.job_id, row.chunk_index) == ("busy", "job1", 0)
+    # When it finishes with a window of 2
+    finish = store.finish_chunk(db, "job1", 0, "w", window=2,
+                                also=lambda s: registry.mark_result(s, "w", ok=True, frames=10, fps=5.0))
+    # Then the chunk is done, the worker idle with its frames counted, and chunk 2 is handed out
+    assert finish.finalize is False and [i for i, _ in finish.enqueue] == [2]
+    assert store.get_job(db, "job1").chunks[0].state == "done"
+    row = next(r for r in registry.list_workers(db) if r.hostname == "w")
+    assert (row.state, row.frames_total, row.fps) == ("idle", 10, 5.0)
+    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
+
+
+def test_finish_chunk_of_the_last_chunk_asks_for_finalize_and_nothing_else(db):
+    make_job(db, chunks=2)
+    for i in range(2):
+        store.claim_chunk(db, "job1", i, "w", 3)
+    assert store.finish_chunk(db, "job1", 0, "w", window=4).finalize is False
+    last = store.finish_chunk(db, "job1", 1, "w", window=4)
+    assert last.finalize is True and last.enqueue == []
+    # and a duplicate delivery of a done chunk changes nothing
+    assert store.finish_chunk(db, "job1", 1, "w", window=4) == store.Finish(False)
+
+
+def test_a_hook_that_fails_rolls_the_whole_claim_back(db):
+    make_job(db, chunks=1)
+
+    def broken(_session):
+        raise RuntimeError("registry write failed")
+
+    with pytest.raises(RuntimeError):
+        store.claim_chunk(db, "job1", 0, "w", 3, also=broken)
+    chunk = store.get_job(db, "job1").chunks[0]
+    assert (chunk.state, chunk.attempts) == ("pending", 0)

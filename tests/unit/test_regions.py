@@ -182,3 +182,74 @@ def test_box_outside_frame_is_refused():
         regions.read_bgr(frame, (0, 0, 17, 16))
     with pytest.raises(ValueError):
         regions.read_bgr(frame, (4, 4, 4, 8))
+
+
+def reference_blend(frame: Frame, box, bgr: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+    """The planes write_bgr must produce, by the plain definition: every pixel converted to
+    YUV at full resolution, luma blended by its mask, each chroma sample set to the mean over
+    its pixels of (m * new + (1 - m) * old). Whole-plane float64, no shortcuts."""
+    x0, y0, x1, y1 = box
+    h, w = frame.height, frame.width
+    sx, sy = frame.chroma_subsampling
+    a, b = regions.bgr_to_yuv_affine(frame.colorspace, bool(frame.full_range), frame.bit_depth)
+    m = np.zeros((h, w))
+    m[y0:y1, x0:x1] = np.clip(mask, 0, 1)
+    new = np.zeros((h, w, 3))
+    new[y0:y1, x0:x1] = bgr.astype(np.float64) @ a.T + b
+    maxv = (1 << frame.bit_depth) - 1
+    y = frame.planes[0].astype(np.float64)
+    out_y = np.where(m > 0, np.clip(np.rint(y + m * (new[..., 0] - y)), 0, maxv), y)
+    outs = [out_y]
+    for k, plane in ((1, frame.planes[1]), (2, frame.planes[2])):
+        old = plane.astype(np.float64)
+        up = np.repeat(np.repeat(old, sy, 0), sx, 1)[:h, :w]
+        mixed = m * new[..., k] + (1 - m) * up
+        pad = ((0, -h % sy), (0, -w % sx))
+        mixed, cover = np.pad(mixed, pad, mode="edge"), np.pad(m, pad, mode="edge")
+        mean = mixed.reshape(old.shape[0], sy, old.shape[1], sx).mean(axis=(1, 3))
+        cm = cover.reshape(old.shape[0], sy, old.shape[1], sx).mean(axis=(1, 3))
+        outs.append(np.where(cm > 0, np.clip(np.rint(mean), 0, maxv), old))
+    return [o.astype(frame.planes[0].dtype) for o in outs]
+
+
+@pytest.mark.parametrize("pix_fmt,w,h,box", [
+    ("yuv420p", 64, 48, (8, 6, 56, 40)),          # aligned box
+    ("yuv420p", 101, 77, (13, 7, 101, 77)),       # odd corners, reaching the odd frame edge
+    ("yuv422p", 50, 30, (3, 1, 47, 29)),
+    ("yuv444p", 40, 30, (5, 5, 33, 21)),
+    ("yuv420p10le", 64, 48, (7, 5, 55, 43)),
+])
+def test_write_bgr_equals_the_plain_definition(pix_fmt, w, h, box):
+    # Given a noisy frame, a random patch and a mask that is 0 on a margin and in holes
+    rng = np.random.default_rng(7)
+    frame = blank_frame(pix_fmt, w, h)
+    top = 1023 if pix_fmt.endswith("10le") else 255
+    for p in frame.planes:
+        p[:] = rng.integers(0, top + 1, p.shape)
+    x0, y0, x1, y1 = box
+    mask = rng.random((y1 - y0, x1 - x0)).astype(np.float32)
+    mask[:3], mask[:, -4:] = 0.0, 0.0
+    mask[mask < 0.2] = 0.0
+    patch = rng.integers(0, 256, (y1 - y0, x1 - x0, 3)).astype(np.uint8)
+    want = reference_blend(frame, box, patch, mask)
+    # When write_bgr blends it (tight support, chroma from block means of mask * BGR)
+    regions.write_bgr(frame, box, patch, mask)
+    # Then every plane matches the definition to within one code value (float32 vs float64 rounding)
+    for got, exp in zip(frame.planes, want):
+        diff = np.abs(got.astype(np.int32) - exp.astype(np.int32))
+        assert diff.max() <= 1, pix_fmt
+        assert (diff > 0).mean() < 0.01
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv420p10le"])
+def test_read_bgr_of_an_odd_box_is_the_same_cut_of_the_whole_frame(pix_fmt):
+    # Given a noisy odd-sized frame
+    rng = np.random.default_rng(3)
+    frame = blank_frame(pix_fmt, 45, 31)
+    for p in frame.planes:
+        p[:] = rng.integers(0, (1024 if pix_fmt.endswith("10le") else 256), p.shape)
+    whole = regions.read_bgr(frame, (0, 0, 45, 31))
+    # Then a box with odd corners reads exactly those pixels of the whole-frame conversion
+    for box in [(1, 1, 44, 30), (3, 2, 4, 3), (0, 5, 45, 31), (7, 0, 40, 1)]:
+        x0, y0, x1, y1 = box
+        assert np.array_equal(regions.read_bgr(frame, box), whole[y0:y1, x0:x1]), box

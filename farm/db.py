@@ -206,8 +206,19 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).parent
 
 
+SCHEMA_HEAD = "0003"
+"""The newest migration in migrations/versions (a test checks it against Alembic's head).
+Every command checks the schema on start; comparing with this constant is one read and
+spares importing Alembic (~0.3 s) when the schema is current."""
+
+
 def upgrade_schema(db: Database) -> str:
     """Apply pending Alembic migrations under a lock; return the head revision."""
+    try:
+        if _stored_revision(db) == SCHEMA_HEAD:   # the common case: a read, no write lock taken
+            return SCHEMA_HEAD
+    except OperationalError:
+        pass                                       # no database yet, or busy: take the slow path
     from alembic import command
     from alembic.config import Config
 
@@ -218,10 +229,10 @@ def upgrade_schema(db: Database) -> str:
     cfg.set_main_option("sqlalchemy.url", db.url)
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        if head and current_revision(db) == head:   # the common case: a read, no write lock taken
+        if head and current_revision(db) == head:
             return head
     except OperationalError:
-        pass                                         # no database yet, or busy: take the slow path
+        pass
     with _schema_lock(db):
         try:
             with db.engine.begin() as conn:
@@ -230,6 +241,16 @@ def upgrade_schema(db: Database) -> str:
         except OperationalError as exc:
             raise UnavailableError(f"cannot upgrade the job database {db.safe_url}: {exc.orig}") from None
     return current_revision(db) or ""
+
+
+def _stored_revision(db: Database) -> str | None:
+    """alembic_version's row, read with plain SQL (None when the table is missing or empty)."""
+    from sqlalchemy import inspect, text
+
+    with db.engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(db: Database) -> str | None:

@@ -17,6 +17,13 @@ from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from farm.states import JobState
 
 POLL_INTERVAL_S = 0.5
+FINALIZING_POLL_S = 0.1
+"""Once the last chunk is done the end is a second away: look more often, so `--wait`
+returns as soon as the output is published (bench/bench_overhead.py)."""
+
+
+def _next_poll(job: store.JobView, poll_s: float) -> float:
+    return min(poll_s, FINALIZING_POLL_S) if job.state == JobState.FINALIZING.value else poll_s
 
 
 def exit_code_for(state: str) -> int:
@@ -57,7 +64,7 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
     job = store.get_job(db, job_id)
     if console is None:
         while not job.terminal:
-            time.sleep(poll_s)
+            time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
         return job
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
@@ -69,7 +76,7 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
                             chunks=f"chunks {job.chunks_done}/{job.chunk_count} {job.state}")
             if job.terminal:
                 break
-            time.sleep(poll_s)
+            time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
     return job
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,34 @@ def emap_latent(embedding: np.ndarray, emap: np.ndarray) -> np.ndarray:
 
 
 def load_emap(model_path: str | Path) -> np.ndarray:
-    """The emap matrix of an inswapper model: its last graph initializer (512x512)."""
+    """The emap matrix of an inswapper model: its last graph initializer (512x512).
+
+    Reading it means importing onnx (~1.5 s) and parsing the whole model (554 MB for the
+    real one), at every submit. So it is kept beside the model in a hidden .npy named by
+    the model's file name, size and mtime (a changed model file misses the cache); where
+    that folder is read-only it is read from the model every time.
+    """
+    path = Path(model_path)
+    st = path.stat()
+    cache = path.with_name(f".{path.name}.{st.st_size}.{st.st_mtime_ns}.emap.npy")
+    try:
+        emap = np.load(cache, allow_pickle=False)
+        if emap.shape == (512, 512):
+            return emap
+    except (OSError, ValueError):
+        pass
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(model_path), load_external_data=False)
-    return numpy_helper.to_array(model.graph.initializer[-1])
+    emap = numpy_helper.to_array(onnx.load(str(path), load_external_data=False).graph.initializer[-1])
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, emap, allow_pickle=False)
+        os.replace(tmp, cache)
+    except OSError:   # a read-only models folder: no cache
+        tmp.unlink(missing_ok=True)
+    return emap
 
 
 def _swap_inputs(session: SessionLike) -> tuple[str, str]:

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 
 from farm import __version__
 from farm.errors import ModelError
@@ -80,6 +79,8 @@ def sha256_file(path: Path) -> str:
 
 def check_signature(entry: ModelEntry, path: Path) -> list[str]:
     """Differences between the file's graph inputs/outputs and the manifest's ([] = same)."""
+    import onnx   # ~1.5 s to import: only when a signature is checked
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several unrelated types

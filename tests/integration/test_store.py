@@ -286,3 +286,15 @@ def test_a_hook_that_fails_rolls_the_whole_claim_back(db):
         store.claim_chunk(db, "job1", 0, "w", 3, also=broken)
     chunk = store.get_job(db, "job1").chunks[0]
     assert (chunk.state, chunk.attempts) == ("pending", 0)
+
+
+def test_schema_head_constant_is_alembics_head(db):
+    """upgrade_schema's fast path compares with SCHEMA_HEAD: it must be the newest migration."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from farm.db import SCHEMA_HEAD, migrations_dir
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD == current_revision(db)

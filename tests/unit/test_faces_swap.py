@@ -32,6 +32,26 @@ def test_load_emap_reads_the_last_initializer(tmp_path):
     assert np.array_equal(load_emap(save(model, tmp_path / "inswapper.onnx")), emap)
 
 
+def test_load_emap_is_cached_beside_the_model_and_a_changed_model_misses_the_cache(tmp_path):
+    import os
+
+    path = save(swapper_model(seed=3)[0], tmp_path / "inswapper.onnx")
+    first = load_emap(path)
+    caches = list(tmp_path.glob(".inswapper.onnx.*.emap.npy"))
+    assert len(caches) == 1 and np.array_equal(np.load(caches[0]), first)
+    # a second read comes from the cache (the model itself is not parsed: make it unreadable as ONNX
+    # but keep its size and mtime)
+    st = path.stat()
+    path.write_bytes(b"\0" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert np.array_equal(load_emap(path), first)
+    # a replaced model (new mtime) is read again
+    model2, emap2 = swapper_model(seed=4)
+    save(model2, path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert np.array_equal(load_emap(path), emap2)
+
+
 def face() -> Face:
     return Face([175, 62, 275, 165], 0.9, KPS)
 

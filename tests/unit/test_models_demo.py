@@ -97,3 +97,18 @@ def test_haar_cascade_ships_with_opencv():
     import cv2
 
     assert not cv2.CascadeClassifier(str(haar_cascade_path())).empty()
+
+
+def test_every_stand_in_role_is_generated_and_onnx_is_only_imported_to_build():
+    """Loading a demo pack (submit, workers) must not pay for `import onnx` (~1.5 s)."""
+    import subprocess
+    import sys
+
+    from farm.models.demo import STANDIN_ROLES
+    from farm.models.standins import STANDINS
+
+    assert STANDIN_ROLES == set(STANDINS)
+    code = ("import sys, farm.cli, farm.models, farm.models.packs, farm.job_pipeline, farm.worker_context; "
+            "print('onnx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

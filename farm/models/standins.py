@@ -1,0 +1,192 @@
+"""Generators of the demo pack's stand-in ONNX graphs (see farm.models.demo).
+
+Kept apart from farm.models.demo because `onnx` takes ~1.5 s to import: only building
+a demo pack needs it, never loading one (farm submit, workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from farm.errors import ModelError
+from farm.models.demo import _MARK, DEMO_VERSION
+from farm.models.manifest import ModelEntry, TensorSpec
+
+OPSET = 17
+IR_VERSION = 8
+SEED = 20240601
+_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "uint8": TensorProto.UINT8,
+           "int64": TensorProto.INT64}
+
+# ---------------------------------------------------------------- graph helpers
+
+
+def _vi(t: TensorSpec) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(t.name, _DTYPES[t.dtype], list(t.shape))
+
+
+def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+
+
+def _model(entry: ModelEntry, nodes: list, inits: list, doc: str) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, f"demo_{entry.name}", [_vi(t) for t in entry.inputs], [_vi(t) for t in entry.outputs],
+        initializer=inits, doc_string=doc,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="farm-demo",
+        producer_version=str(DEMO_VERSION), doc_string=f"{_MARK}: stand-in for {entry.name}; NOT real weights",
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def _zero_scores(x: str, stride: int, tag: str, nodes: list) -> str:
+    """Nodes turning input `x` [B,3,H,W] into zeros [B,1,H/s,W/s]; returns the tensor name."""
+    nodes += [
+        helper.make_node("AveragePool", [x], [f"{tag}_pool"], kernel_shape=[stride, stride], strides=[stride, stride]),
+        helper.make_node("ReduceMean", [f"{tag}_pool"], [f"{tag}_mean"], axes=[1], keepdims=1),
+        helper.make_node("Mul", [f"{tag}_mean", "zero"], [f"{tag}_zero"]),
+    ]
+    return f"{tag}_zero"
+
+
+# ---------------------------------------------------------------- stand-ins
+
+
+def scrfd_standin(entry: ModelEntry) -> onnx.ModelProto:
+    """SCRFD signature: 9 outputs (scores, bbox, kps x strides 8/16/32, 2 anchors per cell), all 0."""
+    x = entry.inputs[0].name
+    outs = [t.name for t in entry.outputs]
+    if len(outs) != 9:
+        raise ModelError(f"{entry.name}: expected 9 detector outputs, manifest has {len(outs)}")
+    nodes: list = []
+    inits = [_const("zero", np.zeros((), np.float32)), _const("rows", np.array([-1, 1], np.int64)),
+             _const("tile4", np.array([1, 4], np.int64)), _const("tile10", np.array([1, 10], np.int64))]
+    for i, stride in enumerate((8, 16, 32)):
+        tag = f"s{stride}"
+        z = _zero_scores(x, stride, tag, nodes)
+        nodes += [
+            helper.make_node("Concat", [z, z], [f"{tag}_anchors"], axis=1),
+            helper.make_node("Transpose", [f"{tag}_anchors"], [f"{tag}_nhwc"], perm=[0, 2, 3, 1]),
+            helper.make_node("Reshape", [f"{tag}_nhwc", "rows"], [outs[i]]),
+            helper.make_node("Tile", [outs[i], "tile4"], [outs[3 + i]]),
+            helper.make_node("Tile", [outs[i], "tile10"], [outs[6 + i]]),
+        ]
+    return _model(entry, nodes, inits, "scores 0 everywhere: the demo pack detects faces with a Haar cascade")
+
+
+def yunet_standin(entry: ModelEntry) -> onnx.ModelProto:
+    """YuNet signature: cls/obj/bbox/kps for strides 8/16/32 (one anchor per cell), all 0."""
+    x = entry.inputs[0].name
+    outs = [t.name for t in entry.outputs]
+    if len(outs) != 12:
+        raise ModelError(f"{entry.name}: expected 12 detector outputs, manifest has {len(outs)}")
+    nodes: list = []
+    inits = [_const("zero", np.zeros((), np.float32)), _const("rows", np.array([1, -1, 1], np.int64)),
+             _const("tile4", np.array([1, 1, 4], np.int64)), _const("tile10", np.array([1, 1, 10], np.int64))]
+    for i, stride in enumerate((8, 16, 32)):
+        tag = f"s{stride}"
+        z = _zero_scores(x, stride, tag, nodes)
+        nodes += [
+            helper.make_node("Reshape", [z, "rows"], [outs[i]]),
+            helper.make_node("Identity", [outs[i]], [outs[3 + i]]),
+            helper.make_node("Tile", [outs[i], "tile4"], [outs[6 + i]]),
+            helper.make_node("Tile", [outs[i], "tile10"], [outs[9 + i]]),
+        ]
+    return _model(entry, nodes, inits, "scores 0 everywhere: the demo pack detects faces with a Haar cascade")
+
+
+def arcface_standin(entry: ModelEntry) -> onnx.ModelProto:
+    """[N,3,112,112] -> [N,512]: fixed random projection of the 8x8-pooled, mean-removed face."""
+    x, y = entry.inputs[0].name, entry.outputs[0].name
+    rng = np.random.default_rng(SEED + 1)
+    features = 3 * 14 * 14
+    proj = (rng.standard_normal((features, 512)) / np.sqrt(features)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", [x], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Sub", [x, "mean"], ["centred"]),
+        helper.make_node("AveragePool", ["centred"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "proj"], [y]),
+    ]
+    return _model(entry, nodes, [_const("proj", proj)], "random projection of the pooled face")
+
+
+def _swap_masks(size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(tint alpha, stripe alpha), each [1,1,size,size]: inside a face ellipse only."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    ellipse = ((xx - size / 2) / (size * 0.36)) ** 2 + ((yy - size * 0.55) / (size * 0.44)) ** 2 <= 1.0
+    stripes = ((xx + yy) // 6) % 4 == 0
+    tint = np.where(ellipse, 0.35, 0.0).astype(np.float32)
+    stripe = np.where(ellipse & stripes, 0.55, 0.0).astype(np.float32)
+    return tint[None, None], stripe[None, None]
+
+
+def inswapper_standin(entry: ModelEntry) -> onnx.ModelProto:
+    """target [1,3,128,128] + source [1,512] -> tinted, striped target; emap is the last initializer."""
+    names = {t.name for t in entry.inputs}
+    if names != {"target", "source"}:
+        raise ModelError(f"{entry.name}: expected inputs target and source, manifest has {sorted(names)}")
+    y = entry.outputs[0].name
+    rng = np.random.default_rng(SEED + 2)
+    emap = (rng.standard_normal((512, 512)) / np.sqrt(512)).astype(np.float32)
+    colour_proj = (rng.standard_normal((512, 3)) * 3.0).astype(np.float32)
+    tint, stripe = _swap_masks()
+    keep = (1.0 - tint - stripe).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["source", "emap"], ["latent2"]),
+        helper.make_node("LpNormalization", ["latent2"], ["unit"], axis=1, p=2),
+        helper.make_node("MatMul", ["unit", "colour_proj"], ["colour_logit"]),
+        helper.make_node("Sigmoid", ["colour_logit"], ["colour"]),
+        helper.make_node("Reshape", ["colour", "c_shape"], ["colour4"]),
+        helper.make_node("Sub", ["one", "colour4"], ["anti4"]),
+        helper.make_node("Mul", ["target", "keep"], ["kept"]),
+        helper.make_node("Mul", ["colour4", "tint"], ["tinted"]),
+        helper.make_node("Mul", ["anti4", "stripe"], ["striped"]),
+        helper.make_node("Add", ["kept", "tinted"], ["sum1"]),
+        helper.make_node("Add", ["sum1", "striped"], ["sum2"]),
+        helper.make_node("Clip", ["sum2", "zero", "one"], [y]),
+    ]
+    inits = [
+        _const("colour_proj", colour_proj), _const("c_shape", np.array([1, 3, 1, 1], np.int64)),
+        _const("one", np.ones((), np.float32)), _const("zero", np.zeros((), np.float32)),
+        _const("keep", keep), _const("tint", tint), _const("stripe", stripe),
+        _const("emap", emap),  # must stay LAST: callers read graph.initializer[-1]
+    ]
+    return _model(entry, nodes, inits, "tints the face by source identity and paints stripes over it")
+
+
+def gfpgan_standin(entry: ModelEntry) -> onnx.ModelProto:
+    """[1,3,512,512] in [-1,1] -> mild sharpen (unsharp mask 0.6) and contrast x1.08, clipped."""
+    x, y = entry.inputs[0].name, entry.outputs[0].name
+    box = np.full((3, 1, 3, 3), 1.0 / 9.0, np.float32)
+    nodes = [
+        helper.make_node("Conv", [x, "box"], ["blur"], group=3, pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Sub", [x, "blur"], ["detail"]),
+        helper.make_node("Mul", ["detail", "amount"], ["boost"]),
+        helper.make_node("Add", [x, "boost"], ["sharp"]),
+        helper.make_node("Mul", ["sharp", "contrast"], ["contrasted"]),
+        helper.make_node("Clip", ["contrasted", "lo", "hi"], [y]),
+    ]
+    inits = [_const("box", box), _const("amount", np.array(0.6, np.float32)),
+             _const("contrast", np.array(1.08, np.float32)), _const("lo", np.array(-1.0, np.float32)),
+             _const("hi", np.array(1.0, np.float32))]
+    return _model(entry, nodes, inits, "mild sharpen and contrast")
+
+
+STANDINS: dict[str, Callable[[ModelEntry], onnx.ModelProto]] = {
+    "detector": scrfd_standin,
+    "detector_yunet": yunet_standin,
+    "recognizer": arcface_standin,
+    "swapper": inswapper_standin,
+    "swapper_fp16": inswapper_standin,
+    "enhancer": gfpgan_standin,
+}
+"""Role -> generator. Every role of the default manifest needs one."""

@@ -35,3 +35,8 @@ class Face:
     def scaled(self, factor: float) -> "Face":
         """The same face with coordinates multiplied by factor (e.g. 1/scale)."""
         return Face(self.bbox * factor, self.score, self.kps * factor, self.embedding)
+
+    def shifted(self, dx: float, dy: float) -> "Face":
+        """The same face with (dx, dy) pixels added to its coordinates (a crop's origin)."""
+        offset = np.array([dx, dy], np.float32)
+        return Face(self.bbox + np.tile(offset, 2), self.score, self.kps + offset, self.embedding)

@@ -213,6 +213,11 @@ that area averaging reads ~4 input pixels per output pixel instead of all of a 4
 (~9 ms -> ~1 ms for 4K to 320 px); good enough for a detector's copy."""
 
 
+def resize_plane(plane: np.ndarray, w: int, h: int) -> np.ndarray:
+    """One plane resized to w x h (as the small_* copies are made), same dtype."""
+    return _resize_to(plane, w, h)
+
+
 def _resize_to(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     """Resize a plane to w x h: area averaging when shrinking, bilinear otherwise."""
     if plane.shape[1] == w and plane.shape[0] == h:

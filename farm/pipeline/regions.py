@@ -140,6 +140,19 @@ def _block_mean_fast(a: np.ndarray, sy: int, sx: int) -> np.ndarray:
     return _block_mean(a, sy, sx)
 
 
+def _weighted_sum(channels: list[np.ndarray], weights: np.ndarray, offset: float) -> np.ndarray:
+    """float32 w0 * c0 + w1 * c1 + w2 * c2 + offset of three same-sized planes (OpenCV, no 3-channel float copy)."""
+    part = cv2.addWeighted(channels[0], float(weights[0]), channels[1], float(weights[1]), offset, dtype=cv2.CV_32F)
+    return cv2.scaleAdd(channels[2].astype(np.float32), float(weights[2]), part)
+
+
+def _round_to(values: np.ndarray, dtype: np.dtype, maxv: float) -> np.ndarray:
+    """Round to the nearest code value and clip to 0..maxv, as `dtype`."""
+    if dtype == np.uint8:
+        return cv2.convertScaleAbs(np.maximum(values, 0.0, out=values))   # rounds and saturates at 255
+    return np.clip(np.rint(values), 0, maxv).astype(dtype)
+
+
 def _support(m: np.ndarray) -> Box | None:
     """The tight box (x0, y0, x1, y1) of mask > 0 inside m, or None if the mask is all 0."""
     rows = np.flatnonzero(m.any(axis=1))
@@ -175,30 +188,32 @@ def write_bgr(frame: Frame, box: Box, bgr: np.ndarray, mask: np.ndarray) -> None
         m = np.pad(m, pad)
         bgr = np.pad(bgr, pad + ((0, 0),), mode="edge")
         x0, y0 = x0 - pad[1][0], y0 - pad[0][0]
-    m = m[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
-    bgr_f = bgr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0].astype(np.float32)
+    m = np.ascontiguousarray(m[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0])
+    channels = cv2.split(np.ascontiguousarray(bgr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]))   # B, G, R
     a, b = _affine(frame, to_bgr=False)
     maxv = float((1 << frame.bit_depth) - 1)
     sx, sy = frame.chroma_subsampling
     yp, up, vp = frame.planes[:3]
-    dtype = yp.dtype
 
-    new_y = cv2.transform(bgr_f, np.hstack([a[:1], b[:1, None]])).reshape(m.shape)
+    # luma: old + m * (new - old); where m == 0 that is old exactly
+    new_y = _weighted_sum(channels, a[0], float(b[0]))
     old_y = yp[ay0:ay1, ax0:ax1]
-    old_f = old_y.astype(np.float32)
-    blended = old_f + m * (new_y - old_f)
-    np.copyto(old_y, np.clip(np.rint(blended), 0, maxv).astype(dtype), where=m > 0)
+    blend = new_y - old_y
+    blend *= m
+    blend += old_y
+    old_y[...] = _round_to(blend, yp.dtype, maxv)
 
-    cm = _block_mean_fast(m, sy, sx)   # chroma-sample coverage by the mask
-    # mean over each chroma sample's pixels of (m * new + (1 - m) * old) = A_c @ mean(m * bgr) + b_c * cm + (1 - cm) * old
-    mean_mb = _block_mean_fast(bgr_f * m[:, :, None], sy, sx)
-    new_c = cv2.transform(mean_mb, np.hstack([a[1:], np.zeros((2, 1), np.float32)]))
+    # chroma: mean over each sample's pixels of (m * new + (1 - m) * old)
+    #       = A_c @ mean(m * bgr) + b_c * cm + (1 - cm) * old, cm = mean(m)
+    cm = _block_mean_fast(m, sy, sx)
+    means = [_block_mean_fast(cv2.multiply(ch, m, dtype=cv2.CV_32F), sy, sx) for ch in channels]
     cy0, cx0 = ay0 // sy, ax0 // sx
     cy1, cx1 = cy0 + cm.shape[0], cx0 + cm.shape[1]
-    for k, plane in enumerate((up, vp)):
+    for k, plane in ((1, up), (2, vp)):
         old_c = plane[cy0:cy1, cx0:cx1]
-        blended_c = new_c[:, :, k] + b[1 + k] * cm + (1.0 - cm) * old_c.astype(np.float32)
-        np.copyto(old_c, np.clip(np.rint(blended_c), 0, maxv).astype(dtype), where=cm > 0)
+        mixed = a[k, 0] * means[0] + a[k, 1] * means[1] + a[k, 2] * means[2] + b[k] * cm
+        mixed += (1.0 - cm) * old_c
+        old_c[...] = _round_to(mixed, plane.dtype, maxv)
     frame.touched = True
 
 

@@ -5,18 +5,23 @@
 
 Each simulated worker is a real farm Celery worker process (workers.celery_worker,
 prefork, concurrency 1, prefetch 1) running the real chunk task (claim in the database,
-heartbeats, complete, top-up of the job window, broker enqueue) with the decode/stage/
-encode work replaced by a fixed sleep per frame (bench/_sim_worker.py). Broker: Redis on
+heartbeats, finish with the top-up of the job window, broker enqueue) with the decode/stage/
+encode work replaced by a fixed cost per frame (bench/_sim_worker.py). Broker: Redis on
 loopback TCP, as a cluster's would be reached: by default a private redis-server this
 script starts on a free 127.0.0.1 port (and stops); `--broker` names one instead (its
 database must be empty; it is emptied again at the end). Database: SQLite under a
 private FARM_HOME (the embedded default), or with `--pg ADMIN_URL` a private PostgreSQL
 database made on that server for the run and dropped after it (what a cluster uses).
 
-For each N, `--runs` rounds: create `--jobs` jobs at once (real store.create_job +
+For each N: one warm-up round (each worker process opens its database engine; not
+counted), then `--runs` rounds: create `--jobs` jobs at once (real store.create_job +
 submit.enqueue_job), measure the makespan from the first enqueue until every chunk is
-done, and compare with the ideal = total frames * frame cost / N. The finalize step
-is not part of the measurement (no cpu-queue worker runs). Goal: makespan/ideal <= 1.10.
+done, and compare with the ideal = total frames * frame cost / N. Also printed: the
+floor of the load, the makespan / ideal its chunks would give with zero overhead (each
+free worker takes the next chunk in the broker's order); few, unequal chunks cannot be
+spread evenly however fast the farm is. The default load (8 jobs x 8 chunks of 1.2 s,
+the last one 0.6 s) has a floor of 1.000 for N = 1, 2, 4, 8. The finalize step is not
+part of the measurement (no cpu-queue worker runs). Goal: makespan/ideal <= 1.10.
 """
 
 from __future__ import annotations

@@ -107,8 +107,13 @@ def new_job_id() -> str:
 
 
 def submit(req: SubmitRequest, settings: Settings, db: Database,
-           on_step: Callable[[str], None] | None = None) -> str:
-    """Validate, ingest, split, record and enqueue; returns the new job id."""
+           on_step: Callable[[str], None] | None = None,
+           before_store: Callable[[], None] | None = None) -> str:
+    """Validate, ingest, split, record and enqueue; returns the new job id.
+
+    before_store: called once every check has passed, before anything is written (the
+    CLI starts the embedded local farm there, so a refused job starts nothing).
+    """
     step = on_step or (lambda _msg: None)
     video = req.video.expanduser().absolute()
     step(f"probing {video}")
@@ -120,6 +125,8 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
     from farm.job_pipeline import prepare_faces  # face options, model pack, identity
 
     faces = prepare_faces(req, settings)
+    if before_store is not None:
+        before_store()
     storage = Storage(settings.storage_dir)
     job_id = new_job_id()
     try:

@@ -57,18 +57,24 @@ def _zero_scores(x: str, stride: int, tag: str, nodes: list) -> str:
     return f"{tag}_zero"
 
 
+def _detector_parts(entry: ModelEntry, n_outputs: int, rows: list[int],
+                    tile_prefix: list[int]) -> tuple[str, list[str], list, list]:
+    """(input name, output names, no nodes yet, the constants) shared by the detector stand-ins."""
+    outs = [t.name for t in entry.outputs]
+    if len(outs) != n_outputs:
+        raise ModelError(f"{entry.name}: expected {n_outputs} detector outputs, manifest has {len(outs)}")
+    inits = [_const("zero", np.zeros((), np.float32)), _const("rows", np.array(rows, np.int64)),
+             _const("tile4", np.array([*tile_prefix, 4], np.int64)),
+             _const("tile10", np.array([*tile_prefix, 10], np.int64))]
+    return entry.inputs[0].name, outs, [], inits
+
+
 # ---------------------------------------------------------------- stand-ins
 
 
 def scrfd_standin(entry: ModelEntry) -> onnx.ModelProto:
     """SCRFD signature: 9 outputs (scores, bbox, kps x strides 8/16/32, 2 anchors per cell), all 0."""
-    x = entry.inputs[0].name
-    outs = [t.name for t in entry.outputs]
-    if len(outs) != 9:
-        raise ModelError(f"{entry.name}: expected 9 detector outputs, manifest has {len(outs)}")
-    nodes: list = []
-    inits = [_const("zero", np.zeros((), np.float32)), _const("rows", np.array([-1, 1], np.int64)),
-             _const("tile4", np.array([1, 4], np.int64)), _const("tile10", np.array([1, 10], np.int64))]
+    x, outs, nodes, inits = _detector_parts(entry, 9, rows=[-1, 1], tile_prefix=[1])
     for i, stride in enumerate((8, 16, 32)):
         tag = f"s{stride}"
         z = _zero_scores(x, stride, tag, nodes)
@@ -84,13 +90,7 @@ def scrfd_standin(entry: ModelEntry) -> onnx.ModelProto:
 
 def yunet_standin(entry: ModelEntry) -> onnx.ModelProto:
     """YuNet signature: cls/obj/bbox/kps for strides 8/16/32 (one anchor per cell), all 0."""
-    x = entry.inputs[0].name
-    outs = [t.name for t in entry.outputs]
-    if len(outs) != 12:
-        raise ModelError(f"{entry.name}: expected 12 detector outputs, manifest has {len(outs)}")
-    nodes: list = []
-    inits = [_const("zero", np.zeros((), np.float32)), _const("rows", np.array([1, -1, 1], np.int64)),
-             _const("tile4", np.array([1, 1, 4], np.int64)), _const("tile10", np.array([1, 1, 10], np.int64))]
+    x, outs, nodes, inits = _detector_parts(entry, 12, rows=[1, -1, 1], tile_prefix=[1, 1])
     for i, stride in enumerate((8, 16, 32)):
         tag = f"s{stride}"
         z = _zero_scores(x, stride, tag, nodes)

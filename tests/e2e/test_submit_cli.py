@@ -81,6 +81,9 @@ def test_bad_input_is_refused_with_exit_2_and_nothing_stored(cli, tmp_path, kind
     assert not list((cli.home / "storage").glob("jobs/*")) if (cli.home / "storage").exists() else True
     assert bad.read_bytes() == before
     assert not (tmp_path / f"bad-{kind}.farm.mp4").exists()
+    # and a refused job starts no local farm (no redis-server, no workers)
+    assert "started the local farm" not in proc.stderr
+    assert not list((cli.home / "run").glob("*.pid")) if (cli.home / "run").exists() else True
 
 
 def test_inputs_over_the_configured_limits_are_refused(cli, tmp_path):

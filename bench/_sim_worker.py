@@ -22,7 +22,8 @@ FRAME_S = float(os.environ.get("BENCH_FRAME_S", "0.01"))
 PROGRESS_S = 1.0
 
 
-def simulated_transcode(in_path, out_path, plan, settings, process, on_progress=None, should_cancel=None, **_):
+def simulated_transcode(in_path, out_path, plan, settings, process, on_progress=None, should_cancel=None,
+                        report_final=True, **_):
     """Take FRAME_S per planned frame, checking cancel and reporting progress as the real one does.
 
     Sleeps to a deadline per frame (start + n * FRAME_S), so the work is exactly
@@ -39,7 +40,7 @@ def simulated_transcode(in_path, out_path, plan, settings, process, on_progress=
             on_progress(n + 1)
             last = time.monotonic()
     Path(out_path).write_bytes(b"")
-    if on_progress is not None:
+    if on_progress is not None and report_final:
         on_progress(plan.frame_count)
     return plan.frame_count
 

@@ -51,8 +51,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     cancelled = [False]
 
     def on_progress(frames_done: int) -> None:
-        if frames_done < chunk.frames_planned:   # the last call is stored by finish_chunk itself
-            cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
+        cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
 
     started = time.monotonic()
     try:
@@ -67,7 +66,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
                 Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
                 records.load(EncoderSettings, job.encoder), chain.process,
                 on_progress=on_progress, should_cancel=lambda: cancelled[0],
-                process_batch=batch_for(chain),
+                process_batch=batch_for(chain), report_final=False,   # finish_chunk stores the end
             )
     except ChunkCancelled:
         store.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)

@@ -172,6 +172,7 @@ def transcode_chunk(
     *,
     process_batch: Callable[[list[Frame]], list[Frame]] | None = None,
     batch_frames: int = BATCH_FRAMES,
+    report_final: bool = True,
 ) -> int:
     """Decode, process and encode one chunk; return the number of frames written.
 
@@ -185,6 +186,9 @@ def transcode_chunk(
     ChunkCancelled if should_cancel() turns true (checked between frames); errors of the
     decode and encode threads are re-raised here. The output appears at out_path only
     when complete.
+
+    on_progress(frames handed to the encoder) is called about once a second, also while
+    the encoder drains its lookahead at the end, and (report_final) once when done.
     """
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
@@ -212,7 +216,14 @@ def transcode_chunk(
             if should_cancel is not None and should_cancel():
                 raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
             done += _process_and_queue(pending, process, process_batch, sink)
-        sink.finish()
+
+        def tick() -> None:   # while the encoder flushes: keep the heartbeat going
+            nonlocal last_report
+            if on_progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
+                on_progress(done)
+                last_report = time.monotonic()
+
+        sink.finish(tick=tick)
         if done != plan.frame_count or encoder.packets != done:
             raise FrameCountMismatch(
                 f"chunk {plan.index}: encoded {done} frames into {encoder.packets} packets, "
@@ -226,7 +237,7 @@ def transcode_chunk(
         sink.abort()
         encoder.close_quietly()
         tmp.unlink(missing_ok=True)
-    if on_progress is not None:
+    if on_progress is not None and report_final:
         on_progress(done)
     return done
 

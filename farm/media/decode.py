@@ -241,10 +241,17 @@ class BackgroundSink(Generic[T]):
             except queue.Full:
                 continue
 
-    def finish(self) -> None:
-        """Send EOF, wait for the consumer to drain and run at_end; raise its error."""
+    def finish(self, tick: Callable[[], None] | None = None) -> None:
+        """Send EOF, wait for the consumer to drain and run at_end; raise its error.
+
+        tick: called every poll while waiting (an encoder's flush of its lookahead can
+        take seconds; the chunk runner keeps its progress heartbeat going from here).
+        """
         self._put(_End)
-        self._thread.join()
+        while self._thread.is_alive():
+            self._thread.join(timeout=_POLL_S)
+            if tick is not None and self._thread.is_alive():
+                tick()
         self._raise_failure()
 
     def abort(self) -> None:

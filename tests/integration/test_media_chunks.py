@@ -221,3 +221,24 @@ def test_frames_are_writable_without_touching_the_decoders_references(tmp_path: 
     # Then the frames decoded after it are not predicted from the painted pixels
     assert means[0] == 235
     assert max(means[1:]) < 200
+
+
+def test_progress_goes_on_while_the_encoder_flushes_its_lookahead(clip, tmp_path: Path) -> None:
+    """x264's lookahead takes every frame of a short chunk at once and encodes at the flush:
+    the heartbeat must keep coming while it does (else the reaper sees a stale chunk)."""
+    # Given a 40-frame 1280x720 chunk and a slow preset (the lookahead holds all 40 frames)
+    src = make_clip(tmp_path / "hd.mp4", width=1280, height=720, seconds=2.0, fps=20, gop=40)
+    info = probe(src)
+    plan = plan_chunks(info, 40)[0]
+    segment = split_chunks(src, info, [plan], tmp_path / "in")[0]
+    settings = dataclasses.replace(choose_encoder(info.video), preset="veryslow", options={"rc-lookahead": "60"})
+    seen: list[tuple[float, int]] = []
+    start = time.monotonic()
+    transcode_chunk(segment, tmp_path / "o.mov", plan, settings, lambda f: f,
+                    on_progress=lambda n: seen.append((time.monotonic() - start, n)), report_final=False)
+    elapsed_s = time.monotonic() - start
+    assert elapsed_s > 2.5 * chunk_codec.PROGRESS_INTERVAL_S, "the chunk was too quick to show anything"
+    # Then reports keep coming about once a second until the end, not only while frames are handed over
+    gaps = [b - a for (a, _), (b, _) in zip([(0.0, 0), *seen], [*seen, (elapsed_s, 0)])]
+    assert max(gaps) < 2 * chunk_codec.PROGRESS_INTERVAL_S + 0.5, seen
+    assert seen[-1][1] == plan.frame_count

@@ -139,13 +139,50 @@ class IdempotencyKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+CONNECT_TIMEOUT_S = 10
+"""How long a PostgreSQL connection attempt may take before the database counts as unreachable."""
+
+
+def connect_error(url: str, exc: BaseException) -> UnavailableError:
+    """The message for a database that cannot be opened: which one (password masked), what the
+    driver said (its first line, e.g. 'FATAL: role "x" does not exist'), and what to check."""
+    from farm.config import redact_url
+
+    said = " ".join(str(getattr(exc, "orig", None) or exc).splitlines()[0].split())
+    said = said.removeprefix("connection failed: ")
+    if url.startswith("sqlite"):
+        hint = ("the database file's folder must exist or be creatable, and be writable; or point "
+                "FARM_DATABASE_URL (database_url in farm.toml) or FARM_HOME elsewhere")
+    else:
+        hint = ("check FARM_DATABASE_URL (or database_url in farm.toml): host, port, database name, "
+                "user and password, and that the server is running")
+    return UnavailableError(f"cannot open the job database {redact_url(url)}: {said}", hint=hint)
+
+
+def _translate_connect_errors(engine: Engine, url: str) -> None:
+    """A failure to connect at all (server down, unknown database or role, unopenable file)
+    becomes UnavailableError (exit 4) at this boundary; errors of a live connection stay
+    SQLAlchemy's, for the callers that handle them (e.g. a busy SQLite)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        if ctx.connection is None and isinstance(ctx.sqlalchemy_exception, OperationalError):
+            raise connect_error(url, ctx.original_exception) from None
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the per-dialect settings the farm relies on."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = "is not a folder" if isinstance(exc, (FileExistsError, NotADirectoryError)) else \
+                    f"cannot be created ({exc.strerror})"
+                raise connect_error(url, OSError(f"its folder {Path(path).parent} {why}")) from None
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        _translate_connect_errors(engine, url)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -165,9 +202,13 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    given = url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True,
+                           connect_args={"connect_timeout": CONNECT_TIMEOUT_S} if "postgresql" in url else {})
+    _translate_connect_errors(engine, given)
+    return engine
 
 
 class Database:

@@ -10,6 +10,7 @@ import atexit
 import gc
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -44,6 +45,13 @@ def _database(settings: Settings) -> Database:
     return db
 
 
+def _finite(value: Optional[float]) -> Optional[float]:
+    """A float option's callback: nan and inf are refused (a usage error, exit 2)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"farm {__version__}")
@@ -64,7 +72,7 @@ def submit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
-    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", help="Target chunk length (s; default: from resolution and fps)."),
+    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", callback=_finite, help="Target chunk length (s; default: from resolution and fps)."),
     codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, ... (default: the input's family)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset (e.g. veryfast, medium)."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Encoder quality (lower is better)."),
@@ -75,9 +83,9 @@ def submit(
     detector: Optional[str] = typer.Option(None, "--detector", help="auto | scrfd | yunet (default auto)"),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Image of the face to replace (--faces reference)."),
     reference_frame: Optional[int] = typer.Option(None, "--reference-frame", help="Take the reference from this frame."),
-    similarity: Optional[float] = typer.Option(None, "--similarity", help="Cosine similarity for --faces reference."),
+    similarity: Optional[float] = typer.Option(None, "--similarity", callback=_finite, help="Cosine similarity for --faces reference."),
     no_enhance: bool = typer.Option(False, "--no-enhance", help="Skip face restoration (GFPGAN)."),
-    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", help="0..1, share of the restored face."),
+    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", callback=_finite, help="0..1, share of the restored face."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="A TOML job spec; options given here override it."),
 ) -> None:
@@ -135,7 +143,7 @@ def _report(job: store.JobView, as_json: bool) -> None:
 
 
 @app.command()
-def demo(seconds: float = typer.Option(4.0, "--seconds", help="Length of the sample clip (s).")) -> None:
+def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help="Length of the sample clip (s).")) -> None:
     """Make a sample clip with a real face and run it through the farm with the demo models."""
     from farm.demo import write_face_image, write_sample_video
 
@@ -153,7 +161,7 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", help="Length of the sam
 @app.command()
 def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs."),
            follow_: bool = typer.Option(False, "--follow", "-f", help="Live view of running jobs and workers."),
-           interval_s: float = typer.Option(1.0, "--interval", help="Refresh period of --follow (s).")) -> None:
+           interval_s: float = typer.Option(1.0, "--interval", callback=_finite, help="Refresh period of --follow (s).")) -> None:
     """Show one job's chunks, or the recent jobs (and workers); --follow keeps it live."""
     settings = _settings()
     db = _database(settings)
@@ -233,6 +241,10 @@ def up(workers: Optional[int] = typer.Option(None, "--workers", help="Local CPU 
     db = _database(settings)
     started = local.up(settings, workers)
     counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
+    from farm.sweep import sweep
+
+    for folder in sweep(settings, db):   # what killed submits left behind
+        err.print(f"swept: {folder.describe()}", highlight=False)
     requeued = sum(counts.values())
     err.print(f"local farm up ({', '.join(started) or 'already running'}); home {settings.home}"
               + (f"; {requeued} unfinished task(s) queued again" if requeued else ""))

@@ -7,6 +7,7 @@ unix socket that the farm starts itself.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -36,12 +37,15 @@ ENV_VARS = {
     "stale_heartbeat_s": "FARM_STALE_HEARTBEAT_S",
     "reap_interval_s": "FARM_REAP_INTERVAL_S",
     "max_worker_failures": "FARM_MAX_WORKER_FAILURES",
+    "orphan_grace_s": "FARM_ORPHAN_GRACE_S",
     "flower_user": "FARM_FLOWER_USER",
     "flower_password": "FARM_FLOWER_PASSWORD",
     "max_width": "FARM_MAX_WIDTH",
     "max_height": "FARM_MAX_HEIGHT",
     "max_frames": "FARM_MAX_FRAMES",
     "max_input_bytes": "FARM_MAX_INPUT_BYTES",
+    "max_image_side": "FARM_MAX_IMAGE_SIDE",
+    "max_image_bytes": "FARM_MAX_IMAGE_BYTES",
 }
 
 
@@ -64,12 +68,15 @@ class Settings:
     stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
     reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
     max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work
+    orphan_grace_s: float = 3600.0         # a job folder no job owns, untouched this long, is swept (farm.sweep)
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     max_width: int = 8192                  # input limits (pixels, frames, bytes)
     max_height: int = 8192
     max_frames: int = 500_000
     max_input_bytes: int = 200 * 1024**3
+    max_image_side: int = 8192             # source/reference images: pixels a side, read from the header
+    max_image_bytes: int = 50 * 1024**2    # ...and bytes, checked before decoding (and per uploaded image)
     config_file: Path | None = None
 
     # ---- derived -------------------------------------------------------------
@@ -136,17 +143,31 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+def _origin(name: str, config_path: Path | None) -> str:
+    """Where a setting came from, for messages: 'FARM_X' or 'x in /path/farm.toml'."""
+    return f"{name} in {config_path}" if config_path else ENV_VARS[name]
+
+
+def _coerce(name: str, raw: Any, origin: str | None = None) -> Any:
+    """`raw` as the setting's type; ConfigError naming `origin` (the variable or the file's
+    key) when it is not one: floats must be finite (nan and inf are refused)."""
+    kind = str({f.name: f.type for f in fields(Settings)}[name])
+    what = "a finite number (nan and inf are refused)" if "float" in kind else "a whole number"
+    bad = ConfigError(f"{origin or name} = {raw!r} is invalid: {name} must be {what}",
+                      hint=f"fix {origin or name}, or remove it to use the default")
     try:
-        if "Path" in str(kind):
+        if "Path" in kind:
             return Path(str(raw)).expanduser().absolute() if raw not in (None, "") else None
-        if "int" in str(kind) and "float" not in str(kind):
+        if "int" in kind and "float" not in kind:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise bad
             return int(raw)
-        if "float" in str(kind):
-            return float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name!r} has an invalid value {raw!r}") from None
+        if "float" in kind:
+            if isinstance(raw, bool) or not math.isfinite(value := float(raw)):
+                raise bad
+            return value
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
     return None if raw == "" else str(raw)
 
 
@@ -154,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     """Read defaults, then the TOML file (FARM_CONFIG or FARM_HOME/farm.toml), then env."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}   # setting -> where its value came from, for messages
     home = Path(env.get("FARM_HOME") or DEFAULT_HOME).expanduser().absolute()
     config_path = Path(env["FARM_CONFIG"]).expanduser() if env.get("FARM_CONFIG") else home / CONFIG_FILE_NAME
     if env.get("FARM_CONFIG") and not config_path.is_file():
@@ -168,18 +190,33 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             if key not in ENV_VARS:
                 raise ConfigError(f"unknown setting {key!r} in {config_path}",
                                   hint=f"known settings: {', '.join(sorted(ENV_VARS))}")
-            values[key] = _coerce(key, raw)
+            values[key] = _coerce(key, raw, _origin(key, config_path))
+            origins[key] = _origin(key, config_path)
         values["config_file"] = config_path
     for key, var in ENV_VARS.items():
         if var in env and env[var] != "":
-            values[key] = _coerce(key, env[var])
+            values[key] = _coerce(key, env[var], var)
+            origins[key] = var
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.setdefault("home", home)
     settings = Settings(**values)
-    if settings.max_attempts < 1:
-        raise ConfigError("max_attempts must be at least 1")
-    if settings.job_window < 1:
-        raise ConfigError("job_window must be at least 1")
-    if settings.chunk_seconds is not None and settings.chunk_seconds <= 0:
-        raise ConfigError("chunk_seconds must be positive")
+    _check_ranges(settings, origins)
     return settings
+
+
+def _check_ranges(settings: Settings, origins: Mapping[str, str]) -> None:
+    """ConfigError naming where a value out of its range came from (variable or file key)."""
+    from farm.spec import SUBMIT_OPTIONS   # the one declaration of the chunk length's range
+
+    _, lo_s, hi_s = SUBMIT_OPTIONS["chunk_seconds"]
+    checks = [("max_attempts", settings.max_attempts >= 1, "at least 1"),
+              ("job_window", settings.job_window >= 1, "at least 1"),
+              ("max_image_side", settings.max_image_side >= 1, "at least 1 (pixels)"),
+              ("max_image_bytes", settings.max_image_bytes >= 1, "at least 1 (bytes)"),
+              ("chunk_seconds", settings.chunk_seconds is None or lo_s <= settings.chunk_seconds <= hi_s,
+               f"between {lo_s} and {hi_s} (seconds)")]
+    for name, ok, rule in checks:
+        if not ok:
+            where = origins.get(name, name)
+            raise ConfigError(f"{where} = {getattr(settings, name)!r} is invalid: {name} must be {rule}",
+                              hint=f"fix {where}, or remove it to use the default")

@@ -57,8 +57,16 @@ def sniff_demuxer(path: str | os.PathLike[str]) -> str:
     try:
         with open(p, "rb") as fh:
             head = fh.read(1024)
-    except OSError as exc:
+    except FileNotFoundError:
+        raise InputError(f"{p}: the file does not exist", hint="check the path; the file may have been "
+                                                              "moved or deleted") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a folder, not a video file", hint="name a video file") from None
+    except PermissionError as exc:
         raise InputError(f"{p}: cannot be read ({exc.strerror})", hint="check the file's permissions") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror})",
+                         hint="check the file and the disk or mount it is on") from None
     demuxer = demuxer_for_head(head)
     if demuxer is None:
         what = _describe_head(head)

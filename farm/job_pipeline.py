@@ -53,7 +53,7 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
         return FacePrep(options={"faces": "off"})
     from farm.faces.chain import latent_for_pack
     from farm.faces.detect import build_detector, detector_role
-    from farm.faces.identity import compute_identity
+    from farm.faces.identity import ImageLimits, compute_identity
     from farm.faces.options import validate_options
     from farm.models.packs import load_pack
 
@@ -63,11 +63,13 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
                      cache_dir=settings.storage_dir / "trt-cache")
     detector = build_detector(pack, options["min_score"], options["detector"])
     recognizer = pack.session("recognizer")
-    identity = compute_identity([Path(p) for p in req.sources], detector, recognizer)
+    limits = ImageLimits.from_settings(settings)   # image size checked before decoding
+    identity = compute_identity([Path(p) for p in req.sources], detector, recognizer, limits=limits)
     reference = None
     if options.get("faces") == "reference":
         if options.get("reference"):
-            reference = compute_identity([Path(options["reference"])], detector, recognizer)
+            reference = compute_identity([Path(options["reference"])], detector, recognizer, limits=limits,
+                                         what="reference image")
         elif options.get("reference_frame") is not None:
             reference = reference_from_video(Path(req.video), int(options["reference_frame"]), detector,
                                              recognizer, options["detect_max_side"])

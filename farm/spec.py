@@ -46,6 +46,8 @@ SUBMIT_OPTIONS: dict[str, tuple[str, Any, Any]] = {
 }
 PATH_OPTIONS = ("source", "output", "reference")
 SPEC_TABLE = "submit"
+SPEC_MAX_BYTES = 1024 * 1024
+"""A spec file is a page of settings; anything bigger is refused unread (bytes)."""
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -123,12 +125,15 @@ def load_spec(path: Path | str) -> dict[str, Any]:
     and `reference` a Path, all absolute (relative ones are taken from the spec file's
     folder, `~` expanded); the others are bool, int, float or str as in SUBMIT_OPTIONS.
     """
+    from farm.user_files import read_regular_file
+
     path = Path(path).expanduser()
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"spec file {path} does not exist")
+    raw = read_regular_file(path, "spec file", SPEC_MAX_BYTES)   # a FIFO or device is refused, not read
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"spec file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read spec file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"spec file {path} is not valid TOML: {exc}") from None

@@ -37,12 +37,15 @@ ENV_VARS = {
     "stale_heartbeat_s": "FARM_STALE_HEARTBEAT_S",
     "reap_interval_s": "FARM_REAP_INTERVAL_S",
     "max_worker_failures": "FARM_MAX_WORKER_FAILURES",
+    "orphan_grace_s": "FARM_ORPHAN_GRACE_S",
     "flower_user": "FARM_FLOWER_USER",
     "flower_password": "FARM_FLOWER_PASSWORD",
     "max_width": "FARM_MAX_WIDTH",
     "max_height": "FARM_MAX_HEIGHT",
     "max_frames": "FARM_MAX_FRAMES",
     "max_input_bytes": "FARM_MAX_INPUT_BYTES",
+    "max_image_side": "FARM_MAX_IMAGE_SIDE",
+    "max_image_bytes": "FARM_MAX_IMAGE_BYTES",
 }
 
 
@@ -65,12 +68,15 @@ class Settings:
     stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
     reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
     max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work
+    orphan_grace_s: float = 3600.0         # a job folder no job owns, untouched this long, is swept (farm.sweep)
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     max_width: int = 8192                  # input limits (pixels, frames, bytes)
     max_height: int = 8192
     max_frames: int = 500_000
     max_input_bytes: int = 200 * 1024**3
+    max_image_side: int = 8192             # source/reference images: pixels a side, read from the header
+    max_image_bytes: int = 50 * 1024**2    # ...and bytes, checked before decoding (and per uploaded image)
     config_file: Path | None = None
 
     # ---- derived -------------------------------------------------------------
@@ -205,6 +211,8 @@ def _check_ranges(settings: Settings, origins: Mapping[str, str]) -> None:
     _, lo_s, hi_s = SUBMIT_OPTIONS["chunk_seconds"]
     checks = [("max_attempts", settings.max_attempts >= 1, "at least 1"),
               ("job_window", settings.job_window >= 1, "at least 1"),
+              ("max_image_side", settings.max_image_side >= 1, "at least 1 (pixels)"),
+              ("max_image_bytes", settings.max_image_bytes >= 1, "at least 1 (bytes)"),
               ("chunk_seconds", settings.chunk_seconds is None or lo_s <= settings.chunk_seconds <= hi_s,
                f"between {lo_s} and {hi_s} (seconds)")]
     for name, ok, rule in checks:

@@ -45,6 +45,7 @@ class SubmitRequest:
     priority: int = 5
     models: str | None = None
     face_options: dict[str, Any] = field(default_factory=dict)
+    api_token_id: int | None = None   # the HTTP API token submitting it; None: a local user (CLI)
 
 
 def default_output(video: Path) -> Path:
@@ -52,14 +53,29 @@ def default_output(video: Path) -> Path:
     return video.with_name(f"{video.stem}.farm{video.suffix}")
 
 
-def check_output(req: SubmitRequest) -> Path:
+def check_output(req: SubmitRequest, settings: Settings) -> Path:
+    """The output path, absolute, or InputError: the output keeps the input's container, is
+    not a symlink (dangling or not: the rename at publish would replace the link, not write
+    where it points), not in the farm's own folders (farm.output_places), and does not
+    exist unless `overwrite` (then it must be a regular file other than the input)."""
+    from farm.output_places import check_output_place
+
     video = req.video.absolute()
     out = Path(os.path.abspath((req.output or default_output(video)).expanduser()))
     if out.suffix.lower() != video.suffix.lower():
         raise InputError(f"output {out} must keep the input's container ({video.suffix})",
                          hint=f"use an output name ending in {video.suffix}")
+    if out.is_symlink():
+        dangling = "" if out.exists() else ", which points nowhere"
+        raise InputError(f"output {out} is a symbolic link (to {os.readlink(out)}{dangling}); "
+                         "the farm does not write through links",
+                         hint="give the real path as --output, or remove the link")
+    check_output_place(out, settings, api=req.api_token_id is not None)
     if out.exists() and not req.overwrite:
         raise InputError(f"output {out} already exists", hint="pass --overwrite or choose another --output")
+    if out.exists() and not out.is_file():
+        raise InputError(f"output {out} exists and is not a regular file; it is never replaced",
+                         hint="choose another --output")
     if out.exists() and out.samefile(video):
         raise InputError(f"output {out} is the input file itself; the input is never modified",
                          hint="choose another --output")
@@ -84,7 +100,7 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     if chunk_seconds is not None and not (0.2 <= chunk_seconds <= 3600):
         raise InputError(f"--chunk-seconds must be between 0.2 and 3600, got {chunk_seconds}")
     info = probe(video, limits=probe_limits(settings))
-    output = check_output(dataclasses.replace(req, video=video))
+    output = check_output(dataclasses.replace(req, video=video), settings)
     encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
     if chunk_seconds is None:
         chunk_seconds = chunk_seconds_for(info)

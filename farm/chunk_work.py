@@ -15,6 +15,7 @@ face. Pass-through jobs keep the plain frame-by-frame path.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from pathlib import Path
@@ -34,6 +35,11 @@ log = logging.getLogger("farm.chunk")
 RETRY_BACKOFF_S = (2.0, 10.0, 30.0)   # delay before a failed chunk runs again, by attempt
 NOT_RETRYABLE = (InputError,)        # the job's own input: no other worker would do better
 BUSY_RECHECK_MAX_S = 30.0             # a duplicate delivery of a live chunk looks again after at most this
+STORAGE_ERRNOS = {                    # the storage's fault, not the worker's: never counted towards quarantine
+    errno.ENOSPC: "no space left on",
+    errno.EDQUOT: "disk quota exceeded on",
+    errno.EROFS: "read-only file system at",
+}
 
 
 def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
@@ -74,12 +80,13 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         log.info("job %s chunk %d: cancelled between frames", job_id, index)
         return "cancelled"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, bounded by attempts
-        message = str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
+        storage = storage_problem(exc, Path(chunk.output_path).parent, job_id)
+        message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
         retryable = not isinstance(exc, NOT_RETRYABLE)
         state = store.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
                                  max_attempts=ctx.settings.max_attempts)
-        failures = registry.report_result(ctx.db, worker, ok=False)
-        if failures >= ctx.settings.max_worker_failures:
+        failures = registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
+        if storage is None and failures >= ctx.settings.max_worker_failures:
             quarantine(ctx, worker, failures, message)
         log.warning("job %s chunk %d attempt %d failed: %s -> %s", job_id, index, chunk.attempts, message, state)
         if state == ChunkState.PENDING:
@@ -98,6 +105,21 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     for next_index, priority in finish.enqueue:   # the job's window, topped up in the same transaction
         enqueue_chunk(ctx.app, job_id, next_index, priority)
     return "done"
+
+
+def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None:
+    """"no space left on <folder> ..." when `exc` is (or was raised while handling) a storage
+    error (STORAGE_ERRNOS) rather than a fault of this worker; None otherwise."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
+            where = Path(cause.filename).parent if isinstance(cause.filename, str) else folder
+            return (f"{STORAGE_ERRNOS[cause.errno]} {where} ({cause.strerror}); free space on the "
+                    f"farm's storage, then `farm retry {job_id}`")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def batch_for(chain: Any) -> Callable[[list[Frame]], list[Frame]] | None:

@@ -241,6 +241,10 @@ def up(workers: Optional[int] = typer.Option(None, "--workers", help="Local CPU 
     db = _database(settings)
     started = local.up(settings, workers)
     counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
+    from farm.sweep import sweep
+
+    for folder in sweep(settings, db):   # what killed submits left behind
+        err.print(f"swept: {folder.describe()}", highlight=False)
     requeued = sum(counts.values())
     err.print(f"local farm up ({', '.join(started) or 'already running'}); home {settings.home}"
               + (f"; {requeued} unfinished task(s) queued again" if requeued else ""))

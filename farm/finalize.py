@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,13 +11,16 @@ from typing import Any, Mapping
 import av
 
 from farm import __version__, store
+from farm.beats import Heartbeat
+from farm.celery_app import enqueue_chunk
+from farm.chunk_outputs import lost_chunk_outputs
 from farm.errors import FarmError, VerifyError
 from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
-from farm.media.join import join_chunks, muxer_for
+from farm.media.join import join_chunks, muxer_for, uses_free_tags
 from farm.media.probe import MediaInfo, probe
 from farm.media.verify import verify_output
-from farm.storage import commit_publish, stage_for_publish, temp_name
+from farm.storage import IngestRecord, check_source, commit_publish, stage_for_publish, temp_name
 
 log = logging.getLogger("farm.finalize")
 
@@ -69,6 +73,25 @@ def output_metadata(job: Any, muxer: str | None = None) -> dict[str, str]:
         "farm_models": model_text or "none",
         "farm_version": __version__,
     }
+
+
+def itunes_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The tags of an MP4 whose iTunes tag list keeps cover art (join.uses_free_tags): only
+    iTunes' own `comment` (the label) and `description` (the label and the models)."""
+    return {"comment": metadata["comment"],
+            "description": f"{metadata['description']}; models: {metadata['farm_models']}"}
+
+
+def recorded_source(db: Any, job_id: str) -> tuple[IngestRecord | None, int | None]:
+    """What submit logged for the job: the ingested copy, and the index of its video stream
+    (None, None for jobs submitted before these were logged)."""
+    ingested = video_index = None
+    for _at, _chunk, kind, message in store.events(db, job_id):
+        if kind == "ingested":
+            ingested = IngestRecord.from_description(message)
+        elif kind == "video_stream" and (found := re.match(r"stream (\d+)", message)):
+            video_index = int(found[1])
+    return ingested, video_index
 
 
 def output_muxer(info: MediaInfo, job: Any) -> str:
@@ -141,13 +164,23 @@ def parse_ffmetadata(text: str) -> dict[str, str]:
 def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     """Join, verify and publish `job_id` if this caller owns its finalize step.
 
-    Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published)
-    or "error: ..." (the job failed with that reason; nothing published).
+    Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published),
+    "requeued" (a chunk output was lost: those chunks run again, then finalize) or
+    "error: ..." (the job failed with that reason; nothing published). While it works the
+    owner beats (store.touch_finalize); one silent for settings.stale_heartbeat_s loses its
+    claim to the next finalize the reaper enqueues.
     """
-    job = store.claim_finalize(ctx.db, job_id, owner, stale_after_s=ctx.settings.chunk_time_limit_s)
+    stale_s = ctx.settings.stale_heartbeat_s
+    job = store.claim_finalize(ctx.db, job_id, owner, stale_after_s=stale_s)
     if job is None:
         log.info("job %s: finalize skipped (not finalizing, or owned by another worker)", job_id)
         return "skip"
+    beat = Heartbeat(lambda: store.touch_finalize(ctx.db, job_id, owner), store.beat_interval_s(stale_s),
+                     name="farm-finalize-heartbeat").start()
+    lost = lost_chunk_outputs(job.chunks)
+    if lost:
+        beat.stop()
+        return requeue_lost(ctx, job_id, owner, lost)
     source = Path(job.source_path)
     final = Path(job.output_path)
     joined = ctx.storage.output(job_id, source.suffix)
@@ -155,9 +188,14 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     staged: Path | None = None
     published = False
     try:
-        info = probe(source)
+        ingested, video_index = recorded_source(ctx.db, job_id)
+        if ingested is not None:
+            check_source(source, ingested)   # the farm's copy is still what was ingested
+        info = probe(source, video_index=video_index)
         muxer = output_muxer(info, job)
         metadata = output_metadata(job, muxer)
+        if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
+            metadata = itunes_metadata(metadata)
         join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
         verify_output(info, tmp, metadata)
         verify_label(tmp, muxer, metadata)
@@ -178,6 +216,7 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
         log.error("job %s: finalize failed: %s", job_id, message)
         return f"error: {message}"
     finally:
+        beat.stop()
         tmp.unlink(missing_ok=True)
         if staged is not None:
             staged.unlink(missing_ok=True)
@@ -189,3 +228,14 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
         ctx.storage.remove_chunks(job_id)
     log.info("job %s: done -> %s", job_id, final)
     return "done"
+
+
+def requeue_lost(ctx: Any, job_id: str, owner: str, lost: dict[int, str]) -> str:
+    """Send the chunks whose output was lost back to the workers; finalize runs again after them."""
+    todo = store.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)
+    if todo is None:
+        return "skip"
+    for index, priority in todo:
+        enqueue_chunk(ctx.app, job_id, index, priority)
+    log.warning("job %s: %s; rendering again", job_id, "; ".join(lost.values()))
+    return "requeued"

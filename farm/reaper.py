@@ -4,7 +4,8 @@ It re-enqueues
 - running chunks whose heartbeat stopped (a dead or hung worker) after `stale_after_s`;
 - pending chunks of live jobs that no queue and no worker holds (Redis restarted
   without its data, a message dropped);
-- finalize steps of finalizing jobs that nobody holds.
+- finalize steps of finalizing jobs that nobody holds, or whose owner stopped beating
+  (a finalizer killed or hung mid-join) after `stale_after_s`.
 Queue contents are read from Redis itself (kombu's lists per queue and priority, and
 its `unacked` hash of messages delivered to workers). Re-enqueueing too much is safe:
 a duplicate of a done chunk is skipped, a duplicate of a live one is "busy".
@@ -75,6 +76,7 @@ def reap(settings: Settings, db: Database, stale_after_s: float, interval_s: flo
     held = broker_holdings(client)
     pending, finals = store.unfinished_work(db, stale_after_s=stale_after_s)
     stale = set(store.stale_running(db, stale_after_s))
+    stale_finals = set(store.stale_finalizing(db, stale_after_s))
     app = create_app(settings)
     counts = {"stale": 0, "lost": 0, "finalize": 0}
     try:
@@ -89,9 +91,11 @@ def reap(settings: Settings, db: Database, stale_after_s: float, interval_s: flo
                 enqueue_chunk(app, job_id, index, priority)
                 counts["topped_up"] = counts.get("topped_up", 0) + 1
         for job_id in finals:
-            if (TASK_FINALIZE_JOB, (job_id,)) not in held:
+            if job_id in stale_finals or (TASK_FINALIZE_JOB, (job_id,)) not in held:
                 enqueue_finalize(app, job_id)
                 counts["finalize"] += 1
+                if job_id in stale_finals:
+                    store.note(db, job_id, "requeued", "finalize owner stopped beating")
     finally:
         app.close()
     if any(counts.values()):
@@ -103,10 +107,13 @@ def running_loop(settings: Settings, interval_s: float, stale_after_s: float, st
     """Reap every `interval_s` until `stop[0]` (used by the supervisor thread)."""
     import time
 
+    from farm.sweep import sweep
+
     db = Database(settings.database)
     while not stop[0]:  # type: ignore[index]
         try:
-            reap(settings, db, stale_after_s, interval_s)
+            if reap(settings, db, stale_after_s, interval_s) != {"skipped": 1}:
+                sweep(settings, db)   # once per interval cluster-wide, with the reap (logs what it removed)
         except Exception as exc:  # noqa: BLE001 - a reaper pass must never kill the node
             log.warning("reaper pass failed: %s", exc)
         for _ in range(int(interval_s * 10)):

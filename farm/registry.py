@@ -67,13 +67,19 @@ def mark_busy(s, hostname: str, job_id: str, chunk_index: int, providers: str | 
         row.providers = providers
 
 
-def report_result(db: Database, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0) -> int:
-    """Record a finished (ok) or failed chunk; returns the failures in a row."""
+def report_result(db: Database, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0,
+                  blame_worker: bool = True) -> int:
+    """Record a finished (ok) or failed chunk; returns the failures in a row.
+
+    blame_worker=False: a failure that is not the worker's (the storage is full): the
+    worker goes idle and its count of failures in a row stays as it was.
+    """
     with db.transaction() as s:
-        return mark_result(s, hostname, ok=ok, frames=frames, fps=fps)
+        return mark_result(s, hostname, ok=ok, frames=frames, fps=fps, blame_worker=blame_worker)
 
 
-def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0) -> int:  # noqa: ANN001
+def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0,  # noqa: ANN001
+                blame_worker: bool = True) -> int:
     """report_result inside an open transaction (store.finish_chunk's `also`)."""
     row = _row(s, hostname)
     row.last_seen = utcnow()
@@ -83,9 +89,9 @@ def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0
     if ok:
         row.consecutive_failures, row.fps = 0, fps
         row.frames_total = (row.frames_total or 0) + frames
-    else:
+    elif blame_worker:
         row.consecutive_failures = (row.consecutive_failures or 0) + 1
-    return row.consecutive_failures
+    return row.consecutive_failures or 0
 
 
 def report_state(db: Database, hostname: str, state: str, note: str | None = None) -> None:
@@ -99,3 +105,19 @@ def list_workers(db: Database) -> list[WorkerView]:
         rows = s.execute(select(WorkerRow).order_by(WorkerRow.hostname)).scalars().all()
         return [WorkerView(r.hostname, r.pid, r.gpu, r.providers, r.state, r.job_id, r.chunk_index, r.fps,
                            r.frames_total, r.consecutive_failures, r.last_seen, r.note) for r in rows]
+
+
+CHUNK_WORKER_PREFIXES = ("gpu", "cpu")
+"""Hostnames of chunk workers (gpu<i>@node, cpu<i>@node); fin@node only finalizes."""
+
+ALL_QUARANTINED = ("every chunk worker is quarantined, so no chunk will run until one is fixed and restarted "
+                   "(local farm: `farm down`, then `farm up`)")
+
+
+def all_quarantined(workers: list[WorkerView]) -> str | None:
+    """ALL_QUARANTINED with each worker's reason when every live chunk worker is quarantined;
+    None while any other live chunk worker is known (idle, busy) or none is live."""
+    chunk_workers = [w for w in workers if w.hostname.startswith(CHUNK_WORKER_PREFIXES) and w.alive()]
+    if not chunk_workers or any(w.state != "quarantined" for w in chunk_workers):
+        return None
+    return f"{ALL_QUARANTINED}: " + "; ".join(f"{w.hostname}: {w.note or 'quarantined'}" for w in chunk_workers)

@@ -33,7 +33,8 @@ JOB_TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FINALIZING, JobState.FAILED, JobState.CANCELLED}),
     JobState.RUNNING: frozenset({JobState.FINALIZING, JobState.FAILED, JobState.CANCELLED}),
-    JobState.FINALIZING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
+    # FINALIZING -> RUNNING: finalize found a done chunk's output lost; that chunk runs again
+    JobState.FINALIZING: frozenset({JobState.RUNNING, JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
     JobState.DONE: frozenset(),
     # retry: a failed or cancelled job goes back to the queue with its unfinished chunks
     JobState.FAILED: frozenset({JobState.QUEUED}),
@@ -46,7 +47,7 @@ CHUNK_TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
     ChunkState.RUNNING: frozenset(
         {ChunkState.RUNNING, ChunkState.PENDING, ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED}
     ),
-    ChunkState.DONE: frozenset(),
+    ChunkState.DONE: frozenset({ChunkState.PENDING}),   # its output was lost (finalize checks it)
     ChunkState.FAILED: frozenset({ChunkState.PENDING}),
     ChunkState.CANCELLED: frozenset({ChunkState.PENDING}),
 }

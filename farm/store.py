@@ -142,6 +142,25 @@ def _set_chunk(chunk: Chunk, state: ChunkState) -> None:
     chunk.state = check_chunk(chunk.state, state).value
 
 
+# ---- liveness ------------------------------------------------------------------------
+
+def stale_cutoff(stale_after_s: float) -> dt.datetime:
+    """The liveness rule, for chunks and finalize steps alike: an owner whose last beat
+    (chunk heartbeat_at, job finalize_claimed_at) is older than this, `stale_after_s`
+    seconds ago (settings.stale_heartbeat_s), is gone, and its work may be taken over."""
+    return utcnow() - dt.timedelta(seconds=stale_after_s)
+
+
+def is_silent(beat_at: dt.datetime | None, stale_after_s: float) -> bool:
+    """True if an owner that last beat at `beat_at` (None: never) counts as gone (stale_cutoff)."""
+    return beat_at is None or beat_at < stale_cutoff(stale_after_s)
+
+
+def beat_interval_s(stale_after_s: float) -> float:
+    """How often an owner beats (seconds): several beats per stale time, at most every 5 s."""
+    return max(0.2, min(5.0, stale_after_s / 4))
+
+
 # ---- create and read ---------------------------------------------------------------
 
 def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec], **fields: Any) -> None:
@@ -213,8 +232,7 @@ def claim_chunk(db: Database, job_id: str, index: int, worker: str, max_attempts
             return Claim("skip", reason=f"job is {job.state}")
         if chunk.state in (ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED):
             return Claim("skip", reason=f"chunk is {chunk.state}")
-        if chunk.state == ChunkState.RUNNING and chunk.heartbeat_at and \
-                (utcnow() - chunk.heartbeat_at).total_seconds() < busy_after_s:
+        if chunk.state == ChunkState.RUNNING and not is_silent(chunk.heartbeat_at, busy_after_s):
             return Claim("busy", reason=f"running on {chunk.worker}, heartbeat {chunk.heartbeat_at:%H:%M:%S}")
         if chunk.attempts >= max_attempts:
             msg = (f"chunk {index} of job {job_id} gave up after {chunk.attempts} attempts"
@@ -369,19 +387,60 @@ def live_job_ids(db: Database) -> list[str]:
 # ---- job life cycle ------------------------------------------------------------------
 
 def claim_finalize(db: Database, job_id: str, owner: str, stale_after_s: float) -> JobView | None:
-    """Own the finalize step of a job, unless another live owner has it or it is over."""
+    """Own the finalize step of a job, unless another live owner has it or it is over.
+
+    An owner is live while it beats (touch_finalize) within `stale_after_s` seconds
+    (is_silent, the same rule as for running chunks).
+    """
     with db.transaction() as s:
         job = _lock_job(s, job_id)
         if job.state != JobState.FINALIZING or job.cancel_requested:
             return None
-        now = utcnow()
-        if job.finalize_owner and job.finalize_owner != owner and job.finalize_claimed_at and \
-                (now - job.finalize_claimed_at).total_seconds() < stale_after_s:
+        if job.finalize_owner and job.finalize_owner != owner and \
+                not is_silent(job.finalize_claimed_at, stale_after_s):
             return None
-        job.finalize_owner, job.finalize_claimed_at = owner, now
+        job.finalize_owner, job.finalize_claimed_at = owner, utcnow()
         _event(s, job_id, "finalize_claimed", owner)
         chunks = s.execute(select(Chunk).where(Chunk.job_id == job_id)).scalars().all()
         return _job_view(job, chunks)
+
+
+def touch_finalize(db: Database, job_id: str, owner: str) -> bool:
+    """The finalize owner's heartbeat; False once `owner` no longer owns a finalizing job."""
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.state != JobState.FINALIZING or job.finalize_owner != owner:
+            return False
+        job.finalize_claimed_at = utcnow()
+        return True
+
+
+def requeue_lost_chunks(db: Database, job_id: str, owner: str, lost: dict[int, str],
+                        window: int) -> list[tuple[int, int]] | None:
+    """Done chunks whose output is gone or wrong (`lost`: index -> reason) go back to pending.
+
+    Only the finalize owner of a finalizing job may do this (None otherwise: nothing
+    changed). The job goes back to running and gives up its finalize claim; the attempts
+    already made count, so a chunk whose output keeps getting lost fails the job after
+    max_attempts (claim_chunk). Returns the chunks to enqueue [(index, priority)].
+    """
+    with db.transaction() as s:
+        job = _lock_job(s, job_id)
+        if job.state != JobState.FINALIZING or job.finalize_owner != owner or job.cancel_requested:
+            return None
+        for index, reason in sorted(lost.items()):
+            chunk = _lock_chunk(s, job_id, index)
+            if chunk.state != ChunkState.DONE:
+                continue
+            _set_chunk(chunk, ChunkState.PENDING)
+            chunk.error = reason[:4000]
+            chunk.queued_at = chunk.finished_at = None
+            chunk.frames_done = 0
+            _event(s, job_id, "chunk_lost", f"{reason}; rendering it again", index)
+        _set_job(job, JobState.RUNNING)
+        job.finalize_owner = job.finalize_claimed_at = None
+        s.flush()
+        return _take_chunks(s, job, window)
 
 
 def finish_job(db: Database, job_id: str, message: str = "") -> None:
@@ -477,7 +536,7 @@ def retry_job(db: Database, job_id: str) -> list[int]:
 
 def stale_running(db: Database, stale_after_s: float) -> list[tuple[str, int]]:
     """Running chunks of live jobs whose heartbeat is older than `stale_after_s` seconds."""
-    cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
+    cutoff = stale_cutoff(stale_after_s)
     with db.transaction() as s:
         rows = s.execute(
             select(Chunk.job_id, Chunk.index).join(Job, Job.id == Chunk.job_id)
@@ -498,9 +557,8 @@ def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str,
 
     Returns ([(job_id, chunk_index, priority)], [job_ids to finalize]): pending chunks of
     live jobs already handed to the broker, running chunks whose heartbeat is older than `stale_after_s`, and
-    finalizing jobs whose finalize owner went quiet.
+    finalizing jobs that no live owner holds (never claimed, or the owner went silent).
     """
-    cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
     with db.transaction() as s:
         live = [JobState.QUEUED.value, JobState.RUNNING.value]
         rows = s.execute(
@@ -510,8 +568,16 @@ def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str,
                    Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))
         ).all()
         chunks = [(j, i, p) for j, i, p, st, hb in rows
-                  if st == ChunkState.PENDING or hb is None or hb < cutoff]
+                  if st == ChunkState.PENDING or is_silent(hb, stale_after_s)]
         fin = s.execute(select(Job.id, Job.finalize_claimed_at).where(
             Job.state == JobState.FINALIZING.value)).all()
-        finals = [j for j, at in fin if at is None or at < cutoff]
+        finals = [j for j, at in fin if is_silent(at, stale_after_s)]
         return chunks, finals
+
+
+def stale_finalizing(db: Database, stale_after_s: float) -> list[str]:
+    """Finalizing jobs whose finalize owner claimed them and then went silent (is_silent)."""
+    with db.transaction() as s:
+        rows = s.execute(select(Job.id, Job.finalize_claimed_at).where(
+            Job.state == JobState.FINALIZING.value, Job.finalize_owner.is_not(None))).all()
+        return [j for j, at in rows if is_silent(at, stale_after_s)]

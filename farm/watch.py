@@ -11,7 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from farm import store
+from farm import registry, store
 from farm.db import Database
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from farm.states import JobState
@@ -20,6 +20,8 @@ POLL_INTERVAL_S = 0.5
 FINALIZING_POLL_S = 0.1
 """Once the last chunk is done the end is a second away: look more often, so `--wait`
 returns as soon as the output is published (bench/bench_overhead.py)."""
+QUARANTINE_CHECK_S = 5.0
+"""How often `--wait` looks whether every chunk worker is quarantined (seconds)."""
 
 
 def _next_poll(job: store.JobView, poll_s: float) -> float:
@@ -69,13 +71,20 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
         return job
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                TaskProgressColumn(), FpsColumn(), TimeRemainingColumn(), TextColumn("{task.fields[chunks]}")]
+    stuck, checked_at = None, 0.0
     with Progress(*columns, console=console, transient=False, speed_estimate_period=10) as progress:
         task = progress.add_task(f"job {job_id}", total=job.frames_total, chunks="")
         while True:
             progress.update(task, completed=job.frames_done,
-                            chunks=f"chunks {job.chunks_done}/{job.chunk_count} {job.state}")
+                            chunks=f"chunks {job.chunks_done}/{job.chunk_count} {job.state}"
+                                   + (" (every worker quarantined)" if stuck else ""))
             if job.terminal:
                 break
+            if job.state != JobState.FINALIZING.value and time.monotonic() - checked_at >= QUARANTINE_CHECK_S:
+                checked_at, was = time.monotonic(), stuck
+                stuck = registry.all_quarantined(registry.list_workers(db))
+                if stuck and stuck != was:
+                    progress.console.print(f"[yellow]job {job_id} is waiting: {stuck}[/]", highlight=False)
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
     return job
@@ -129,6 +138,8 @@ def workers_table(workers: list) -> Table:  # noqa: ANN001 - registry.WorkerView
         table.add_row(w.hostname, w.gpu or "-", short_providers(w.providers), _state(state), chunk, f"{w.fps:.1f}",
                       str(w.frames_total), f"{w.last_seen:%H:%M:%S}")
     notes = [f"{w.hostname}: {w.note}" for w in workers if w.note]
+    if registry.all_quarantined(workers):
+        notes.append(f"[yellow]{registry.ALL_QUARANTINED}[/]")
     if notes:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"

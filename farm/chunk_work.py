@@ -115,7 +115,8 @@ def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
-            where = Path(cause.filename).parent if isinstance(cause.filename, str) else folder
+            name = cause.filename if isinstance(cause.filename, str) else ""
+            where = Path(name.removeprefix("file:")).parent if name else folder   # PyAV names file: URLs
             return (f"{STORAGE_ERRNOS[cause.errno]} {where} ({cause.strerror}); free space on the "
                     f"farm's storage, then `farm retry {job_id}`")
         cause = cause.__cause__ or cause.__context__

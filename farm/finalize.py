@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,10 +17,10 @@ from farm.chunk_outputs import lost_chunk_outputs
 from farm.errors import FarmError, VerifyError
 from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
-from farm.media.join import join_chunks, muxer_for
+from farm.media.join import join_chunks, muxer_for, uses_free_tags
 from farm.media.probe import MediaInfo, probe
 from farm.media.verify import verify_output
-from farm.storage import commit_publish, stage_for_publish, temp_name
+from farm.storage import IngestRecord, check_source, commit_publish, stage_for_publish, temp_name
 
 log = logging.getLogger("farm.finalize")
 
@@ -72,6 +73,25 @@ def output_metadata(job: Any, muxer: str | None = None) -> dict[str, str]:
         "farm_models": model_text or "none",
         "farm_version": __version__,
     }
+
+
+def itunes_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The tags of an MP4 whose iTunes tag list keeps cover art (join.uses_free_tags): only
+    iTunes' own `comment` (the label) and `description` (the label and the models)."""
+    return {"comment": metadata["comment"],
+            "description": f"{metadata['description']}; models: {metadata['farm_models']}"}
+
+
+def recorded_source(db: Any, job_id: str) -> tuple[IngestRecord | None, int | None]:
+    """What submit logged for the job: the ingested copy, and the index of its video stream
+    (None, None for jobs submitted before these were logged)."""
+    ingested = video_index = None
+    for _at, _chunk, kind, message in store.events(db, job_id):
+        if kind == "ingested":
+            ingested = IngestRecord.from_description(message)
+        elif kind == "video_stream" and (found := re.match(r"stream (\d+)", message)):
+            video_index = int(found[1])
+    return ingested, video_index
 
 
 def output_muxer(info: MediaInfo, job: Any) -> str:
@@ -168,9 +188,14 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     staged: Path | None = None
     published = False
     try:
-        info = probe(source)
+        ingested, video_index = recorded_source(ctx.db, job_id)
+        if ingested is not None:
+            check_source(source, ingested)   # the farm's copy is still what was ingested
+        info = probe(source, video_index=video_index)
         muxer = output_muxer(info, job)
         metadata = output_metadata(job, muxer)
+        if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
+            metadata = itunes_metadata(metadata)
         join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
         verify_output(info, tmp, metadata)
         verify_label(tmp, muxer, metadata)

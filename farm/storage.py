@@ -15,8 +15,10 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from farm.errors import FarmError, InputError, UnavailableError
@@ -69,48 +71,111 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def ingest(src: Path, dest: Path) -> str:
-    """Put the user's file at `dest` without modifying it: hard link, reflink, or verified copy.
+@dataclass(frozen=True)
+class IngestRecord:
+    """What was ingested: the farm's own copy of the user's file, and how to tell it changed.
 
-    The copy (when `src` is on another filesystem and cannot be reflinked) streams in
-    COPY_BLOCK_BYTES blocks and is read back and compared by sha256; a mismatch raises
-    UnavailableError and leaves nothing at `dest`. Returns "link", "reflink" or "copy".
+    size_bytes and sha256: the copy's content (the sha256 computed while copying);
+    mtime_ns: the copy's modification time right after ingest (nanoseconds), so a
+    later check is a stat, and the file is read again only when the stat differs.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    how: str            # "reflink" or "copy"
+    size_bytes: int
+    sha256: str
+    mtime_ns: int
+
+    def describe(self, src: Path, dest: Path) -> str:
+        """One line for the job's log; `from_description` reads it back."""
+        return (f"{dest.name}: {self.size_bytes} bytes, sha256 {self.sha256}, mtime_ns {self.mtime_ns} "
+                f"({self.how} of {src})")
+
+    @classmethod
+    def from_description(cls, text: str) -> IngestRecord | None:
+        found = _INGEST_LINE.search(text)
+        if found is None:
+            return None
+        return cls(how=found["how"], size_bytes=int(found["size"]), sha256=found["sha"],
+                   mtime_ns=int(found["mtime"]))
+
+
+_INGEST_LINE = re.compile(r": (?P<size>\d+) bytes, sha256 (?P<sha>[0-9a-f]{64}), mtime_ns (?P<mtime>\d+) "
+                          r"\((?P<how>reflink|copy) of ")
+
+
+def ingest(src: Path, dest: Path, expect_size: int | None = None) -> IngestRecord:
+    """Put a copy of the user's file at `dest` that is the farm's own; never modify `src`.
+
+    Never a hard link: the user may rewrite their file in place while the job runs. A
+    reflink (FICLONE: copy-on-write, instant) where the filesystem can, else a copy
+    streamed in COPY_BLOCK_BYTES blocks, hashed as it is read and read back to compare
+    (a mismatch raises UnavailableError). If `src` changes while it is copied (size or
+    mtime), or its size is not `expect_size` (what was probed), InputError: nothing is
+    stored. A full or failing storage raises UnavailableError (exit 4): no job exists
+    yet, so the hint is to submit again.
+    """
     tmp = temp_name(dest)
     try:
-        try:
-            os.link(src, tmp)
-            how = "link"
-        except OSError:
-            how = _reflink_or_copy(src, tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        before = os.stat(src)
+        if expect_size is not None and before.st_size != expect_size:
+            raise _changed(src)
+        how, digest = _reflink_or_copy(src, tmp)
+        after = os.stat(src)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise _changed(src)
         os.replace(tmp, dest)
-        return how
+        return IngestRecord(how=how, size_bytes=after.st_size, sha256=digest, mtime_ns=os.stat(dest).st_mtime_ns)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _storage_error(exc, f"cannot ingest {src} into {dest.parent}") from None
+        raise _ingest_error(exc, src, dest.parent) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _reflink_or_copy(src: Path, tmp: Path) -> str:
+def check_source(path: Path, record: IngestRecord) -> None:
+    """Raise FarmError naming `path` if the farm's copy is no longer what was ingested.
+
+    A stat first (size, mtime); only when it differs is the file hashed again, so a
+    mere `touch` does not fail the job.
+    """
+    try:
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) == (record.size_bytes, record.mtime_ns):
+            return
+        if st.st_size == record.size_bytes and sha256_file(path) == record.sha256:
+            return
+    except OSError as exc:
+        raise FarmError(f"the farm's copy of the input, {path}, cannot be read: {exc.strerror or exc}",
+                        hint="the storage lost it; submit the video again") from None
+    raise FarmError(f"the farm's copy of the input, {path}, changed after it was ingested "
+                    f"({st.st_size} bytes now, {record.size_bytes} bytes with sha256 {record.sha256} then); "
+                    "nothing was published",
+                    hint="something wrote into the farm's storage; submit the video again")
+
+
+def _changed(src: Path) -> InputError:
+    return InputError(f"{src} changed while it was being read (its size or modification time moved); "
+                      "nothing was stored", hint="wait until the file is completely written, then submit it again")
+
+
+def _reflink_or_copy(src: Path, tmp: Path) -> tuple[str, str]:
+    """Clone or copy `src` to `tmp`; return (how, sha256 of the data)."""
     with open(src, "rb") as fin, open(tmp, "wb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
-            return "reflink"
-        except OSError:
-            pass
+            return "reflink", sha256_file(tmp)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                raise
         digest_in = hashlib.sha256()
         while block := fin.read(COPY_BLOCK_BYTES):
             digest_in.update(block)
             fout.write(block)
-        fout.flush()
-        os.fsync(fout.fileno())
     if sha256_file(tmp) != digest_in.hexdigest():
         raise UnavailableError(f"the copy of {src} on the storage ({tmp.parent}) does not match the original's "
                                f"sha256 checksum; nothing was stored and {src} was not modified",
                                hint="the storage may be failing: check it (free space, disk errors), then submit again")
-    return "copy"
+    return "copy", digest_in.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -171,6 +236,15 @@ def commit_publish(staged: Path, final: Path, *, overwrite: bool) -> None:
                         hint="pass --overwrite, or choose another --output, then `farm retry`") from None
     except OSError as exc:
         raise _storage_error(exc, f"cannot publish the output to {final}") from None
+
+
+def _ingest_error(exc: OSError, src: Path, folder: Path) -> UnavailableError:
+    """Ingest runs before any job exists: a storage failure means "submit again", not `farm retry`."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UnavailableError(f"cannot ingest {src}: no space left on the storage {folder}; nothing was stored "
+                                "and no job was created", hint="free space on the storage, then submit the video again")
+    return UnavailableError(f"cannot ingest {src} into {folder}: {exc.strerror or exc}; nothing was stored and no job "
+                            "was created", hint="check the storage (mounted, writable), then submit the video again")
 
 
 def _storage_error(exc: OSError, what: str) -> FarmError:

@@ -163,8 +163,12 @@ def beat_interval_s(stale_after_s: float) -> float:
 
 # ---- create and read ---------------------------------------------------------------
 
-def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec], **fields: Any) -> None:
-    """Record a job and all its chunks (state queued/pending) in one transaction."""
+def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec],
+               notes: Iterable[tuple[str, str]] = (), **fields: Any) -> None:
+    """Record a job and all its chunks (state queued/pending) in one transaction.
+
+    notes: (kind, message) events logged with it (what was ingested, which video stream).
+    """
     with db.transaction() as s:
         s.add(Job(id=job_id, state=JobState.QUEUED.value, chunk_count=len(chunks), **fields))
         s.flush()
@@ -173,6 +177,8 @@ def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec], **fields: 
                         first_frame=spec.first_frame, frames_planned=spec.frames_planned, plan=spec.plan,
                         input_path=spec.input_path, output_path=spec.output_path))
         _event(s, job_id, "submitted", f"{len(chunks)} chunks, {fields.get('frames_total')} frames")
+        for kind, message in notes:
+            _event(s, job_id, kind, message)
 
 
 def get_job(db: Database, job_id: str) -> JobView:

@@ -21,6 +21,7 @@ from farm.config import Settings
 from farm.db import Database
 from farm.errors import FarmError, InputError
 from farm.media.chunk_codec import choose_encoder
+from farm.media.join import muxer_for_encoder, streams_not_kept
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
 from farm.media.probe import MediaInfo, ProbeLimits, probe
 from farm.media.split import split_chunks
@@ -145,10 +146,11 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
         before_store()
     storage = Storage(settings.storage_dir)
     job_id = new_job_id()
+    not_kept = streams_not_kept(info, muxer_for_encoder(info, encoder.codec))
     try:
         step("ingesting onto storage")
         source = storage.source(job_id, video.suffix.lower())
-        how = ingest(video, source)
+        ingested = ingest(video, source, expect_size=info.size_bytes)
         faces.save(storage.identity(job_id))
         plans = plan_chunks(info, chunk_frames)
         step(f"splitting into {len(plans)} chunks")
@@ -166,11 +168,16 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
             output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.fps),
+            notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
+                   *(("stream_not_kept", note) for note in not_kept)],
         )
     except BaseException:
         storage.remove_job(job_id)
         raise
-    log.info("job %s: %s ingested by %s, %d chunks", job_id, video, how, len(specs))
+    for note in not_kept:
+        log.warning("job %s: %s", job_id, note)
+    log.info("job %s: %s ingested by %s, %d chunks; video %s", job_id, video, ingested.how, len(specs),
+             info.video_choice)
     step("enqueueing")
     enqueue_job(settings, db, job_id)
     return job_id

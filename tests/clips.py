@@ -31,6 +31,8 @@ __all__ = [
     "make_not_video",
     "NOT_VIDEO_KINDS",
     "make_face_image",
+    "make_multi_video_clip",
+    "make_cover_art_clip",
     "make_no_face_image",
     "face_crop_rgb",
     "AUDIO_TONES_HZ",
@@ -492,4 +494,69 @@ def make_no_face_image(path: str | Path, *, width: int = 256, height: int = 256)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), _texture(height, width, seed=2)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
         raise RuntimeError(f"could not write {path}")
+    return path
+
+
+# --------------------------------------------------------------------------- several video streams
+
+
+def make_multi_video_clip(
+    path: str | Path,
+    tracks: Sequence[tuple[int, int, int]],
+    *,
+    fps: int = 25,
+    audio: bool = True,
+    default: int | None = None,
+) -> Path:
+    """Write a container holding one H.264 video stream per ``tracks`` entry, in order.
+
+    Each entry is (width, height, frames) in pixels and frames at ``fps``; a one-frame
+    entry is a still (a single picture as a video track, not cover art). Track i shows
+    testsrc2 with a different hue per track, so the streams differ in content.
+    ``audio``: one AAC mono 440 Hz track lasting as long as the longest video.
+    ``default``: the only video track flagged as default (None: no track is flagged).
+    Container from the suffix (.mp4/.mov/.mkv).
+    """
+    path = Path(path)
+    container = _CONTAINERS.get(path.suffix.lower())
+    if container is None:
+        raise ValueError(f"unsupported container suffix {path.suffix!r} (use .mp4/.mov/.mkv)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seconds = max(frames for _, _, frames in tracks) / fps
+    argv = _ff()
+    for n, (width, height, frames) in enumerate(tracks):
+        argv += ["-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={fps}:d={frames / fps},hue=h={n * 90}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", f"sine=f={AUDIO_TONES_HZ[0]}:r={AUDIO_RATE}:d={seconds}"]
+    for n, (_, _, frames) in enumerate(tracks):
+        argv += ["-map", f"{n}:v:0"]
+        argv += [f"-disposition:v:{n}", "default" if default == n else "0"]
+    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+             "-flags:v", "+bitexact"]
+    if audio:
+        argv += ["-map", f"{len(tracks)}:a:0", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
+                 "-flags:a", "+bitexact", "-metadata:s:a:0", "language=eng"]
+    argv += ["-map_metadata", "-1", "-fflags", "+bitexact", "-f", container, str(path)]
+    _run(argv)
+    return path
+
+
+def make_cover_art_clip(path: str | Path, *, seconds: float = 2.0, audio_tracks: int = 1) -> Path:
+    """Write a make_clip() video (320x180, 30 fps) with a 64x64 PNG cover picture attached.
+
+    The picture is a video stream with the attached_pic disposition, after the clip's own
+    streams (MP4 keeps it in its iTunes tag list, Matroska as an attachment).
+    """
+    path = Path(path)
+    container = _CONTAINERS.get(path.suffix.lower())
+    if container is None:
+        raise ValueError(f"unsupported container suffix {path.suffix!r} (use .mp4/.mov/.mkv)")
+    with tempfile.TemporaryDirectory(prefix="clips-") as td:
+        plain = make_clip(Path(td) / f"plain{path.suffix}", seconds=seconds, audio_tracks=audio_tracks)
+        cover = Path(td) / "cover.png"
+        _run(_ff("-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1", "-f", "image2", str(cover)))
+        argv = _ff("-i", str(plain), "-i", str(cover), "-map", "0", "-map", "1:v:0", "-c", "copy",
+                   "-c:v:1", "png", "-disposition:v:1", "attached_pic", "-fflags", "+bitexact",
+                   "-f", container, str(path))
+        _run(argv)
     return path

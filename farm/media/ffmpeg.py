@@ -94,6 +94,7 @@ class FinalizeSpec:
     video_time_base: str | None = None
     write_colr: bool = False
     video_tag: str | None = None
+    free_tags: bool = True   # MP4/MOV: free-form tags (use_metadata_tags); False: iTunes tags (cover art)
 
 
 def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
@@ -118,7 +119,9 @@ def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
     for key, value in spec.metadata:
         argv += ["-metadata", f"{key}={value}"]
     if is_mov_family(spec.muxer):
-        argv += ["-movflags", "+use_metadata_tags" + ("+write_colr" if spec.write_colr else "")]
+        flags = ("+use_metadata_tags" if spec.free_tags else "") + ("+write_colr" if spec.write_colr else "")
+        if flags:
+            argv += ["-movflags", flags]
         if spec.video_timescale:
             argv += ["-video_track_timescale", str(spec.video_timescale),
                      "-movie_timescale", str(spec.video_timescale)]

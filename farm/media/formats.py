@@ -138,6 +138,15 @@ def keeps_free_tags(muxer: str) -> bool:
     return is_mov_family(muxer) or muxer in ("matroska", "webm", "nut")
 
 
+def holds_cover_art(muxer: str) -> bool:
+    """True if cover art (an attached picture) can be stream-copied into it.
+
+    MP4 keeps it in its iTunes tag list ('covr'); FFmpeg's MOV and 3GP muxers have no
+    place for it. Matroska stores it as an attachment.
+    """
+    return muxer in ("mp4", "ipod") or not is_mov_family(muxer)
+
+
 def keeps_data_streams(muxer: str) -> bool:
     """True if data streams (KLV, telemetry) are stream-copied into it.
 

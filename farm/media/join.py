@@ -5,8 +5,10 @@ Two steps:
    each chunk already carries the source's; dts are made strictly increasing across
    seams) and sets the source's display matrix (rotation, flips).
 2. ffmpeg (stream copy, -copyts) writes the output in the source's container: that
-   video plus every audio, subtitle, attachment (and data, where the container allows)
-   stream of the source, its container and stream tags, chapters, and our tags.
+   video plus every other stream of the source (audio, subtitles, attachments, other
+   video streams, cover art, data) that the container can hold, its container and
+   stream tags, chapters, and our tags. What it cannot hold (`streams_not_kept`: cover
+   art in MOV/3GP, data streams in MP4/MOV/Matroska) is said in the job's log at submit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import av
 
 from farm.errors import MediaError
 from farm.media.ffmpeg import FinalizeSpec, ffmpeg_exe, finalize_argv, run_ffmpeg
-from farm.media.formats import is_mov_family, keeps_data_streams, output_muxer, sniff_demuxer
+from farm.media.formats import (
+    holds_cover_art,
+    is_mov_family,
+    keeps_data_streams,
+    keeps_free_tags,
+    output_muxer,
+    sniff_demuxer,
+)
 from farm.media.intermediate import open_read, open_write, temp_path_for
 from farm.media.probe import MediaInfo, StreamInfo
 
@@ -71,6 +80,7 @@ def finalize_spec(info: MediaInfo, source: Path, video_path: Path, out_path: Pat
         write_colr=info.video.colour.range != 0,
         video_tag="hvc1" if video_codec == "hevc" and is_mov_family(muxer) else None,
         video_time_base=f"{tb.numerator}/{tb.denominator}" if timescale and tb != Fraction(1, timescale) else None,
+        free_tags=uses_free_tags(info, muxer),
     )
 
 
@@ -80,18 +90,61 @@ def muxer_for(info: MediaInfo, video_codec: str) -> str:
     return output_muxer(info.demuxer, info.tags.get("major_brand"), info.path.suffix, codecs)
 
 
+def muxer_for_encoder(info: MediaInfo, encoder: str) -> str:
+    """muxer_for, given the encoder's name ('libx264') rather than the codec's."""
+    return muxer_for(info, av.codec.Codec(encoder, "w").canonical_name)
+
+
 def keeps_stream(s: StreamInfo, muxer: str) -> bool:
-    """True if a non-main source stream is copied into an output written by `muxer`."""
+    """True if a non-main source stream is copied into an output written by `muxer`.
+
+    Other video streams are copied untouched (only the main one is processed); cover
+    art where the container holds it (formats.holds_cover_art).
+    """
     if s.type in ("audio", "subtitle", "attachment"):
         return True
     if s.type == "video":
-        # cover art, except in MP4/MOV: there it lives in the iTunes tag list, which
-        # our free-form tags (use_metadata_tags) replace. Other video tracks are not
-        # processed, so they are not copied either.
-        return s.attached_pic and not is_mov_family(muxer)
+        return holds_cover_art(muxer) if s.attached_pic else True
     if s.type == "data":
         return keeps_data_streams(muxer)
     return False
+
+
+def streams_not_kept(info: MediaInfo, muxer: str) -> list[str]:
+    """One sentence per source stream the output cannot hold (the job's log and stderr say so)."""
+    notes = []
+    for s in info.streams:
+        if s.index == info.video.index or keeps_stream(s, muxer):
+            continue
+        what = "cover art" if s.attached_pic else f"{s.type} stream"
+        if s.attached_pic:
+            why = f"a {muxer} file cannot hold cover art (MP4 and Matroska can)"
+        elif s.type == "data" and is_mov_family(muxer):
+            why = f"{muxer} keeps only its chapter and timecode tracks, rebuilt from the source's"
+        else:
+            why = f"a {muxer} file cannot hold {s.type} streams"
+        notes.append(f"stream {s.index} ({what}, {s.codec or 'unknown codec'}) is not copied into the output: {why}")
+    return notes
+
+
+def uses_free_tags(info: MediaInfo, muxer: str) -> bool:
+    """True if the output's tags are written free-form (our farm_* keys).
+
+    Not for an MP4 that keeps cover art: the picture lives in the iTunes tag list, and
+    ffmpeg writes either that list or free-form tags, never both; such an output carries
+    its label in the iTunes `comment` and `description` tags only.
+    """
+    if not keeps_free_tags(muxer):
+        return False
+    return not (is_mov_family(muxer) and any(s.attached_pic and keeps_stream(s, muxer) for s in info.streams
+                                             if s.index != info.video.index))
+
+
+def output_video_index(info: MediaInfo, muxer: str) -> int:
+    """Index of the processed video among the output's streams (the source's order, less
+    the streams not kept)."""
+    kept = [s.index for s in info.streams if s.index == info.video.index or keeps_stream(s, muxer)]
+    return kept.index(info.video.index)
 
 
 def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,

@@ -3,6 +3,15 @@
 `probe` demuxes the whole video stream (no full decode: cheap even for 4K) and decodes
 only until the first picture comes out, to prove the stream is decodable. Anything that
 is not a decodable local video within the limits is refused with `InputError`.
+
+Which stream is "the video" (`choose_video_stream`): never cover art or a still-image
+stream; of the others, the one with the most frames. Streams with at least
+SIMILAR_FRAMES_RATIO of that count are rivals; among rivals the only one flagged
+`default` wins, else one with at least LARGER_AREA_FACTOR times the pixels of every
+other rival; otherwise the file is refused (exit 2) rather than guessed at. (FFmpeg's
+own "best stream" also skips cover art and ranks by the default flag first; we rank by
+length first, because a one-frame still flagged default is not the video.) Counting
+frames costs one more demux pass, only for files with several such streams.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import av
 from av.stream import Discard, Disposition
@@ -25,6 +34,10 @@ from farm.media.formats import ALLOWED_DEMUXERS, DTS_ONLY_DEMUXERS, SAFE_INPUT_O
 
 #: How many packets may go into the decoder before the first picture must come out.
 FIRST_FRAME_MAX_PACKETS = 256
+#: A video stream with at least this share of the most frames is a rival for the main video.
+SIMILAR_FRAMES_RATIO = 0.9
+#: A rival wins on picture size when it has at least this many times the pixels of every other.
+LARGER_AREA_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class StreamInfo:
     language: str | None = None
     title: str | None = None
     attached_pic: bool = False
+    frames: int | None = None   # video packets, counted when a file has several candidate video streams
+    default: bool = False       # the 'default' disposition flag
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class MediaInfo:
     packets: tuple[PacketInfo, ...]
     tags: dict[str, str] = field(default_factory=dict)
     pts_from_dts: bool = False     # the container has no pts (AVI): packets' pts := dts
+    video_choice: str = ""         # which stream is the video, and why (for the job's log)
 
     @property
     def frame_pts(self) -> list[int]:
@@ -122,21 +138,70 @@ class MediaInfo:
         return sorted(p.pts for p in self.packets if not p.is_discard)
 
 
-def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits()) -> MediaInfo:
-    """Probe a local video file; raise InputError if the farm cannot or must not use it."""
+@dataclass(frozen=True)
+class VideoCandidate:
+    """A video stream that may be the one we process (not cover art, not a still image)."""
+
+    index: int
+    codec: str | None
+    width: int
+    height: int
+    frames: int
+    default: bool = False
+
+    def describe(self) -> str:
+        flag = ", flagged default" if self.default else ""
+        return f"#{self.index} ({self.codec} {self.width}x{self.height}, {self.frames} frames{flag})"
+
+
+def choose_video_stream(candidates: Sequence[VideoCandidate], path: str | os.PathLike[str] = "the file"
+                        ) -> tuple[int, str]:
+    """(stream index, why) of the video to process among several candidates (rule: module doc).
+
+    Raises InputError when the file does not say which one it is.
+    """
+    most = max(c.frames for c in candidates)
+    rivals = [c for c in candidates if c.frames >= SIMILAR_FRAMES_RATIO * most]
+    flagged = [c for c in rivals if c.default]
+    by_area = sorted(rivals, key=lambda c: c.width * c.height, reverse=True)
+    if len(rivals) == 1:
+        best, why = rivals[0], "the most frames"
+    elif len(flagged) == 1:
+        best, why = flagged[0], "flagged default among streams of similar length"
+    elif by_area[0].width * by_area[0].height >= LARGER_AREA_FACTOR * by_area[1].width * by_area[1].height:
+        best, why = by_area[0], "the largest picture among streams of similar length"
+    else:
+        raise InputError(
+            f"{path}: cannot tell which video stream to process: "
+            + " and ".join(c.describe() for c in rivals)
+            + " are of similar length and size, and not exactly one of them is flagged default",
+            hint="remux it with only the video stream to process, e.g. `ffmpeg -i IN -map 0 -map -0:1 -c copy OUT` "
+                 "drops stream #1 (or flag the one to process default: `-disposition:1 default`)",
+        )
+    everyone = ", ".join(c.describe() for c in candidates)
+    return best.index, f"stream {best.index} of {len(candidates)} video streams: {why} ({everyone})"
+
+
+def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits(),
+          video_index: int | None = None) -> MediaInfo:
+    """Probe a local video file; raise InputError if the farm cannot or must not use it.
+
+    video_index: the stream to treat as the video (as chosen when the job was submitted);
+    None chooses it (choose_video_stream).
+    """
     p, size = _check_local_file(path, limits)
     demuxer = sniff_demuxer(p)
+    container = _open(p, demuxer)
     try:
-        container = av.open(file_url(p), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS),
-                            metadata_errors="replace")
-    except av.FFmpegError as exc:
-        raise InputError(
-            f"{p}: cannot be read as {ALLOWED_DEMUXERS[demuxer]} ({exc})",
-            hint="the file is truncated or corrupt; re-export or remux it",
-        ) from None
-    with container:
-        streams = tuple(_stream_info(s) for s in container.streams)
-        vstream = _main_video_stream(container, p)
+        candidates = [s for s in container.streams.video if not _is_picture(s)]
+        counted: dict[int, int] = {}
+        if len(candidates) > 1:
+            counted = _count_video_packets(container, candidates, p, limits)
+            container.close()
+            container = _open(p, demuxer)   # demux again from the start
+            candidates = [container.streams[index] for index in sorted(counted)]
+        streams = tuple(_stream_info(s, counted.get(s.index)) for s in container.streams)
+        vstream, video_choice = _main_video_stream(container, p, candidates, counted, video_index)
         _check_size(p, vstream.codec_context.width, vstream.codec_context.height, limits)
         pts_from_dts = demuxer in DTS_ONLY_DEMUXERS
         packets, first = _demux_video(container, vstream, p, limits, pts_from_dts)
@@ -156,7 +221,21 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits = ProbeLimits()) -> 
             packets=packets,
             tags=dict(container.metadata),
             pts_from_dts=pts_from_dts,
+            video_choice=video_choice,
         )
+    finally:
+        container.close()
+
+
+def _open(p: Path, demuxer: str) -> av.container.InputContainer:
+    try:
+        return av.open(file_url(p), format=demuxer, container_options=dict(SAFE_INPUT_OPTIONS),
+                       metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise InputError(
+            f"{p}: cannot be read as {ALLOWED_DEMUXERS[demuxer]} ({exc})",
+            hint="the file is truncated or corrupt; re-export or remux it",
+        ) from None
 
 
 def _check_local_file(path: str | os.PathLike[str], limits: ProbeLimits) -> tuple[Path, int]:
@@ -188,7 +267,7 @@ def _check_size(p: Path, width: int, height: int, limits: ProbeLimits) -> None:
         )
 
 
-def _stream_info(s: av.stream.Stream) -> StreamInfo:
+def _stream_info(s: av.stream.Stream, frames: int | None) -> StreamInfo:
     codec = _codec_name(s.codec_context)
     meta = dict(s.metadata)
     return StreamInfo(
@@ -198,15 +277,59 @@ def _stream_info(s: av.stream.Stream) -> StreamInfo:
         language=meta.get("language"),
         title=meta.get("title"),
         attached_pic=bool(s.disposition & Disposition.attached_pic),
+        frames=frames,
+        default=bool(s.disposition & Disposition.default),
     )
 
 
-def _main_video_stream(container: av.container.InputContainer, p: Path) -> av.video.stream.VideoStream:
-    for s in container.streams.video:
-        if not s.disposition & Disposition.attached_pic:
-            return s
-    kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
-    raise InputError(f"{p}: no video stream (it holds {kinds})", hint="submit a video file")
+def _is_picture(s: av.stream.Stream) -> bool:
+    """True for cover art and still-image streams: never the video we process."""
+    return bool(s.disposition & (Disposition.attached_pic | Disposition.still_image))
+
+
+def _count_video_packets(container: av.container.InputContainer, candidates: list[av.stream.Stream], p: Path,
+                         limits: ProbeLimits) -> dict[int, int]:
+    """Non-empty packets per candidate video stream (one demux pass; other streams skipped)."""
+    wanted = {s.index for s in candidates}
+    for s in container.streams:
+        if s.index not in wanted:
+            s.discard = Discard.all
+    counts = dict.fromkeys(wanted, 0)
+    try:
+        for pkt in container.demux(*candidates):
+            if pkt.size and pkt.stream.index in counts:
+                counts[pkt.stream.index] += 1
+                if counts[pkt.stream.index] > limits.max_frames:
+                    raise InputError(f"{p}: more than {limits.max_frames} frames",
+                                     hint="split the video or raise the limit")
+    except av.FFmpegError as exc:
+        raise InputError(f"{p}: the video streams cannot be read ({exc})",
+                         hint="the file is corrupt; re-export it") from None
+    return counts
+
+
+def _main_video_stream(container: av.container.InputContainer, p: Path, candidates: list[av.stream.Stream],
+                       counted: dict[int, int], video_index: int | None
+                       ) -> tuple[av.video.stream.VideoStream, str]:
+    """The stream to process and why it was chosen (see choose_video_stream)."""
+    if video_index is not None:
+        if not 0 <= video_index < len(container.streams) or container.streams[video_index].type != "video":
+            raise InputError(f"{p}: stream {video_index} is not a video stream",
+                             hint="the file changed since the job was submitted; submit it again")
+        return container.streams[video_index], f"stream {video_index}, as chosen at submit"
+    if not candidates:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
+        what = "only cover art or still pictures" if container.streams.video else f"it holds {kinds}"
+        raise InputError(f"{p}: no video stream ({what})", hint="submit a video file")
+    if len(candidates) == 1:
+        alone = len(container.streams.video) == 1
+        return candidates[0], (f"stream {candidates[0].index}, the only video stream"
+                               + ("" if alone else " that is not cover art or a still picture"))
+    choices = [VideoCandidate(index=s.index, codec=_codec_name(s.codec_context), width=s.codec_context.width,
+                              height=s.codec_context.height, frames=counted[s.index],
+                              default=bool(s.disposition & Disposition.default)) for s in candidates]
+    index, why = choose_video_stream(choices, p)
+    return container.streams[index], why
 
 
 def _demux_video(container: av.container.InputContainer, vstream: av.video.stream.VideoStream, p: Path,

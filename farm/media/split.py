@@ -9,6 +9,7 @@ name in the output folder, then renamed: re-running overwrites atomically.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,7 @@ from typing import Sequence
 import av
 from av.stream import Discard
 
-from farm.errors import MediaError
+from farm.errors import MediaError, UnavailableError
 from farm.media.ffmpeg import file_url
 from farm.media.formats import SAFE_INPUT_OPTIONS
 from farm.media.intermediate import chunk_file_name, open_write, temp_path_for
@@ -66,7 +67,11 @@ def split_chunks(source: str | os.PathLike[str], info: MediaInfo, plans: Sequenc
                 )
         for tmp, final in zip(temps, finals):
             os.replace(tmp, final)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise UnavailableError(f"splitting {source} into chunks: no space left on the storage {out}; "
+                                   "nothing was stored and no job was created",
+                                   hint="free space on the storage, then submit the video again") from None
         raise MediaError(f"splitting {source} failed: {exc}") from None
     finally:
         for container, _ in open_outputs.values():

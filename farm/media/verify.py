@@ -15,7 +15,7 @@ from typing import Mapping
 
 from farm.errors import InputError, VerifyError
 from farm.media.formats import keeps_data_streams, keeps_free_tags
-from farm.media.join import keeps_stream, muxer_for
+from farm.media.join import keeps_stream, muxer_for, output_video_index
 from farm.media.probe import MediaInfo, ProbeLimits, StreamInfo, probe
 
 #: The output is ours: probe it without the user-input size limits.
@@ -24,9 +24,14 @@ _NO_LIMITS = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 
 
 def verify_output(info: MediaInfo, out_path: str | os.PathLike[str],
                   metadata: Mapping[str, str] | None = None) -> None:
-    """Raise VerifyError unless out_path keeps the source's frames, timing and streams."""
-    try:
-        out = probe(out_path, _NO_LIMITS)
+    """Raise VerifyError unless out_path keeps the source's frames, timing and streams.
+
+    The output's processed video is the stream at the source video's place (not chosen
+    again: the output also holds the source's other video streams, copied).
+    """
+    index = output_video_index(info, muxer_for(info, info.video.codec))   # which streams are kept
+    try:                                                                  # does not depend on the codec
+        out = probe(out_path, _NO_LIMITS, video_index=index)
     except InputError as exc:
         raise VerifyError(f"output {out_path} cannot be read back: {exc.message}") from None
     problems = compare(info, out, metadata)
@@ -58,10 +63,15 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
             # 'limited' alone, and MOV/MPEG-TS have no container field for it)
             problems.append(f"{key} {got}, source {value}")
     muxer = muxer_for(src, ov.codec)
-    want = [(s.type, s.codec) for s in _other_streams(src, muxer) if keeps_stream(s, muxer)]
-    got = [(s.type, s.codec) for s in _other_streams(out, muxer)]
+    kept = [s for s in _other_streams(src, muxer) if keeps_stream(s, muxer)]
+    want = [(s.type, s.codec, s.attached_pic) for s in kept]
+    got = [(s.type, s.codec, s.attached_pic) for s in _other_streams(out, muxer)]
     if want != got:
         problems.append(f"streams {got}, expected {want}")
+    else:
+        problems += [f"stream {o.index} ({o.type}) has {o.frames} frames, source stream {s.index} {s.frames}"
+                     for s, o in zip(kept, _other_streams(out, muxer))
+                     if s.frames is not None and o.frames is not None and s.frames != o.frames]
     if metadata and keeps_free_tags(muxer):
         tags = {k.lower(): v for k, v in out.tags.items()}
         for key, value in metadata.items():

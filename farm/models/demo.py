@@ -13,8 +13,11 @@ Each stand-in has the exact input/output names, shapes and dtypes of the real mo
 - enhancer: a mild sharpen plus contrast, clipped to [-1, 1].
 
 `build_demo_pack(dir)` writes the files and a manifest.toml (same format, with real
-sha256 values of the generated files) atomically; `ensure_demo_pack(dir)` builds it
-only when missing or stale.
+sha256 values of the generated files); `ensure_demo_pack(dir)` builds it only when
+missing or stale. `dir` is a symlink to a versioned folder beside it (`.demo.<random>`):
+a build writes a new folder and swaps the link with one rename (os.replace of a
+symlink is atomic), so a reader sees the old pack or the new, never none; builders hold
+a file lock, so concurrent first uses build once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm.errors import ModelError
+from farm.models.locks import pack_lock
 from farm.models.manifest import MANIFEST_FILE, Manifest, dump_manifest, load_manifest
 
 DEMO_VERSION = 1
@@ -57,12 +61,18 @@ def haar_cascade_path() -> Path:
 
 
 def build_demo_pack(dest: str | Path, base_manifest: str | Path | None = None) -> Manifest:
-    """Generate every stand-in plus manifest.toml into `dest` (replaced atomically); return the manifest."""
-    from farm.models.standins import STANDINS   # onnx: only when building
-
+    """Generate every stand-in plus manifest.toml into a new folder and swap `dest` (a
+    symlink) over to it atomically; return the manifest."""
     dest = Path(dest)
     base = load_manifest(base_manifest or default_manifest_path())
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with pack_lock(dest):
+        return _build_locked(dest, base)
+
+
+def _build_locked(dest: Path, base: Manifest) -> Manifest:
+    from farm.models.standins import STANDINS   # onnx: only when building
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         entries = []
@@ -88,42 +98,57 @@ def build_demo_pack(dest: str | Path, base_manifest: str | Path | None = None) -
         )
         (tmp / MANIFEST_FILE).write_text(dump_manifest(manifest), encoding="utf-8")
         _swap_in(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return load_manifest(dest / MANIFEST_FILE)
 
 
 def ensure_demo_pack(dest: str | Path) -> Manifest:
-    """The demo pack in `dest`, generated first if missing, incomplete or from another version."""
+    """The demo pack in `dest`, generated first if missing, incomplete or from another version
+    (checked again under the builders' lock, so concurrent callers build it once)."""
     dest = Path(dest)
+    manifest = _usable(dest)
+    if manifest is not None:
+        return manifest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with pack_lock(dest):
+        manifest = _usable(dest)   # another process may have built it while we waited
+        if manifest is not None:
+            return manifest
+        return _build_locked(dest, load_manifest(default_manifest_path()))
+
+
+def _usable(dest: Path) -> Manifest | None:
+    """The pack's manifest if it is this version's, complete and with every stand-in role."""
     try:
         manifest = load_manifest(dest / MANIFEST_FILE)
-        fresh = manifest.demo and manifest.description.startswith(_MARK + ":")
-        roles = {m.role for m in manifest.models}
-        complete = all((dest / m.file).is_file() and (dest / m.file).stat().st_size == m.size for m in manifest.models)
-        if fresh and complete and roles == STANDIN_ROLES:
-            return manifest
     except ModelError:
-        pass
-    return build_demo_pack(dest)
+        return None
+    fresh = manifest.demo and manifest.description.startswith(_MARK + ":")
+    roles = {m.role for m in manifest.models}
+    complete = all((dest / m.file).is_file() and (dest / m.file).stat().st_size == m.size for m in manifest.models)
+    return manifest if fresh and complete and roles == STANDIN_ROLES else None
 
 
 def _swap_in(tmp: Path, dest: Path) -> None:
-    """Replace `dest` by `tmp` with renames only, so readers never see a half-written pack."""
-    if not dest.exists():
-        try:
-            os.rename(tmp, dest)
-            return
-        except OSError:
-            if not dest.exists():
-                raise
-    old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-    os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        if not dest.exists():
-            os.rename(old, dest)
-            raise
-    shutil.rmtree(old, ignore_errors=True)
+    """Point the symlink `dest` at the finished folder `tmp` with one atomic rename, then
+    remove the folder it pointed at before (readers go through the link, so each file they
+    open is the old pack's or the new one's). Called under the builders' lock.
+
+    A `dest` that is still a real folder (packs built before the link layout) is moved
+    aside first: the one moment a reader can find no pack, once per farm home."""
+    link = dest.with_name(f".{dest.name}.link.{os.getpid()}")
+    link.unlink(missing_ok=True)
+    os.symlink(tmp.name, link)          # relative: the pack's folder moves with its parent
+    previous = dest.parent / os.readlink(dest) if dest.is_symlink() else None
+    if dest.exists() and not dest.is_symlink():
+        legacy = dest.with_name(f".{dest.name}.legacy.{os.getpid()}")
+        os.rename(dest, legacy)
+        previous = legacy
+    os.replace(link, dest)
+    if previous is not None and previous.resolve() != tmp.resolve():
+        shutil.rmtree(previous, ignore_errors=True)
+    for left in dest.parent.glob(f".{dest.name}.*"):   # folders of builds killed midway
+        if left.is_dir() and not left.is_symlink() and left.resolve() != tmp.resolve():
+            shutil.rmtree(left, ignore_errors=True)

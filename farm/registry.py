@@ -115,9 +115,12 @@ ALL_QUARANTINED = ("every chunk worker is quarantined, so no chunk will run unti
 
 
 def all_quarantined(workers: list[WorkerView]) -> str | None:
-    """ALL_QUARANTINED with each worker's reason when every live chunk worker is quarantined;
-    None while any other live chunk worker is known (idle, busy) or none is live."""
-    chunk_workers = [w for w in workers if w.hostname.startswith(CHUNK_WORKER_PREFIXES) and w.alive()]
+    """ALL_QUARANTINED with each worker's reason when every chunk worker is quarantined;
+    None while any other live chunk worker is known (idle, busy) or none is quarantined.
+    A quarantined worker counts until it is stopped or restarted (it stays quarantined
+    however long it is silent); an idle or busy one only while it is live."""
+    chunk_workers = [w for w in workers if w.hostname.startswith(CHUNK_WORKER_PREFIXES)
+                     and w.state != "stopped" and (w.state == "quarantined" or w.alive())]
     if not chunk_workers or any(w.state != "quarantined" for w in chunk_workers):
         return None
     return f"{ALL_QUARANTINED}: " + "; ".join(f"{w.hostname}: {w.note or 'quarantined'}" for w in chunk_workers)

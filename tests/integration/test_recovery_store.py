@@ -4,6 +4,7 @@ towards quarantine, a job whose every worker is quarantined says so, orphan fold
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import threading
@@ -15,6 +16,7 @@ from rich.console import Console
 from farm import registry, store
 from farm.chunk_outputs import lost_chunk_outputs, output_problem
 from farm.chunk_work import storage_problem
+from farm.db import WorkerRow
 from farm.errors import MediaError
 from farm.sweep import sweep_orphans
 from farm.watch import wait_for_job, workers_table
@@ -121,6 +123,17 @@ def test_a_job_whose_every_chunk_worker_is_quarantined_says_so_while_waiting(db)
     registry.report_state(db, "cpu0@n", "quarantined", "stopped taking chunks after 5 failures in a row; last: x")
     stuck = registry.all_quarantined(registry.list_workers(db))
     assert stuck.startswith("every chunk worker is quarantined") and "cpu0@n: stopped taking chunks" in stuck
+    with db.transaction() as s:   # an hour of silence: a dead idle row no longer counts; quarantine still does
+        for row in s.query(WorkerRow):
+            row.last_seen = row.last_seen - dt.timedelta(hours=1)
+    registry.report_start(db, "cpu1@gone", 3, None, "")
+    with db.transaction() as s:
+        s.get(WorkerRow, "cpu1@gone").last_seen -= dt.timedelta(hours=1)
+    assert registry.all_quarantined(registry.list_workers(db)) == stuck
+    registry.report_start(db, "cpu2@n", 4, None, "")   # a live healthy worker: nothing to say
+    assert registry.all_quarantined(registry.list_workers(db)) is None
+    with db.transaction() as s:
+        s.delete(s.get(WorkerRow, "cpu2@n"))
     shown = io.StringIO()
     Console(file=shown, width=200).print(workers_table(registry.list_workers(db)))
     assert "every chunk worker is quarantined" in shown.getvalue()

@@ -177,3 +177,29 @@ def test_the_sweep_removes_only_old_folders_that_no_job_owns(db, tmp_path):
     assert f"removed {orphan} (0.0 MB)" in swept[0].describe()
     assert not orphan.exists() and live.exists() and young.exists()
     assert sweep_orphans(tmp_path / "nothing-here", db, grace_s=0) == []
+
+
+def test_the_finalize_heartbeat_keeps_the_claim_fresh_and_stops_when_it_is_lost(db):
+    from farm.beats import Heartbeat
+
+    finalizing_job(db, owner="fin-a")
+    beats: list[bool] = []
+
+    def beat() -> bool:
+        beats.append(store.touch_finalize(db, "job1", "fin-a"))
+        return beats[-1]
+
+    heartbeat = Heartbeat(beat, interval_s=0.05).start()
+    try:
+        time.sleep(0.6)
+        assert store.stale_finalizing(db, stale_after_s=0.3) == []   # silent for 0.6 s without the beats
+        assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=0.3) is None
+        store.request_cancel(db, "job1")   # no longer finalizing: the next beat says so and the beating ends
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (not beats or beats[-1]):
+            time.sleep(0.02)
+        count = len(beats)
+        time.sleep(0.2)
+        assert beats[-1] is False and len(beats) == count
+    finally:
+        heartbeat.stop()

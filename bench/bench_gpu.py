@@ -232,7 +232,7 @@ def main() -> int:
     from farm.faces.select import SelectStage
     from farm.faces.swap import SwapStage, emap_latent, load_emap
     from farm.media.chunk_codec import choose_encoder, transcode_chunk
-    from farm.media.hwaccel import choose_chunk_encoder, nvdec_hwaccel
+    from farm.media.hwaccel import encoder_problem, nvdec_hwaccel
     from farm.media.plan import plan_chunks
     from farm.media.probe import probe
     from farm.media.split import split_chunks
@@ -270,10 +270,9 @@ def main() -> int:
     info = probe(clip)
     plan = plan_chunks(info, info.video.frame_count)[0]
     seg = split_chunks(clip, info, [plan], tmp / "in")[0]
-    settings_enc = choose_encoder(info.video)
-    choice = choose_chunk_encoder(settings_enc.codec, settings_enc.preset, settings_enc.crf, info.video.pix_fmt,
-                                  settings_enc.options)
-    print(f"encoder: {choice.codec} ({choice.reason or 'software'}); "
+    nvenc_problem = encoder_problem("h264_nvenc", info.video.pix_fmt)   # a job asks for NVENC by name
+    settings_enc = choose_encoder(info.video, codec=None if nvenc_problem else "h264_nvenc")
+    print(f"encoder: {settings_enc.codec} ({nvenc_problem or 'NVENC'}); "
           f"decoder: {'NVDEC' if nvdec_hwaccel('auto', info.video.codec) else 'software'}")
 
     fps = []

@@ -1,8 +1,10 @@
 """The work of one chunk, as a plain function the Celery task calls.
 
-claim (attempts counted in the database) -> decode -> stage chain -> encode ->
-frame count check -> temporary name + rename -> mark done. The worker that marks
-the last chunk done enqueues the finalize task; the database decides who that is.
+encoder check (a worker that cannot produce the job's encoder leaves the chunk to
+another: farm.encoder_check) -> claim (attempts counted in the database) -> decode ->
+stage chain -> encode -> frame count check -> temporary name + rename -> mark done.
+The worker that marks the last chunk done enqueues the finalize task; the database
+decides who that is.
 
 Face jobs run their stage chain over BATCH_FRAMES frames at a time (farm.faces.batch),
 so a model with a dynamic batch dimension sees the faces of several frames in one run.
@@ -23,6 +25,7 @@ from typing import Any, Callable
 
 from farm import records, registry, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
+from farm.encoder_check import refuse_chunk
 from farm.errors import ChunkCancelled, FarmError, InputError
 from farm.faces.batch import batch_processor
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
@@ -44,6 +47,9 @@ STORAGE_ERRNOS = {                    # the storage's fault, not the worker's: n
 
 def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     """Run chunk `index` of `job_id` on this worker; returns what happened, for the logs."""
+    problem = ctx.encoder_problem(job_id)   # checked before the claim: a refusal counts no attempt
+    if problem is not None:
+        return refuse_chunk(ctx, job_id, index, worker, problem)
     claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
                               busy_after_s=ctx.settings.stale_heartbeat_s,
                               also=lambda s: registry.mark_busy(s, worker, job_id, index))

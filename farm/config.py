@@ -37,6 +37,8 @@ ENV_VARS = {
     "stale_heartbeat_s": "FARM_STALE_HEARTBEAT_S",
     "reap_interval_s": "FARM_REAP_INTERVAL_S",
     "max_worker_failures": "FARM_MAX_WORKER_FAILURES",
+    "broker_down_s": "FARM_BROKER_DOWN_S",
+    "disabled_encoders": "FARM_DISABLED_ENCODERS",
     "orphan_grace_s": "FARM_ORPHAN_GRACE_S",
     "flower_user": "FARM_FLOWER_USER",
     "flower_password": "FARM_FLOWER_PASSWORD",
@@ -68,6 +70,8 @@ class Settings:
     stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
     reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
     max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work
+    broker_down_s: float = 30.0            # `--wait` gives up (exit 4) on a broker silent this long
+    disabled_encoders: str = ""            # video encoders this worker must not use, e.g. "h264_nvenc,hevc_nvenc"
     orphan_grace_s: float = 3600.0         # a job folder no job owns, untouched this long, is swept (farm.sweep)
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)

@@ -1,4 +1,5 @@
-"""What a worker process keeps between tasks: settings, database, storage, warm stage chains."""
+"""What a worker process keeps between tasks: settings, database, storage, warm stage
+chains, and whether it can produce each job's encoder."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class WorkerContext:
         self._packs: dict[str, Any] = {}
         self._providers = ""   # ONNX Runtime providers last reported by a session, comma-separated
         self.reported_providers = ""   # what this process last wrote to its registry row
+        self._job_encoders: dict[str, str | None] = {}   # job id -> why this process cannot produce its encoder
+        self.refused_jobs: set[str] = set()   # jobs whose chunks this process said it cannot encode
 
     def chain_for(self, job: Any) -> Any:
         """The stage chain for a job: faces when the job asks for them, else pass-through."""
@@ -52,6 +55,27 @@ class WorkerContext:
             if used:
                 self._providers = used
         return self._providers or None
+
+    def encoder_problem(self, job_id: str) -> str | None:
+        """None if this process can produce the job's stored encoder, else why not.
+
+        One database read per job and process: a job's encoder never changes."""
+        if job_id not in self._job_encoders:
+            from farm import records, store
+            from farm.errors import JobNotFound
+            from farm.media.chunk_codec import EncoderSettings
+            from farm.media.hwaccel import encoder_problem, parse_encoder_list
+
+            try:
+                job = store.get_job(self.db, job_id)
+            except JobNotFound:
+                return None                 # the claim says what happened to it
+            enc = records.load(EncoderSettings, job.encoder)
+            problem = encoder_problem(enc.codec, enc.pix_fmt, parse_encoder_list(self.settings.disabled_encoders))
+            if len(self._job_encoders) >= 256:
+                self._job_encoders.clear()
+            self._job_encoders[job_id] = problem
+        return self._job_encoders[job_id]
 
     def pack(self, name: str) -> Any:
         """A model pack, loaded once per process and kept warm across chunks and jobs."""

@@ -1,9 +1,12 @@
 """Encode one chunk: decode its segment, run each frame through `process`, encode.
 
 Frames keep their original pts in the source's time base (variable frame rate
-survives), the bit depth, chroma format and colour description of the source are
-kept, and the chunk is written to a temporary name and renamed once its frame count
-has been checked.
+survives), the bit depth, chroma format, colour description and HDR10 static metadata
+of the source are kept, and the chunk is written to a temporary name and renamed once
+its frame count has been checked.
+
+The encoder and its exact options are decided once per job, at submit (choose_encoder),
+and stored with the job: every worker writes its chunks with that record, so they join.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from av.video.frame import PictureType
 from farm.errors import ChunkCancelled, FrameCountMismatch, InputError, MediaError, UnavailableError
 from farm.media.colour import Colour
 from farm.media.decode import BackgroundSink, iter_chunk_frames, prefetch
-from farm.media.hwaccel import HARDWARE_POLICIES, choose_chunk_encoder, nvdec_hwaccel
+from farm.media.hwaccel import HARDWARE_POLICIES, NVENC_PRESETS, encoder_in_build, nvdec_hwaccel
 from farm.media.intermediate import open_write, temp_path_for
 from farm.media.plan import ChunkPlan
 from farm.media.probe import VideoInfo
@@ -34,20 +37,31 @@ _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium
                  "slower", "veryslow", "placebo")
 
 
+_NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What one encoder accepts: presets, crf range, defaults."""
+    """What one encoder accepts: presets, quality range, defaults, and its fixed options."""
 
     presets: tuple[str, ...]
     crf_range: tuple[float, float]
     default_preset: str
     default_crf: float
     params_option: str | None   # private option taking 'k=v:k=v' params
+    quality_option: str = "crf"                                  # the option the crf value goes to
+    fixed_options: dict[str, str] = field(default_factory=dict)  # always given to this encoder
 
+
+#: NVENC as constant quality: variable bit rate with cq = crf and no bit rate cap.
+_NVENC_FIXED = {"tune": "hq", "rc": "vbr", "b": "0"}
 
 ENCODERS: dict[str, EncoderSpec] = {
     "libx264": EncoderSpec(_X26X_PRESETS, (0, 51), "veryfast", 18, "x264-params"),
     "libx265": EncoderSpec(_X26X_PRESETS, (0, 51), "fast", 20, "x265-params"),
+    # NVENC only when asked for by name (--codec h264_nvenc): its chunks go to workers where it opens
+    "h264_nvenc": EncoderSpec(_NVENC_PRESETS, (0, 51), "p4", 19, None, "cq", _NVENC_FIXED),
+    "hevc_nvenc": EncoderSpec(_NVENC_PRESETS, (0, 51), "p4", 21, None, "cq", _NVENC_FIXED),
 }
 
 #: Short codec names accepted by --codec (and spec files), and the encoder each means.
@@ -60,8 +74,8 @@ ENCODER_ALIASES: dict[str, str] = {
 def encoder_name(codec: str) -> str:
     """The encoder for a --codec value: 'hevc'/'h265' -> 'libx265', 'h264' -> 'libx264'.
 
-    Encoder names (libx264, libx265) pass through; any other name is returned as given
-    (lower case) for choose_encoder to refuse.
+    Encoder names (libx264, libx265, h264_nvenc, hevc_nvenc) pass through; any other name
+    is returned as given (lower case) for choose_encoder to refuse.
     """
     name = codec.strip().lower()
     return ENCODER_ALIASES.get(name, name)
@@ -69,7 +83,8 @@ def encoder_name(codec: str) -> str:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """How chunks are encoded. crf: constant-quality factor (lower is better)."""
+    """How every chunk of a job is encoded: decided at submit, stored with the job, used
+    as is by every worker. crf: constant-quality factor (lower is better; NVENC's cq)."""
 
     codec: str
     preset: str
@@ -78,7 +93,7 @@ class EncoderSettings:
     options: dict[str, str] = field(default_factory=dict)   # extra encoder options
     colour: Colour = field(default_factory=Colour)
     fps: Fraction = Fraction(30)                              # average, for rate control
-    hardware: str = "auto"     # "auto": NVENC/NVDEC where usable (hwaccel.py); "software": never
+    hardware: str = "auto"     # "auto": NVDEC decode where usable (hwaccel.py); "software": never
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for task messages and the database."""
@@ -91,9 +106,10 @@ class EncoderSettings:
         return cls(**{**d, "colour": Colour(**d["colour"]), "fps": Fraction(d["fps"])})
 
     def encoder_options(self) -> dict[str, str]:
-        """Options handed to the encoder (preset, crf, then `options`)."""
+        """Options handed to the encoder: preset, crf (NVENC: cq), then `options`."""
         crf = int(self.crf) if float(self.crf).is_integer() else self.crf
-        return {"preset": self.preset, "crf": str(crf), **self.options}
+        spec = ENCODERS.get(self.codec)
+        return {"preset": self.preset, spec.quality_option if spec else "crf": str(crf), **self.options}
 
 
 def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | None = None,
@@ -101,12 +117,15 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
                    hardware: str = "auto") -> EncoderSettings:
     """Encoder settings for a source video; raise InputError for an unknown choice.
 
-    codec: an encoder (libx264, libx265) or a short name (h264, hevc, h265; see
-    ENCODER_ALIASES). Default: the source's family (HEVC -> libx265, else libx264).
-    The pix_fmt (bit depth, chroma format) and the colour description are kept.
-    container: the source's demuxer (default: video.container); AVI cannot store
-    reordered frames, so B-frames are turned off for it. hardware: "auto" (NVENC/NVDEC
-    on workers where they work) or "software".
+    codec: an encoder (libx264, libx265, h264_nvenc, hevc_nvenc) or a short name (h264,
+    hevc, h265; see ENCODER_ALIASES). Default: the source's family (HEVC -> libx265,
+    else libx264), in software, which every worker can produce. NVENC is used only when
+    named; its presets are p1..p7 (x264 names are mapped). The pix_fmt (bit depth,
+    chroma format), the colour description and HDR10 static metadata are kept (x264 and
+    x265 write the mastering display and light level SEI; NVENC cannot, and is refused
+    for such a source). container: the source's demuxer (default: video.container); AVI
+    cannot store reordered frames, so B-frames are turned off for it. hardware: "auto"
+    (NVDEC decode on workers where it works) or "software".
     """
     if hardware not in HARDWARE_POLICIES:
         raise InputError(f"unknown hardware policy {hardware!r}", hint="use " + " or ".join(HARDWARE_POLICIES))
@@ -117,6 +136,8 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
         raise InputError(f"unknown video encoder {codec!r}",
                          hint="choose one of " + ", ".join([*ENCODER_ALIASES, *ENCODERS]))
     preset = preset or spec.default_preset
+    if spec.quality_option == "cq":
+        preset = NVENC_PRESETS.get(preset, preset)
     if preset not in spec.presets:
         raise InputError(f"unknown {name} preset {preset!r}", hint="choose one of " + ", ".join(spec.presets))
     crf = spec.default_crf if crf is None else crf
@@ -128,10 +149,16 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
             f"pixel format {video.pix_fmt} cannot be processed",
             hint="convert the video to " + ", ".join(PLANAR_FORMATS),
         )
+    if not encoder_in_build(name):
+        raise InputError(f"video encoder {name} is not in this FFmpeg build",
+                         hint="choose one of " + ", ".join(ENCODER_ALIASES))
     supported = {f.name for f in av.codec.Codec(name, "w").video_formats or ()}
     if video.pix_fmt not in supported:
         raise InputError(f"{name} cannot encode {video.pix_fmt}", hint="choose another encoder")
-    options = _x26x_params(name, video, spec, no_bframes=container == "avi")
+    if spec.params_option is None and (video.mastering_display or video.content_light):
+        raise InputError(f"{name} cannot write the source's HDR10 metadata (mastering display, light level)",
+                         hint="use --codec hevc or --codec h264 (software), which keep it")
+    options = {**spec.fixed_options, **_x26x_params(name, video, spec, no_bframes=container == "avi")}
     if container == "avi":
         options["bf"] = "0"
     return EncoderSettings(
@@ -141,9 +168,18 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
 
 
 def _x26x_params(name: str, video: VideoInfo, spec: EncoderSpec, no_bframes: bool) -> dict[str, str]:
-    """x265 params: quiet log, HDR10 static metadata (mastering display, light level)."""
-    if name != "libx265" or spec.params_option is None:
+    """x264/x265 params: HDR10 static metadata (mastering display, light level) as SEI;
+    x265 also a quiet log and no B-frames for AVI. (Both take the same G(x,y)...L(max,min)
+    and 'MaxCLL,MaxFALL' strings.)"""
+    if spec.params_option is None:
         return {}
+    if name == "libx264":
+        params = []
+        if video.mastering_display:
+            params.append(f"mastering-display={video.mastering_display}")
+        if video.content_light:
+            params.append(f"cll={video.content_light}")
+        return {spec.params_option: ":".join(params)} if params else {}
     params = ["log-level=error"]
     if video.mastering_display or video.content_light:
         params.append("hdr10=1")
@@ -191,8 +227,9 @@ def transcode_chunk(
     Three threads: decode (farm.media.decode.prefetch) -> `process` in this thread ->
     encode (a BackgroundSink), joined by bounded queues. `process_batch`, when given,
     replaces `process` and gets up to `batch_frames` frames at a time (in order; it
-    returns them in the same order). The encoder is NVENC where usable and allowed by
-    settings.hardware, else settings.codec in software (see farm.media.hwaccel).
+    returns them in the same order). The encoder is settings.codec with
+    settings.encoder_options(), exactly as the job's record says (the caller checks that
+    this worker can produce it: farm.encoder_check).
 
     Raises FrameCountMismatch if the frames written differ from plan.frame_count,
     ChunkCancelled if should_cancel() turns true (checked between frames); errors of the
@@ -283,12 +320,9 @@ class _ChunkEncoder:
         settings = self.settings
         if self.container is None:
             tb = Fraction(frame.time_base)
-            choice = choose_chunk_encoder(settings.codec, settings.preset, settings.crf, frame.format.name,
-                                          settings.options, settings.hardware)
             self.container = open_write(self.tmp, _codec_family(settings.codec), tb.denominator,
                                         settings.colour.range)
-            self.stream = _open_encoder(self.container, settings, tb, frame.width, frame.height,
-                                        codec=choice.codec, options=choice.options)
+            self.stream = _open_encoder(self.container, settings, tb, frame.width, frame.height)
         frame.pict_type = PictureType.NONE   # let the encoder choose frame types
         _check_format(frame, settings)
         packets = self.stream.encode(frame)  # type: ignore[union-attr]
@@ -323,14 +357,9 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
 
 
 def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings, tb: Fraction,
-                  width: int, height: int, codec: str | None = None,
-                  options: dict[str, str] | None = None) -> av.video.stream.VideoStream:
-    """Add the video encoder stream: size, time base (the source's), pix_fmt, colour.
-
-    codec/options: the encoder actually used (NVENC or software; default: settings').
-    """
-    stream = sink.add_stream(codec or settings.codec,
-                             options=settings.encoder_options() if options is None else options)
+                  width: int, height: int) -> av.video.stream.VideoStream:
+    """Add the job's video encoder stream: size, time base (the source's), pix_fmt, colour."""
+    stream = sink.add_stream(settings.codec, options=settings.encoder_options())
     ctx = stream.codec_context
     ctx.width, ctx.height = width, height
     stream.time_base = tb

@@ -1,12 +1,15 @@
-"""Hardware video encode (NVENC) and decode (NVDEC): detection and the automatic choice.
+"""Which video encoders this process can use, and hardware decode (NVDEC).
 
-NVENC counts as available for a codec only when PyAV's FFmpeg has the encoder AND a
-tiny encoder of it actually opens on this machine (a build with h264_nvenc but no
-NVIDIA GPU, no driver, or a GPU without NVENC such as H100/H200 fails that test).
-When it is not usable, the job's software encoder is kept; the choice is logged once
-per process and codec. Nothing here ever fails a chunk: every probe error means "no".
+A job's encoder is decided once, at submit (farm.media.chunk_codec.choose_encoder), and
+stored with the job; every worker encodes its chunks with exactly that encoder, so the
+chunks join. This module answers, per worker process, whether it can produce a given
+encoder: the encoder must be in PyAV's FFmpeg, take the pixel format, actually open on
+this machine (a build with h264_nvenc but no NVIDIA GPU, no driver, or a GPU without
+NVENC such as H100/H200 fails that test), and not be disabled for this worker
+(FARM_DISABLED_ENCODERS). A worker that cannot produce a job's encoder leaves its chunks
+to other workers (farm.encoder_check).
 
-Probing initialises CUDA. Call these functions only in the process that encodes
+Probing NVENC initialises CUDA. Call these functions only in the process that encodes
 (a worker's child), never in the parent of a prefork pool: CUDA does not survive fork.
 """
 
@@ -15,9 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import av
 
@@ -36,19 +38,11 @@ NVENC_PRESETS: dict[str, str] = {
 }
 
 HARDWARE_POLICIES = ("auto", "software")
-"""EncoderSettings.hardware: 'auto' uses NVENC/NVDEC where usable, 'software' never does."""
+"""EncoderSettings.hardware: 'auto' decodes with NVDEC where usable, 'software' never does.
+(The encoder is the job's, never chosen by a worker.)"""
 
 _PROBE_SIZE = (256, 256)   # NVENC refuses very small frames; 256x256 is accepted everywhere
-
-
-@dataclass(frozen=True)
-class EncoderChoice:
-    """The encoder a chunk is written with: name, options, and why it was chosen."""
-
-    codec: str
-    options: dict[str, str]
-    hardware: bool
-    reason: str
+_PROBE_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}   # no banner on stderr
 
 
 def _try_open_encoder(name: str, pix_fmt: str) -> str | None:
@@ -59,6 +53,7 @@ def _try_open_encoder(name: str, pix_fmt: str) -> str | None:
         ctx.pix_fmt = pix_fmt
         ctx.time_base = Fraction(1, 30)
         ctx.framerate = Fraction(30)
+        ctx.options = dict(_PROBE_OPTIONS.get(name, {}))
         ctx.open()
         ctx.close() if hasattr(ctx, "close") else None
         return None
@@ -83,84 +78,52 @@ _probe_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=32)
-def _nvenc_verdict(name: str, pix_fmt: str) -> str | None:
+def _encoder_verdict(name: str, pix_fmt: str) -> str | None:
     if not encoder_in_build(name):
         return f"{name} is not in this FFmpeg build"
     formats = {f.name for f in av.codec.Codec(name, "w").video_formats or ()}
     if formats and pix_fmt not in formats:
         return f"{name} does not take {pix_fmt} frames"
     problem = open_probe(name, pix_fmt)
-    return None if problem is None else f"{name} does not open here ({problem})"
+    if problem is not None:
+        return f"{name} does not open here ({problem})"
+    return None
 
 
-def nvenc_problem(name: str, pix_fmt: str) -> str | None:
-    """None if NVENC encoder `name` is usable for `pix_fmt` frames, else the reason (cached)."""
-    with _probe_lock:
-        return _nvenc_verdict(name, pix_fmt)
+def parse_encoder_list(text: str | None) -> frozenset[str]:
+    """'h264_nvenc, hevc_nvenc' -> frozenset of encoder names (FARM_DISABLED_ENCODERS)."""
+    return frozenset(n.strip().lower() for n in (text or "").split(",") if n.strip())
+
+
+def encoder_problem(name: str, pix_fmt: str, disabled: Iterable[str] = ()) -> str | None:
+    """None if this process can encode `pix_fmt` frames with encoder `name`, else why not.
+
+    disabled: encoders this worker must not use (FARM_DISABLED_ENCODERS: a node whose
+    NVENC is broken, or tests standing for a node without it). The probe runs once per
+    process and (name, pix_fmt); the verdict is logged once.
+    """
+    if name in set(disabled):
+        problem: str | None = f"{name} is disabled on this worker (FARM_DISABLED_ENCODERS)"
+    else:
+        with _probe_lock:
+            problem = _encoder_verdict(name, pix_fmt)
+    key = (name, pix_fmt, problem)
+    if key not in _logged:
+        _logged.add(key)
+        if problem is None:
+            log.info("video encoder %s for %s: usable here", name, pix_fmt)
+        else:
+            log.warning("video encoder %s for %s: not usable here: %s", name, pix_fmt, problem)
+    return problem
 
 
 def forget_probes() -> None:
     """Drop the cached verdicts (tests; a process that gained a GPU)."""
-    _nvenc_verdict.cache_clear()
+    _encoder_verdict.cache_clear()
     _logged.clear()
 
 
-def nvenc_options(preset: str, crf: float, software_options: dict[str, str]) -> dict[str, str]:
-    """NVENC options for an x26x preset/crf: constant quality (vbr, cq=crf, no bitrate cap).
-
-    The software encoder's private options (x264-params / x265-params) do not apply and
-    are dropped; generic ones (bf) are kept.
-    """
-    cq = int(crf) if float(crf).is_integer() else crf
-    kept = {k: v for k, v in software_options.items() if not k.endswith("-params")}
-    return {"preset": NVENC_PRESETS.get(preset, "p4"), "tune": "hq", "rc": "vbr", "cq": str(cq),
-            "b": "0", **kept}
-
-
-_logged: set[tuple[str, str, bool]] = set()
-
-
-def choose_chunk_encoder(codec: str, preset: str, crf: float, pix_fmt: str, options: dict[str, str],
-                         hardware: str = "auto") -> EncoderChoice:
-    """The encoder for a chunk: NVENC when allowed and usable, else the software `codec`.
-
-    codec/preset/crf/options: the job's software encoder settings (EncoderSettings).
-    Options that only the software encoder can honour (x265 HDR10 metadata) keep it.
-    The choice is logged once per process for each (codec, pix_fmt).
-    """
-    software = EncoderChoice(codec, {"preset": preset, "crf": _num(crf), **options}, False, "")
-    nvenc = NVENC_FOR.get(codec)
-    if hardware == "software":
-        reason = "hardware encoding is off for this job"
-    elif nvenc is None:
-        reason = f"no NVENC counterpart of {codec}"
-    elif any(k.endswith("-params") and ("master-display" in v or "hdr10" in v) for k, v in options.items()):
-        reason = f"HDR10 metadata needs {codec}"
-    else:
-        reason = nvenc_problem(nvenc, pix_fmt) or ""
-        if not reason:
-            choice = EncoderChoice(nvenc, nvenc_options(preset, crf, options), True,
-                                   f"{nvenc} is usable here")
-            _log_once(choice, codec, pix_fmt)
-            return choice
-    choice = EncoderChoice(software.codec, software.options, False, reason)
-    _log_once(choice, codec, pix_fmt)
-    return choice
-
-
-def _log_once(choice: EncoderChoice, codec: str, pix_fmt: str) -> None:
-    key = (codec, pix_fmt, choice.hardware)
-    if key in _logged:
-        return
-    _logged.add(key)
-    if choice.hardware:
-        log.info("video encoder: %s for %s %s (%s)", choice.codec, codec, pix_fmt, choice.reason)
-    else:
-        log.info("video encoder: %s in software (%s)", choice.codec, choice.reason)
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+_logged: set[tuple[str, str, str | None]] = set()
 
 
 # ---------------------------------------------------------------------------- NVDEC

@@ -2,8 +2,8 @@
 
 Compares what must be kept: frame count, every frame's presentation time, duration,
 the non-video streams, resolution, pixel format (bit depth, chroma), rotation, colour
-description and, when given, our metadata tags. Raises `VerifyError` naming each
-difference.
+description, HDR10 static metadata and, when given, our metadata tags. Raises
+`VerifyError` naming each difference.
 """
 
 from __future__ import annotations
@@ -58,10 +58,15 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
         problems.append(f"rotation {ov.rotation}, source {sv.rotation}")
     for key, value in sv.colour.names.items():
         got = ov.colour.names[key]
-        if got != value and not (key == "color_range" and (got, value) == ("unknown", "tv")):
-            # (an unknown range is read as limited by every player; H.264 cannot say
-            # 'limited' alone, and MOV/MPEG-TS have no container field for it)
+        if got != value and not (key == "color_range" and {got, value} == {"unknown", "tv"}):
+            # An undeclared range means limited (H.264 and HEVC infer it; ProRes has no
+            # range field), so unknown and tv are the same declaration: FFmpeg's libx265
+            # always writes the range, its HEVC decoder reports an absent one as tv, and
+            # x264 writes none for an unknown one.
             problems.append(f"{key} {got}, source {value}")
+    if (ov.mastering_display, ov.content_light) != (sv.mastering_display, sv.content_light):
+        problems.append(f"HDR10 mastering display {ov.mastering_display}, light level {ov.content_light}; "
+                        f"source {sv.mastering_display}, {sv.content_light}")
     muxer = muxer_for(src, ov.codec)
     kept = [s for s in _other_streams(src, muxer) if keeps_stream(s, muxer)]
     want = [(s.type, s.codec, s.attached_pic) for s in kept]

@@ -1,4 +1,8 @@
-"""NVENC/NVDEC detection: absent hardware means the software encoder, chosen and logged."""
+"""Which encoders a worker can produce (NVENC detection, disabled encoders), and NVDEC.
+
+The job's encoder is decided at submit; these probes only answer "can this process
+produce it?", never pick another encoder.
+"""
 
 from __future__ import annotations
 
@@ -16,53 +20,45 @@ def fresh_probes():
     hwaccel.forget_probes()
 
 
-def test_absent_nvenc_keeps_the_software_encoder_and_logs_it(monkeypatch, caplog) -> None:
+def test_absent_nvenc_is_a_reason_logged_once(monkeypatch, caplog) -> None:
     # Given an FFmpeg whose h264_nvenc does not open (no GPU, or a GPU without NVENC)
     monkeypatch.setattr(hwaccel, "open_probe", lambda name, pix_fmt: "PermissionError: no device")
     with caplog.at_level(logging.INFO, logger="farm.media.hwaccel"):
-        choice = hwaccel.choose_chunk_encoder("libx264", "veryfast", 18, "yuv420p", {})
-        again = hwaccel.choose_chunk_encoder("libx264", "veryfast", 18, "yuv420p", {})
-    # Then the software encoder is used with the job's preset and crf, and that is logged once
-    assert choice == again
-    assert choice.codec == "libx264" and not choice.hardware
-    assert choice.options == {"preset": "veryfast", "crf": "18"}
+        problem = hwaccel.encoder_problem("h264_nvenc", "yuv420p")
+        again = hwaccel.encoder_problem("h264_nvenc", "yuv420p")
+    # Then the worker says why it cannot produce it, and logs that once
+    assert problem == again and "h264_nvenc does not open here" in problem and "no device" in problem
     lines = [r.getMessage() for r in caplog.records if "video encoder" in r.getMessage()]
-    assert len(lines) == 1 and "libx264 in software" in lines[0] and "does not open" in lines[0]
+    assert len(lines) == 1 and "not usable here" in lines[0]
 
 
 def test_encoder_missing_from_the_build_is_not_probed(monkeypatch) -> None:
     monkeypatch.setattr(hwaccel, "encoder_in_build", lambda name: False)
     monkeypatch.setattr(hwaccel, "open_probe", lambda *a: pytest.fail("probed an encoder not in the build"))
-    choice = hwaccel.choose_chunk_encoder("libx265", "fast", 20, "yuv420p", {"x265-params": "log-level=error"})
-    assert choice.codec == "libx265" and "not in this FFmpeg build" in choice.reason
+    assert "not in this FFmpeg build" in hwaccel.encoder_problem("hevc_nvenc", "yuv420p")
 
 
-def test_usable_nvenc_is_chosen_with_mapped_options(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(hwaccel, "open_probe", lambda name, pix_fmt: None)
-    with caplog.at_level(logging.INFO, logger="farm.media.hwaccel"):
-        choice = hwaccel.choose_chunk_encoder("libx265", "fast", 20, "yuv420p",
-                                              {"x265-params": "log-level=error", "bf": "0"})
-    assert choice.hardware and choice.codec == "hevc_nvenc"
-    assert choice.options == {"preset": "p4", "tune": "hq", "rc": "vbr", "cq": "20", "b": "0", "bf": "0"}
-    assert any("hevc_nvenc" in r.getMessage() for r in caplog.records)
+def test_pixel_formats_the_encoder_does_not_take_are_refused_without_probing(monkeypatch) -> None:
+    monkeypatch.setattr(hwaccel, "open_probe", lambda *a: pytest.fail("probed a format the encoder cannot take"))
+    assert "does not take yuv420p10le" in hwaccel.encoder_problem("hevc_nvenc", "yuv420p10le")
 
 
-def test_software_policy_10bit_and_hdr10_keep_software(monkeypatch) -> None:
-    monkeypatch.setattr(hwaccel, "open_probe", lambda name, pix_fmt: None)
-    assert not hwaccel.choose_chunk_encoder("libx264", "veryfast", 18, "yuv420p", {}, "software").hardware
-    ten_bit = hwaccel.choose_chunk_encoder("libx265", "fast", 20, "yuv420p10le", {})
-    assert not ten_bit.hardware and "does not take yuv420p10le" in ten_bit.reason
-    hdr = hwaccel.choose_chunk_encoder("libx265", "fast", 20, "yuv420p",
-                                       {"x265-params": "log-level=error:hdr10=1:master-display=G(1,2)"})
-    assert not hdr.hardware and "HDR10" in hdr.reason
-    assert hwaccel.nvdec_hwaccel("software") is None
+def test_disabled_encoders_are_refused_on_this_worker_only(monkeypatch) -> None:
+    # FARM_DISABLED_ENCODERS: a node whose NVENC is broken (tests use it to stand for a
+    # node without an encoder)
+    disabled = hwaccel.parse_encoder_list(" libx265, H264_NVENC ,")
+    assert disabled == {"libx265", "h264_nvenc"}
+    assert "disabled on this worker" in hwaccel.encoder_problem("libx265", "yuv420p", disabled)
+    assert hwaccel.encoder_problem("libx265", "yuv420p") is None       # the real probe: x265 opens here
+    assert hwaccel.encoder_problem("libx264", "yuv444p10le", disabled) is None
 
 
 def test_the_real_probe_never_fails() -> None:
     # On this machine (no NVIDIA GPU in CI) the real probe answers "no" without raising;
     # on a machine with NVENC it answers "yes". Either way it is a verdict, not an error.
-    choice = hwaccel.choose_chunk_encoder("libx264", "veryfast", 18, "yuv420p", {})
-    assert choice.codec in ("libx264", "h264_nvenc")
+    problem = hwaccel.encoder_problem("h264_nvenc", "yuv420p")
+    assert problem is None or "h264_nvenc" in problem
+    assert hwaccel.nvdec_hwaccel("software") is None
     hwaccel.nvdec_hwaccel("auto", "h264")     # None without CUDA, an HWAccel with it; never raises
 
 

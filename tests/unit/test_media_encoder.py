@@ -80,3 +80,28 @@ def test_unknown_codec_names_are_refused_listing_the_choices(name) -> None:
     with pytest.raises(InputError, match="unknown video encoder") as info:
         choose_encoder(H264, codec=name)
     assert name in info.value.message and "hevc" in (info.value.hint or "")
+
+
+def test_nvenc_is_chosen_only_by_name_with_its_exact_options() -> None:
+    # The record is complete: every worker encodes with exactly these options
+    s = choose_encoder(H264, codec="h264_nvenc", preset="veryfast", crf=20)
+    assert (s.codec, s.preset) == ("h264_nvenc", "p2")          # x264 preset names are mapped
+    assert s.encoder_options() == {"preset": "p2", "cq": "20", "tune": "hq", "rc": "vbr", "b": "0"}
+    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    assert choose_encoder(H264, codec="hevc_nvenc", preset="p6").preset == "p6"
+    assert choose_encoder(H264).codec == "libx264"              # never chosen on its own
+
+
+def test_nvenc_is_refused_for_what_it_cannot_keep() -> None:
+    with pytest.raises(InputError, match="cannot encode yuv420p10le"):
+        choose_encoder(dataclasses.replace(HDR, mastering_display=None, content_light=None), codec="hevc_nvenc")
+    with pytest.raises(InputError, match="HDR10 metadata") as info:
+        choose_encoder(dataclasses.replace(HDR, pix_fmt="yuv420p", bit_depth=8), codec="hevc_nvenc")
+    assert "--codec hevc" in (info.value.hint or "")
+
+
+def test_h264_keeps_hdr10_metadata_through_x264_params() -> None:
+    s = choose_encoder(HDR, codec="h264")
+    params = s.encoder_options()["x264-params"].split(":")
+    assert params == [f"mastering-display={HDR.mastering_display}", "cll=1000,400"]
+    assert "x264-params" not in choose_encoder(H264).options

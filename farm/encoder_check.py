@@ -4,11 +4,11 @@ A job's encoder is decided once, at submit, and stored with the job, so that eve
 chunk has the same codec headers and the chunks join. A worker that cannot produce
 that encoder (h264_nvenc on a node without NVENC, an encoder disabled with
 FARM_DISABLED_ENCODERS) checks this before it claims the chunk: it counts no attempt
-and no worker failure, notes once per job that it refused ("encoder_refused" event,
-message "<worker>: <why>"), and puts the chunk back on the queue a few seconds later
-for another worker. When every worker consuming the chunk queue has refused the job
-since it was submitted or last retried, no worker can produce it: the job fails, with
-each worker's reason, instead of going round forever.
+and no worker failure, notes once per job (and retry) that it refused
+("encoder_refused" event, message "<worker>: <why>"), and puts the chunk back on the
+queue a few seconds later for another worker. When every worker consuming the chunk
+queue has refused the job since it was submitted or last retried, no worker can
+produce it: the job fails, with each worker's reason, instead of going round forever.
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ def refuse_chunk(ctx: Any, job_id: str, index: int, worker: str, problem: str) -
         return f"skip (job is {job.state})"
     if chunk is None or chunk.state != ChunkState.PENDING:   # a duplicate: another worker has it
         return f"skip (chunk is {chunk.state if chunk else 'unknown'})"
-    if job_id not in ctx.refused_jobs:
-        store.note(ctx.db, job_id, REFUSED_EVENT, f"{worker}: {problem}", index)
-        ctx.refused_jobs.add(job_id)
-        log.warning("job %s: %s leaves its chunks to other workers: %s", job_id, worker, problem)
     refused = refusals(ctx.db, job_id)
-    refused.setdefault(worker, problem)
+    if worker not in refused:      # once per job (and per retry of it)
+        store.note(ctx.db, job_id, REFUSED_EVENT, f"{worker}: {problem}", index)
+        refused[worker] = problem
+        log.warning("job %s: %s leaves its chunks to other workers: %s", job_id, worker, problem)
     consumers = chunk_consumers(ctx.app)
     if consumers and consumers <= set(refused):
         reasons = "; ".join(f"{w}: {refused[w]}" for w in sorted(consumers))

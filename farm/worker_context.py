@@ -26,7 +26,6 @@ class WorkerContext:
         self._providers = ""   # ONNX Runtime providers last reported by a session, comma-separated
         self.reported_providers = ""   # what this process last wrote to its registry row
         self._job_encoders: dict[str, str | None] = {}   # job id -> why this process cannot produce its encoder
-        self.refused_jobs: set[str] = set()   # jobs whose chunks this process said it cannot encode
 
     def chain_for(self, job: Any) -> Any:
         """The stage chain for a job: faces when the job asks for them, else pass-through."""

@@ -25,9 +25,6 @@ import av
 
 log = logging.getLogger("farm.media.hwaccel")
 
-#: Software encoder -> its NVENC counterpart.
-NVENC_FOR: dict[str, str] = {"libx264": "h264_nvenc", "libx265": "hevc_nvenc"}
-
 #: Codecs NVDEC (FFmpeg's "cuda" hwaccel) decodes.
 NVDEC_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg2video", "mpeg4", "vc1"})
 

@@ -135,6 +135,11 @@ def test_a_job_no_worker_can_encode_fails_clearly_instead_of_looping(shared, tmp
     attempts = rows("SELECT attempts FROM chunks WHERE job_id = %s", result["id"])
     assert attempts and all(a == 0 for (a,) in attempts), attempts
     assert not (tmp_path / "clip.farm.mp4").exists()
+    # ... and `farm retry` with the same workers fails the same way again (the same
+    # worker processes: refusals count again after a retry)
+    cli.run("retry", result["id"], check=True)
+    again = cli.wait_state(result["id"], {"failed", "done"}, timeout_s=60)
+    assert again["state"] == "failed" and "no worker can encode" in again["error"], again
 
 
 def test_a_worker_where_nvenc_opens_still_writes_the_jobs_software_encoder(tmp_path, monkeypatch):

@@ -84,3 +84,23 @@ def test_a_full_storage_is_unavailable_and_says_submit_again(tmp_path, monkeypat
     assert unavailable.value.exit_code == EXIT_UNAVAILABLE
     assert "no space left" in unavailable.value.message and str(dest.parent) in unavailable.value.message
     assert "submit the video again" in unavailable.value.hint and "retry" not in unavailable.value.hint
+
+
+def test_a_file_rewritten_while_it_is_copied_is_refused_not_blamed_on_the_storage(tmp_path, monkeypatch):
+    import shutil as real_shutil
+
+    import farm.storage as storage
+
+    src = user_file(tmp_path)
+    dest = tmp_path / "store" / "source.mp4"
+    real_copyfile = real_shutil.copyfile
+
+    def copy_then_rewrite(a, b):      # the user's program writes the file during the copy
+        real_copyfile(a, b)
+        with open(a, "r+b") as fh:
+            fh.write(b"new")
+
+    monkeypatch.setattr(storage.shutil, "copyfile", copy_then_rewrite)
+    with pytest.raises(InputError, match="changed while it was being read"):
+        ingest(src, dest)
+    assert not dest.exists() and not list(dest.parent.glob(".*"))

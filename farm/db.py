@@ -139,6 +139,19 @@ class IdempotencyKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class OutputClaim(Base):
+    """An output path on storage that an API token wrote (or is writing): only that token
+    may name it again, so no client writes over another's output (farm.api.outputs)."""
+
+    __tablename__ = "output_claims"
+
+    path_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)   # of the real path
+    path: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)    # the latest job writing it
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 CONNECT_TIMEOUT_S = 10
 """How long a PostgreSQL connection attempt may take before the database counts as unreachable."""
 
@@ -247,7 +260,7 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

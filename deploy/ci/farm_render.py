@@ -12,7 +12,8 @@ Standard library only (Python 3.11+), so it runs on any CI image with python3.
   error, gets the job already submitted instead of starting a second render.
 - Prints the job's JSON on stdout at the end; progress goes to stderr.
 - Exit code as `farm submit --wait`: 0 done, 1 failed, 2 refused, 3 cancelled,
-  4 the farm is unavailable.
+  4 the farm is unavailable. Every 4xx answer is final (exit 2, with the server's
+  detail); only connection errors and 5xx answers are tried again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 import tomllib
@@ -41,18 +43,42 @@ class Unavailable(Exception):
     """The API cannot be reached or answers 5xx: exit 4."""
 
 
+def server_detail(exc: urllib.error.HTTPError) -> str:
+    """The API's error body ({"detail", "hint"}) as one line, or its raw text."""
+    text = exc.read(64 * 1024).decode(errors="replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:2000]
+    if not isinstance(body, dict) or "detail" not in body:
+        return text[:2000]
+    return str(body["detail"]) + (f" (hint: {body['hint']})" if body.get("hint") else "")
+
+
 def request(method: str, url: str, token: str, body=None, headers=None, timeout_s: float = 60):
+    """urlopen; a 4xx answer raises Refused (final), a 5xx or no answer raises Unavailable."""
     req = urllib.request.Request(url, data=body, method=method,
                                  headers={"Authorization": f"Bearer {token}", **(headers or {})})
     try:
         return urllib.request.urlopen(req, timeout=timeout_s)
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:2000]
+        detail = server_detail(exc)
         if exc.code >= 500:
             raise Unavailable(f"{method} {url}: HTTP {exc.code}: {detail}") from None
         raise Refused(f"{method} {url}: HTTP {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise Unavailable(f"{method} {url}: {exc}") from None
+
+
+def regular_file(path: Path, what: str) -> Path:
+    """`path` if it is a regular file; Refused naming it otherwise (a FIFO would block the read)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise Refused(f"{what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise Refused(f"{what} {path} is not a regular file")
+    return path
 
 
 def multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]):
@@ -86,7 +112,7 @@ def load_options(spec: Path | None, sets: list[str]) -> tuple[list[tuple[str, st
     options: dict = {}
     base = Path(".")
     if spec:
-        data = tomllib.loads(spec.read_text())
+        data = tomllib.loads(regular_file(spec, "spec file").read_text())
         options.update(data.get("submit", data))
         base = spec.parent
     for item in sets:
@@ -97,7 +123,7 @@ def load_options(spec: Path | None, sets: list[str]) -> tuple[list[tuple[str, st
         key = key.replace("-", "_")
         if key in FILE_OPTIONS:
             for p in value if isinstance(value, list) else [value]:
-                files.append((key, base / p))
+                files.append((key, regular_file(base / p, f"{key} image")))
         else:
             fields.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
     return fields, files
@@ -122,7 +148,7 @@ def submit(api: str, token: str, video: Path, fields, files, key: str) -> dict:
             with request("POST", f"{api}/jobs", token, body(), {**headers, "Idempotency-Key": key},
                          timeout_s=3600) as resp:
                 return json.load(resp)
-        except Unavailable as exc:   # safe to send again: the key makes it the same job
+        except Unavailable as exc:   # no answer or a 5xx: safe to send again, the key makes it the same job
             if attempt == POST_ATTEMPTS:
                 raise
             print(f"farm: {exc}; trying again ({attempt}/{POST_ATTEMPTS})", file=sys.stderr)
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print("farm: set FARM_API_TOKEN (a token from `farm tokens create NAME`)", file=sys.stderr)
         return EXIT_REFUSED
     try:
+        regular_file(args.video, "video")
         fields, files = load_options(args.spec, args.set)
         key = args.idempotency_key or idempotency_key(args.video)
         job = submit(api, token, args.video, fields, files, key)

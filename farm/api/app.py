@@ -3,6 +3,8 @@
 Errors are translated at this boundary: the farm's own errors to HTTP status codes
 (bad input 422, no such job 404, a state that does not allow it 409, the farm
 unavailable 503), an over-limit body to 413; the body is always {"detail", "hint"}.
+A refused request's unread body is read and dropped first (farm.api.uploads.discard_rest),
+so that clients that send the whole body before reading (urllib) read the answer.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from fastapi.responses import JSONResponse
 from farm import __version__
 from farm.api.idempotency import KeyConflict
 from farm.api.routes import router
-from farm.api.uploads import PayloadTooLarge
+from farm.api.uploads import PayloadTooLarge, UnsupportedBody
 from farm.config import Settings
 from farm.db import Database
 from farm.errors import (ConfigError, FarmError, InputError, JobNotFound, ModelError, ProviderError, StateError,
                          UnavailableError)
+from farm.output_places import API_OUTPUTS_DIR
 from farm.storage import Storage
 
 log = logging.getLogger("farm.api")
@@ -30,6 +33,7 @@ STATUS_FOR_ERROR: tuple[tuple[type[FarmError], int], ...] = (
     (JobNotFound, 404),
     (StateError, 409),
     (KeyConflict, 409),
+    (UnsupportedBody, 415),
     (InputError, 422),
     (ModelError, 422),
     (ConfigError, 500),
@@ -49,6 +53,11 @@ class ApiContext:
     max_upload_bytes: int
 
 
+def _closing(request: Request) -> dict[str, str]:
+    """`Connection: close` when the request's body was refused before it was read to its end."""
+    return {"Connection": "close"} if getattr(request.state, "close_connection", False) else {}
+
+
 def status_for(exc: FarmError) -> int:
     return next(code for cls, code in STATUS_FOR_ERROR if isinstance(exc, cls))
 
@@ -63,22 +72,23 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
                                storage=Storage(settings.storage_dir),
                                max_upload_bytes=max_upload_bytes or settings.max_input_bytes)
     app.include_router(router)
+    (app.state.ctx.storage.root / API_OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)   # outputs clients name
 
     @app.get("/health", summary="Liveness (no token needed)", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     @app.exception_handler(FarmError)
-    async def _farm_error(_request: Request, exc: FarmError) -> JSONResponse:
+    async def _farm_error(request: Request, exc: FarmError) -> JSONResponse:
         status = status_for(exc)
         if status >= 500:
             log.warning("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status)
+        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status,
+                            headers=_closing(request))
 
     @app.exception_handler(PayloadTooLarge)
-    async def _too_large(_request: Request, exc: PayloadTooLarge) -> JSONResponse:
-        # the rest of the body is not read: close the connection instead of draining it
+    async def _too_large(request: Request, exc: PayloadTooLarge) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "hint": "send a smaller file, or raise the server's limit"},
-                            status_code=413, headers={"Connection": "close"})
+                            status_code=413, headers=_closing(request))
 
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mimetypes
 import re
@@ -10,16 +11,17 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from farm import store
-from farm.api import idempotency
+from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.submission import Submission, from_form, from_json
-from farm.api.uploads import read_limited, read_multipart
+from farm.api.uploads import UnsupportedBody, discard_rest, read_limited, read_multipart
 from farm.errors import FarmError, InputError, JobNotFound, StateError, UnavailableError
+from farm.output_places import API_UPLOADS_DIR
 from farm.states import JobState
 from farm.tokens import TokenView
 from farm.watch import exit_code_for, job_json
@@ -96,20 +98,20 @@ _CREATE_BODY = {
 async def create_job(request: Request, token: TokenView = Depends(require_token),
                      idempotency_key: Optional[str] = Header(None, alias="Idempotency-Key")) -> JSONResponse:
     ctx = request.app.state.ctx
-    if idempotency_key is not None:
-        idempotency.check_key(idempotency_key)
-    folder = ctx.storage.root / "api" / uuid.uuid4().hex
+    folder = ctx.storage.root / API_UPLOADS_DIR / uuid.uuid4().hex
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     submitted = False
     try:
+        if idempotency_key is not None:
+            idempotency.check_key(idempotency_key)
         if ctype == "multipart/form-data":
-            form = await read_multipart(request, folder / "in", ctx.max_upload_bytes)
+            form = await read_multipart(request, folder / "in", ctx.max_upload_bytes, ctx.settings.max_image_bytes)
             sub: Submission = await run_in_threadpool(from_form, form, ctx.storage, folder)
         elif ctype == "application/json":
             body = await read_limited(request, JSON_BODY_LIMIT_BYTES)
             sub = await run_in_threadpool(from_json, body, ctx.storage)
         else:
-            raise HTTPException(415, "send multipart/form-data (an upload) or application/json (a path on storage)")
+            raise UnsupportedBody("send multipart/form-data (an upload) or application/json (a path on storage)")
         reservation = None
         if idempotency_key is not None:
             reservation = await run_in_threadpool(idempotency.reserve, ctx.db, token.id, idempotency_key, sub.sha256)
@@ -118,7 +120,7 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
                 return JSONResponse(job_detail(job), status_code=200,
                                     headers={"Location": f"/jobs/{job.id}", "Idempotent-Replayed": "true"})
         try:
-            job_id = await run_in_threadpool(_submit, ctx, sub)
+            job_id = await run_in_threadpool(_submit, ctx, sub, token.id)
         except BaseException:
             if reservation is not None:
                 await run_in_threadpool(idempotency.release, ctx.db, reservation)
@@ -129,6 +131,12 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
         log.info("job %s submitted over the API by token %r", job_id, token.name)
         job = await run_in_threadpool(store.get_job, ctx.db, job_id)
         return JSONResponse(job_detail(job), status_code=201, headers={"Location": f"/jobs/{job_id}"})
+    except Exception:
+        # the client may still be sending the body: read the rest of it (bounded), so that
+        # it reads the error instead of a reset connection (farm.api.uploads)
+        if not await discard_rest(request):
+            request.state.close_connection = True
+        raise
     finally:
         # the upload was ingested (hard link or copy) into the job's folder; keep only the output folder
         shutil.rmtree(folder / "in", ignore_errors=True)
@@ -136,7 +144,21 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _submit(ctx: Any, sub: Submission) -> str:
+def _submit(ctx: Any, sub: Submission, token_id: int) -> str:
+    """Submit as token `token_id`, once its output is allowed and claimed (farm.api.outputs)."""
+    claim = outputs.claim_output(ctx.settings, ctx.db, token_id, sub.request.output, given=sub.output_given,
+                                 own_folder=sub.own_folder, overwrite=sub.request.overwrite)
+    req = dataclasses.replace(sub.request, api_token_id=token_id, output=claim.path)
+    try:
+        job_id = _submit_recorded(ctx, req)
+    except BaseException:
+        outputs.release(ctx.db, claim)
+        raise
+    outputs.record_job(ctx.db, claim, token_id, job_id)
+    return job_id
+
+
+def _submit_recorded(ctx: Any, req: Any) -> str:
     """Submit; a job that was recorded but not handed to the broker still counts as submitted.
 
     The database is the truth: the reaper (`farm up`, `farm worker`) hands such a job to the
@@ -147,11 +169,11 @@ def _submit(ctx: Any, sub: Submission) -> str:
 
     steps: list[str] = []
     try:
-        return submit(sub.request, ctx.settings, ctx.db, on_step=steps.append)
+        return submit(req, ctx.settings, ctx.db, on_step=steps.append)
     except FarmError as exc:
         if not steps or steps[-1] != "enqueueing":
             raise
-        video = str(Path(sub.request.video).expanduser().absolute())
+        video = str(Path(req.video).expanduser().absolute())
         recorded = [j for j in store.list_jobs(ctx.db, limit=50) if j.input_path == video and j.state == "queued"]
         if not recorded:
             raise

@@ -22,6 +22,7 @@ from farm.api.uploads import Form
 from farm.errors import InputError
 from farm.spec import check_options, submit_request
 from farm.storage import Storage
+from farm.user_files import check_regular_file
 
 FILE_FIELDS = ("video", "source", "reference")
 _LIST_FIELDS = ("source",)
@@ -30,20 +31,25 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 @dataclass
 class Submission:
-    request: Any           # farm.submit.SubmitRequest
+    request: Any           # farm.submit.SubmitRequest, its output set (the default made explicit)
     sha256: str            # of what was asked (options + uploads or paths)
+    output_given: bool = False        # the client named the output (farm.api.outputs rules)
+    own_folder: Path | None = None    # this request's new upload folder
 
 
 def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def confine(storage: Storage, raw: str, what: str) -> Path:
-    """A client's path as a real path inside storage (relative ones from the storage root)."""
+def confine(storage: Storage, raw: str, what: str, *, read: bool = False) -> Path:
+    """A client's path as a real path inside storage (relative ones from the storage root);
+    `read`: a file to be read, which must be a regular file (a FIFO would block the server)."""
     if not raw or "\0" in raw:
         raise InputError(f"{what} path is empty or invalid")
     path = Path(raw)
     resolved = storage.confine(path if path.is_absolute() else storage.root / path)
+    if read:
+        check_regular_file(resolved, what)
     return resolved
 
 
@@ -79,7 +85,7 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     if not Path(video.filename).suffix:
         raise InputError(f"the uploaded video's file name {video.filename!r} has no extension",
                          hint="name the file part like clip.mp4 (the output keeps the container)")
-    sources = [confine(storage, p, "source") for p in options.get("source", [])]
+    sources = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
     sources += [f.path for f in form.files if f.field == "source"]
     refs = [f for f in form.files if f.field == "reference"]
     if len(refs) > 1 or (refs and "reference" in options):
@@ -87,9 +93,10 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     if refs:
         options["reference"] = refs[0].path
     elif "reference" in options:
-        options["reference"] = confine(storage, options["reference"], "reference")
+        options["reference"] = confine(storage, options["reference"], "reference image", read=True)
     options["source"] = sources
-    if "output" in options:
+    given = "output" in options
+    if given:
         options["output"] = confine(storage, options["output"], "output")
     else:
         options["output"] = upload_dir / f"{Path(video.filename).stem}.farm{Path(video.filename).suffix}"
@@ -97,7 +104,8 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     payload = {"options": {k: v for k, v in raw.items() if k not in ("source", "reference", "output")},
                "output": raw.get("output"), "source_paths": raw.get("source"), "reference_path": raw.get("reference"),
                "files": [(f.field, f.filename, f.sha256) for f in form.files]}
-    return Submission(submit_request(video.path, options), _digest(payload))
+    return Submission(submit_request(video.path, options), _digest(payload), output_given=given,
+                      own_folder=upload_dir)
 
 
 def from_json(body: bytes, storage: Storage) -> Submission:
@@ -114,10 +122,13 @@ def from_json(body: bytes, storage: Storage) -> Submission:
         raise InputError("the JSON body needs 'path': the video, on the farm's storage",
                          hint="or upload the video as multipart/form-data field 'video'")
     options = check_options(data, "the JSON body")
-    video = confine(storage, path, "video")
-    options["source"] = [confine(storage, p, "source") for p in options.get("source", [])]
-    for key in ("reference", "output"):
-        if key in options:
-            options[key] = confine(storage, options[key], key)
+    video = confine(storage, path, "video", read=True)
+    options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
+    if "reference" in options:
+        options["reference"] = confine(storage, options["reference"], "reference image", read=True)
+    from farm.submit import default_output
+
+    given = "output" in options
+    options["output"] = confine(storage, options["output"], "output") if given else default_output(video)
     _check_models(storage, options)
-    return Submission(submit_request(video, options), _digest({"path": path, "options": data}))
+    return Submission(submit_request(video, options), _digest({"path": path, "options": data}), output_given=given)

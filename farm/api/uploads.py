@@ -1,8 +1,18 @@
 """Request bodies read as a stream, under a size limit, files written straight to storage.
 
-A body whose Content-Length is over the limit is refused before a byte of it is read;
+A body whose Content-Length is over the limit is refused before a byte of it is stored;
 a body without one is counted as it arrives and refused the moment it passes the
-limit. Either way what was written for it is removed again (HTTP 413, nothing stored).
+limit; an uploaded image (`source`, `reference`) is refused past the image limit
+(FARM_MAX_IMAGE_BYTES), far below the video's. Either way what was written for it is
+removed again (HTTP 413, nothing stored).
+
+Refusing a body does not stop the client sending it: urllib and http.client send the
+whole body before they read an answer, and see "connection reset" when the server
+closes on them. So before an error is answered, what is left of the body is read and
+dropped (discard_rest), up to DISCARD_LIMIT_BYTES, and the answer reaches every client.
+A client that sends `Expect: 100-continue` (curl does) gets the answer before it sends
+the body, and nothing is read. A body longer than the discard limit is not read on:
+the answer is sent with `Connection: close`, which such a client may see as a reset.
 """
 
 from __future__ import annotations
@@ -12,27 +22,80 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, AsyncIterator, BinaryIO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from farm.errors import InputError
+from farm.errors import EXIT_REFUSED, FarmError, InputError
 
 MAX_FIELDS = 100
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FILES = 16
 MAX_FILENAME_CHARS = 100
+IMAGE_FIELDS = ("source", "reference")
+
+DISCARD_LIMIT_BYTES = 1024**3
+"""The most of a refused request's body that is read and dropped so that its client reads
+the answer (bytes); past it the connection is closed instead."""
 
 
 class PayloadTooLarge(Exception):
-    """The request body is over the limit (HTTP 413)."""
+    """The request body, or one uploaded file of it, is over its limit (HTTP 413)."""
 
-    def __init__(self, limit_bytes: int) -> None:
-        super().__init__(f"the request body is over the limit of {limit_bytes} bytes")
+    def __init__(self, limit_bytes: int, what: str = "the request body", setting: str = "") -> None:
+        where = f" ({setting})" if setting else ""
+        super().__init__(f"{what} is over the limit of {limit_bytes} bytes{where}; nothing was stored")
         self.limit_bytes = limit_bytes
+
+
+class UnsupportedBody(FarmError):
+    """The body is neither of the accepted content types (HTTP 415)."""
+
+    exit_code = EXIT_REFUSED
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; notes on request.state whether it was started and
+    read to its end, for discard_rest."""
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        request.state.body_started = True
+        more = bool(message.get("more_body", False))
+        request.state.body_done = not more
+        if message.get("body"):
+            yield message["body"]
+        if not more:
+            return
+
+
+async def discard_rest(request: Request, limit_bytes: int = DISCARD_LIMIT_BYTES) -> bool:
+    """Read and drop what is left of the request body, up to `limit_bytes`, before an error
+    is answered. True when the body ended (the connection can stay open); False when it
+    was not read to its end (answer with `Connection: close`)."""
+    state = request.state
+    if getattr(state, "body_done", False):
+        return True
+    expects_continue = "100-continue" in request.headers.get("expect", "").lower()
+    if expects_continue and not getattr(state, "body_started", False):
+        return False     # the client waits for "100 Continue" before it sends the body: it never will
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        return False
+    dropped = 0
+    while dropped <= limit_bytes:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return False
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            state.body_done = True
+            return True
+    return False
 
 
 @dataclass
@@ -75,7 +138,7 @@ async def read_limited(request: Request, limit_bytes: int) -> bytes:
     """The whole body (for small JSON bodies), refused past `limit_bytes`."""
     check_declared_length(request, limit_bytes)
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         body += chunk
         if len(body) > limit_bytes:
             raise PayloadTooLarge(limit_bytes)
@@ -85,8 +148,9 @@ async def read_limited(request: Request, limit_bytes: int) -> bytes:
 class _Reader:
     """python-multipart callbacks collecting fields and writing file parts to `folder`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, image_limit_bytes: int | None = None) -> None:
         self.folder = folder
+        self.image_limit_bytes = image_limit_bytes
         self.form = Form()
         self.pending: list[tuple[BinaryIO, Any, bytes]] = []   # (file, digest, data) to write
         self.handles: list[BinaryIO] = []
@@ -138,6 +202,10 @@ class _Reader:
         if self._file is not None:
             chunk = bytes(data[start:end])
             self._file.size += len(chunk)
+            if (self.image_limit_bytes is not None and self._file.field in IMAGE_FIELDS
+                    and self._file.size > self.image_limit_bytes):
+                raise PayloadTooLarge(self.image_limit_bytes, f"the uploaded {self._file.field} image "
+                                      f"{self._file.filename!r}", "FARM_MAX_IMAGE_BYTES")
             self.pending.append((self._fh, self._digest, chunk))
             return
         self._data += data[start:end]
@@ -168,21 +236,24 @@ class _Reader:
             up.sha256 = digest.hexdigest()
 
 
-async def read_multipart(request: Request, folder: Path, limit_bytes: int) -> Form:
-    """Parse a multipart/form-data body; files go under `folder` (removed again on any error)."""
+async def read_multipart(request: Request, folder: Path, limit_bytes: int,
+                         image_limit_bytes: int | None = None) -> Form:
+    """Parse a multipart/form-data body; files go under `folder` (removed again on any error).
+
+    `limit_bytes` bounds the whole body, `image_limit_bytes` each uploaded image."""
     check_declared_length(request, limit_bytes)
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if not boundary:
         raise InputError("the multipart body has no boundary (Content-Type: multipart/form-data; boundary=...)")
-    reader = _Reader(folder)
+    reader = _Reader(folder, image_limit_bytes)
     callbacks = {name: getattr(reader, name) for name in (
         "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value",
         "on_header_end", "on_headers_finished")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request):
             received += len(chunk)
             if received > limit_bytes:
                 raise PayloadTooLarge(limit_bytes)

@@ -109,21 +109,20 @@ def reference_from_video(video: Path, index: int, detector: Any, recognizer: Any
                          max_side: int = 640) -> np.ndarray:
     """The raw embedding of the largest face in frame `index` (0-based, presentation order) of `video`.
 
-    Frames are counted as the chunk decoder counts them: the first video stream that is
-    not cover art, decoded frames in output order. InputError when the frame is past
-    the end or holds no face.
+    Frames are counted as the chunk decoder counts them: the video stream probe chooses
+    (farm.media.probe.choose_video_stream), decoded frames in output order. InputError
+    when the frame is past the end or holds no face.
     """
     import av
-    from av.stream import Disposition
 
     from farm.faces.identity import reference_from_frame
+    from farm.media.probe import ProbeLimits, probe
     from farm.pipeline.frame import PLANAR_FORMATS, Frame
 
+    checked = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)
+    main = probe(video, checked).video.index   # (submit checked the limits already)
     with open_video(video) as container:
-        streams = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
-        if not streams:
-            raise InputError(f"{video}: no video stream to take --reference-frame {index} from")
-        stream = streams[0]
+        stream = container.streams[main]
         stream.thread_type = "AUTO"
         count = 0
         try:

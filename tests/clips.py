@@ -33,6 +33,7 @@ __all__ = [
     "make_face_image",
     "make_multi_video_clip",
     "make_cover_art_clip",
+    "prepend_still_track",
     "make_no_face_image",
     "face_crop_rgb",
     "AUDIO_TONES_HZ",
@@ -541,11 +542,26 @@ def make_multi_video_clip(
     return path
 
 
+def prepend_still_track(src: str | Path, path: str | Path, *, width: int = 512, height: int = 512) -> Path:
+    """Write ``path``: a one-frame ``width`` x ``height`` H.264 still (testsrc2) as track 0,
+    then every stream of ``src``, copied. Container from the suffix (.mp4/.mov/.mkv)."""
+    path = Path(path)
+    container = _CONTAINERS.get(path.suffix.lower())
+    if container is None:
+        raise ValueError(f"unsupported container suffix {path.suffix!r} (use .mp4/.mov/.mkv)")
+    _run(_ff("-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r=25:d=0.04", "-i", str(src),
+             "-map", "0:v:0", "-map", "1", "-c", "copy", "-c:v:0", "libx264", "-pix_fmt:v:0", "yuv420p",
+             "-disposition:v:0", "0", "-fflags", "+bitexact", "-f", container, str(path)))
+    return path
+
+
 def make_cover_art_clip(path: str | Path, *, seconds: float = 2.0, audio_tracks: int = 1) -> Path:
     """Write a make_clip() video (320x180, 30 fps) with a 64x64 PNG cover picture attached.
 
     The picture is a video stream with the attached_pic disposition, after the clip's own
-    streams (MP4 keeps it in its iTunes tag list, Matroska as an attachment).
+    streams (MP4 keeps it in its iTunes tag list, Matroska as an attachment). A .mov is
+    that MP4 with the QuickTime major brand ('qt  '), as Apple's tools write such files:
+    FFmpeg's MOV muxer itself has no place for cover art.
     """
     path = Path(path)
     container = _CONTAINERS.get(path.suffix.lower())
@@ -557,6 +573,11 @@ def make_cover_art_clip(path: str | Path, *, seconds: float = 2.0, audio_tracks:
         _run(_ff("-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1", "-f", "image2", str(cover)))
         argv = _ff("-i", str(plain), "-i", str(cover), "-map", "0", "-map", "1:v:0", "-c", "copy",
                    "-c:v:1", "png", "-disposition:v:1", "attached_pic", "-fflags", "+bitexact",
-                   "-f", container, str(path))
+                   "-f", "mp4" if container == "mov" else container, str(path))
         _run(argv)
+    if container == "mov":
+        data = bytearray(path.read_bytes())
+        assert data[4:8] == b"ftyp"
+        data[8:12] = b"qt  "          # the major brand
+        path.write_bytes(bytes(data))
     return path

@@ -116,11 +116,14 @@ def streams_not_kept(info: MediaInfo, muxer: str) -> list[str]:
     for s in info.streams:
         if s.index == info.video.index or keeps_stream(s, muxer):
             continue
+        if s.type == "data" and is_mov_family(muxer) and s.timecode:
+            continue   # a timecode track: the muxer writes it again from the video's timecode tag
         what = "cover art" if s.attached_pic else f"{s.type} stream"
         if s.attached_pic:
             why = f"a {muxer} file cannot hold cover art (MP4 and Matroska can)"
         elif s.type == "data" and is_mov_family(muxer):
-            why = f"{muxer} keeps only its chapter and timecode tracks, rebuilt from the source's"
+            why = (f"{muxer} data tracks cannot be copied (a chapter track is written again from the "
+                   "source's chapters, a timecode track from its timecode)")
         else:
             why = f"a {muxer} file cannot hold {s.type} streams"
         notes.append(f"stream {s.index} ({what}, {s.codec or 'unknown codec'}) is not copied into the output: {why}")

@@ -72,6 +72,7 @@ class StreamInfo:
     attached_pic: bool = False
     frames: int | None = None   # video packets, counted when a file has several candidate video streams
     default: bool = False       # the 'default' disposition flag
+    timecode: str | None = None  # its 'timecode' tag (an MP4/MOV timecode track carries one)
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,7 @@ def _stream_info(s: av.stream.Stream, frames: int | None) -> StreamInfo:
         attached_pic=bool(s.disposition & Disposition.attached_pic),
         frames=frames,
         default=bool(s.disposition & Disposition.default),
+        timecode=meta.get("timecode"),
     )
 
 

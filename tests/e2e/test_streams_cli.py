@@ -113,3 +113,19 @@ def test_two_equal_video_streams_are_refused_with_exit_2_and_nothing_stored(cli,
     after = query(cli.home, "SELECT count(*) FROM jobs")[0][0] if (cli.home / "farm.db").exists() else 0
     assert after == before
     assert not (tmp_path / "twins.farm.mkv").exists()
+
+
+def test_cover_art_a_quicktime_file_cannot_hold_is_named_on_stderr_and_in_the_job_log(cli, tmp_path):
+    src = clips.make_cover_art_clip(tmp_path / "cover.mov")
+    assert [s["codec_name"] for s in streams(src)] == ["h264", "aac", "png"]
+    proc = cli.run("submit", str(src), "--passthrough", "--wait", "--json", "--chunk-seconds", "0.8")
+    assert proc.returncode == 0, proc.stderr + cli.logs()
+    result = json.loads(proc.stdout)
+    assert result["state"] == "done", result
+    warning = " ".join(proc.stderr.split())
+    assert "stream 2 (cover art, png) is not copied" in warning and "mov" in warning, proc.stderr
+    [note] = event_messages(cli, result["id"], "stream_not_kept")
+    assert note.startswith("stream 2 (cover art, png)")
+    out = tmp_path / "cover.farm.mov"
+    assert [s["codec_name"] for s in streams(out)] == ["h264", "aac"]
+    assert media_checks.container_tags(out).get("farm_job_id") == result["id"]

@@ -113,3 +113,14 @@ def test_workers_read_the_saved_reference_and_refuse_a_missing_identity(material
     with pytest.raises(FarmError) as info:
         load_identity(ctx, job)
     assert "job1" in info.value.message and "identity" in info.value.message
+
+
+def test_the_reference_frame_is_counted_in_the_real_video_not_a_still_track_before_it(material, tmp_path):
+    # Given the same video behind a one-frame still as track 0
+    stilled = clips.prepend_still_track(material.video, tmp_path / "stilled.mkv")
+    clear_pack_cache()
+    want = prepare_faces(_request(material, reference_frame=FRAME), _settings(tmp_path))
+    got = prepare_faces(_request(SimpleNamespace(video=stilled, face=material.face), reference_frame=FRAME),
+                        _settings(tmp_path))
+    assert got.reference_embedding is not None
+    assert np.allclose(got.reference_embedding, want.reference_embedding, atol=1e-5)

@@ -7,7 +7,6 @@ then maps boxes and landmarks back to full-resolution pixels.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, Protocol
 
@@ -17,7 +16,8 @@ import numpy as np
 from farm.errors import ModelError
 from farm.faces import decode
 from farm.faces.session_io import SessionLike, fixed_batch, input_size, run, to_blob
-from farm.faces.skin import skin_roi
+from farm.faces.haar import FaceFollower, HaarDetector, scan_frame
+from farm.faces.haar import default_cascade_path  # noqa: F401  (re-exported: the demo detector lives there)
 from farm.faces.types import Face
 from farm.pipeline import regions
 from farm.pipeline.frame import Frame
@@ -159,66 +159,16 @@ def split_yunet_outputs(names: list[str], outputs: list[np.ndarray]) -> tuple[li
     return by_stride[0], by_stride[1], by_stride[2], by_stride[3]
 
 
-def default_cascade_path() -> str:
-    """OpenCV's bundled frontal-face Haar cascade."""
-    return os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-
-
-class HaarDetector:
-    """OpenCV Haar cascade (demo pack): boxes only; landmarks estimated from the box.
-
-    score = neighbours / (neighbours + min_neighbors), a heuristic in [0.5, 1).
-    """
-
-    wants_gray = True
-    skin_gated = True
-    """Video frames are scanned only around skin-toned pixels (farm.faces.skin); stills whole."""
-    max_side_limit = 480
-    """The cascade scans every window at every scale; its cost grows with the pixels it sees
-    (on a 2-core CPU, a textured 4K frame: ~210 ms at 640 px, ~95 ms at 480), so it sees at
-    most a 480-pixel copy. Faces under min_size_px there (1/20 of the frame) are missed."""
-
-    def __init__(self, cascade_path: str | None = None, scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size_px: int = 24) -> None:
-        path = cascade_path or default_cascade_path()
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise ValueError(f"cannot load Haar cascade {path}")
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size_px = min_size_px
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        rects, counts = self.cascade.detectMultiScale2(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-            minSize=(self.min_size_px, self.min_size_px))
-        if len(rects) == 0:
-            return []
-        rects = np.asarray(rects, np.float32).reshape(-1, 4)
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
-        counts = np.asarray(counts, np.float32).reshape(-1)
-        scores = counts / (counts + self.min_neighbors)
-        dets = (boxes, scores.astype(np.float32), decode.landmarks_from_boxes(boxes))
-        return _faces(decode.suppress(dets, 0.4), 1.0)
-
-
 def detect_small(detector: Detector, frame: Frame, max_side: int) -> list[Face]:
     """Run the detector on a downscaled copy of the frame; faces in full-res pixels.
 
     A detector with `skin_gated` (the demo Haar cascade) scans only the part of the copy
-    around skin-toned pixels, and nothing in a frame without any (farm.faces.skin).
+    around skin-toned pixels, and nothing in a frame without any (farm.faces.haar.scan_frame).
     """
+    if getattr(detector, "skin_gated", False):
+        return scan_frame(detector, frame, max_side)
     image, scale = (regions.small_gray if detector.wants_gray else regions.small_bgr)(frame, max_side)
-    if getattr(detector, "skin_gated", False) and len(frame.planes) >= 3:
-        roi = skin_roi(frame, image.shape[1], image.shape[0])
-        if roi is None:
-            return []
-        x0, y0, x1, y1 = roi
-        faces = [f.shifted(x0, y0) for f in detector.detect(image[y0:y1, x0:x1])]
-    else:
-        faces = detector.detect(image)
-    return [f.scaled(1.0 / scale) for f in faces]
+    return [f.scaled(1.0 / scale) for f in detector.detect(image)]
 
 
 def detect_image(detector: Detector, bgr: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> list[Face]:
@@ -306,17 +256,31 @@ def build_detector(pack: Any, score_threshold: float = 0.5, choice: str = "auto"
 
 
 class DetectStage(Stage):
-    """Fills frame.faces with the faces scoring at least min_score (full-res pixels)."""
+    """Fills frame.faces with the faces scoring at least min_score (full-res pixels).
+
+    The demo Haar detector scans whole frames only on a schedule and follows the faces it
+    found in between (farm.faces.haar.FaceFollower); its state is per chunk: setup()
+    forgets it. The ONNX detectors see every frame whole.
+    """
 
     name = "detect"
 
     def __init__(self, detector: Detector, max_side: int = DEFAULT_MAX_SIDE, min_score: float = 0.5) -> None:
         self.detector = detector
-        self.max_side = min(max_side, getattr(detector, "max_side_limit", max_side))
+        self.max_side = max_side
         self.min_score = min_score
+        self.follower = FaceFollower(detector, max_side) if isinstance(detector, HaarDetector) else None
+
+    def setup(self) -> None:
+        """Before a chunk's first frame: nothing followed from another chunk."""
+        if self.follower is not None:
+            self.follower.reset()
 
     def process(self, frame: Frame) -> Frame:
-        faces = detect_small(self.detector, frame, self.max_side)
+        if self.follower is not None:
+            faces = self.follower.next(frame)
+        else:
+            faces = detect_small(self.detector, frame, self.max_side)
         frame.faces = [f for f in faces if f.score >= self.min_score]
         return frame
 

@@ -88,6 +88,7 @@ def submit(
     enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", callback=_finite, help="0..1, share of the restored face."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="A TOML job spec; options given here override it."),
+    consent: Optional[str] = typer.Option(None, "--consent", metavar="TEXT", help="Reference to the consent record (release form, ticket, document hash); recorded and signed into the output."),
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
     from farm.spec import load_spec, submit_request, with_overrides
@@ -99,7 +100,7 @@ def submit(
         "keep_chunks": keep_chunks or None, "chunk_seconds": chunk_seconds, "codec": codec, "preset": preset,
         "crf": crf, "priority": priority, "models": models, "faces": faces, "detector": detector, "reference": reference,
         "reference_frame": reference_frame, "similarity": similarity, "enhance": False if no_enhance else None,
-        "enhance_blend": enhance_blend, "passthrough": passthrough or None,
+        "enhance_blend": enhance_blend, "passthrough": passthrough or None, "consent": consent,
     }
     options = with_overrides(load_spec(spec) if spec else {}, given)
     req = submit_request(video, options)
@@ -155,7 +156,7 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help=
     submit(video=video, source=[face], output=folder / "sample.farm.mp4", overwrite=True, wait=True,
            as_json=False, chunk_seconds=1.0, codec=None, preset=None, crf=None, priority=5, keep_chunks=False,
            models="demo", faces="all", detector=None, reference=None, reference_frame=None, similarity=None, no_enhance=False,
-           enhance_blend=None, passthrough=False, spec=None)
+           enhance_blend=None, passthrough=False, spec=None, consent="farm demo: the public-domain sample face")
 
 
 @app.command()
@@ -271,6 +272,10 @@ _register_ops(app)
 
 from farm.cli_api import register as _register_api
 _register_api(app)
+
+
+from farm.cli_verify import register as _register_verify
+_register_verify(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,6 +48,9 @@ ENV_VARS = {
     "max_input_bytes": "FARM_MAX_INPUT_BYTES",
     "max_image_side": "FARM_MAX_IMAGE_SIDE",
     "max_image_bytes": "FARM_MAX_IMAGE_BYTES",
+    "require_consent": "FARM_REQUIRE_CONSENT",
+    "c2pa_key": "FARM_C2PA_KEY",
+    "c2pa_cert": "FARM_C2PA_CERT",
 }
 
 
@@ -81,6 +84,9 @@ class Settings:
     max_input_bytes: int = 200 * 1024**3
     max_image_side: int = 8192             # source/reference images: pixels a side, read from the header
     max_image_bytes: int = 50 * 1024**2    # ...and bytes, checked before decoding (and per uploaded image)
+    require_consent: bool = False          # submit refuses a job without --consent (exit 2)
+    c2pa_key: Path | None = None           # PEM private key signing outputs' C2PA manifests; None: self-signed
+    c2pa_cert: Path | None = None          # its PEM certificate chain (leaf first); both or neither
     config_file: Path | None = None
 
     # ---- derived -------------------------------------------------------------
@@ -159,6 +165,12 @@ def _coerce(name: str, raw: Any, origin: str | None = None) -> Any:
     what = "a finite number (nan and inf are refused)" if "float" in kind else "a whole number"
     bad = ConfigError(f"{origin or name} = {raw!r} is invalid: {name} must be {what}",
                       hint=f"fix {origin or name}, or remove it to use the default")
+    if kind == "bool":
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool) or text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw if isinstance(raw, bool) else text in ("1", "true", "yes", "on")
+        raise ConfigError(f"{origin or name} = {raw!r} is invalid: {name} must be true or false",
+                          hint=f"fix {origin or name}, or remove it to use the default")
     try:
         if "Path" in kind:
             return Path(str(raw)).expanduser().absolute() if raw not in (None, "") else None

@@ -55,6 +55,8 @@ class Job(Base):
     finalize_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     finalize_claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    consent: Mapped[str | None] = mapped_column(Text, nullable=True)      # --consent: a release form, ticket or hash
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)   # what finalize signed (farm.provenance)
 
 
 class Chunk(Base):
@@ -260,7 +262,7 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

@@ -20,6 +20,7 @@ from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for, uses_free_tags
 from farm.media.probe import MediaInfo, probe
 from farm.media.verify import verify_output
+from farm.provenance.sign import record_provenance, sign_output
 from farm.storage import IngestRecord, check_source, commit_publish, stage_for_publish, temp_name
 
 log = logging.getLogger("farm.finalize")
@@ -197,8 +198,10 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
         if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
             metadata = itunes_metadata(metadata)
         join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
+        provenance = sign_output(tmp, source, job, muxer, ctx.settings)   # adds a box; checked below
         verify_output(info, tmp, metadata)
         verify_label(tmp, muxer, metadata)
+        record_provenance(ctx.db, job_id, provenance)
         tmp.replace(joined)
         staged = stage_for_publish(joined, final)   # any slow copy happens before the lock
 

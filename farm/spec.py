@@ -43,6 +43,7 @@ SUBMIT_OPTIONS: dict[str, tuple[str, Any, Any]] = {
     "enhance": ("bool", None, None),
     "enhance_blend": ("float", 0.0, 1.0),
     "passthrough": ("bool", None, None),
+    "consent": ("str", None, None),
 }
 PATH_OPTIONS = ("source", "output", "reference")
 SPEC_TABLE = "submit"
@@ -187,5 +188,5 @@ def submit_request(video: Path, options: Mapping[str, Any]) -> Any:
         overwrite=bool(options.get("overwrite", False)), keep_chunks=bool(options.get("keep_chunks", False)),
         chunk_seconds=options.get("chunk_seconds"), codec=options.get("codec"), preset=options.get("preset"),
         crf=options.get("crf"), priority=int(options.get("priority", 5)), models=options.get("models"),
-        face_options=face_options,
+        face_options=face_options, consent=options.get("consent"),
     )

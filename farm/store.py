@@ -84,6 +84,8 @@ class JobView:
     cancel_requested: bool
     error: str | None
     chunks: list[ChunkView] = field(default_factory=list)
+    consent: str | None = None       # the job's --consent reference
+    provenance: str | None = None    # what finalize signed into the output (or why not)
 
     @property
     def frames_done(self) -> int:
@@ -109,7 +111,7 @@ def _job_view(job: Job, chunks: Iterable[Chunk]) -> JobView:
         job.id, job.state, job.created_at, job.updated_at, job.finished_at, job.input_path, job.source_path,
         job.output_path, job.overwrite, job.keep_chunks, job.priority, dict(job.options), dict(job.encoder),
         dict(job.models), job.frames_total, job.fps, job.chunk_count, job.cancel_requested, job.error,
-        sorted((_chunk_view(c) for c in chunks), key=lambda c: c.index),
+        sorted((_chunk_view(c) for c in chunks), key=lambda c: c.index), job.consent, job.provenance,
     )
 
 

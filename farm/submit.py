@@ -47,6 +47,7 @@ class SubmitRequest:
     models: str | None = None
     face_options: dict[str, Any] = field(default_factory=dict)
     api_token_id: int | None = None   # the HTTP API token submitting it; None: a local user (CLI)
+    consent: str | None = None        # a reference to the subjects' consent (release form, ticket, hash)
 
 
 def default_output(video: Path) -> Path:
@@ -100,6 +101,7 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     chunk_seconds = req.chunk_seconds if req.chunk_seconds is not None else settings.chunk_seconds
     if chunk_seconds is not None and not (0.2 <= chunk_seconds <= 3600):
         raise InputError(f"--chunk-seconds must be between 0.2 and 3600, got {chunk_seconds}")
+    check_consent(req.consent, settings)
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video), settings)
     encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
@@ -107,6 +109,24 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
         chunk_seconds = chunk_seconds_for(info)
     chunk_frames = default_chunk_frames(info.video.fps, chunk_seconds)
     return info, output, encoder, chunk_frames
+
+
+CONSENT_MAX_CHARS = 1000
+"""A consent reference names a document (a form, a ticket, a hash); it is not the document."""
+
+
+def check_consent(consent: str | None, settings: Settings) -> None:
+    """InputError unless the consent reference is short, printable text, and given when
+    require_consent (FARM_REQUIRE_CONSENT) is set."""
+    if consent is None or not consent.strip():
+        if settings.require_consent:
+            raise InputError("this farm requires a consent reference for every job (require_consent is set)",
+                             hint="pass --consent TEXT: the release form, ticket or document hash "
+                                  "recording the consent of the people whose faces are used")
+        return
+    if len(consent) > CONSENT_MAX_CHARS or not consent.isprintable():
+        raise InputError(f"--consent must be at most {CONSENT_MAX_CHARS} printable characters on one line",
+                         hint="give a reference to the consent record (a ticket id, a URL, a sha256), not the text")
 
 
 def chunk_seconds_for(info: MediaInfo) -> float:
@@ -168,6 +188,7 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
             output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.fps),
+            consent=req.consent.strip() if req.consent and req.consent.strip() else None,
             notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
                    *(("stream_not_kept", note) for note in not_kept)],
         )

@@ -48,6 +48,8 @@ def job_json(job: store.JobView) -> dict[str, Any]:
         "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
         "models": job.models.get("pack") if job.models else None,
         "error": job.error,
+        "consent": job.consent,
+        "provenance": job.provenance,
     }
 
 
@@ -112,6 +114,7 @@ def job_table(job: store.JobView) -> Table:
         table.add_row(str(c.index), _state(c.state), str(c.attempts), c.worker or "-",
                       f"{c.frames_planned if c.state == 'done' else c.frames_done}/{c.frames_planned}",
                       f"{secs:.1f}" if secs is not None else "-", c.error or "")
+    table.caption = f"consent: {job.consent or 'none given'}" + (f"; provenance: {job.provenance}" if job.provenance else "")
     return table
 
 

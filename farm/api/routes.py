@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import mimetypes
 import re
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from farm import store
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
-from farm.api.submission import Submission, from_form, from_json
+from farm.api.submission import Submission, confine, from_form, from_json
 from farm.api.uploads import UnsupportedBody, discard_rest, read_limited, read_multipart
 from farm.errors import FarmError, InputError, JobNotFound, StateError, UnavailableError
 from farm.output_places import API_UPLOADS_DIR
@@ -247,3 +248,42 @@ def download_output(request: Request, job_id: str) -> Response:
         raise JobNotFound(f"the output of job {job_id} ({job.output_path}) is no longer there")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media_type, filename=Path(job.output_path).name)
+
+
+@router.post("/verify", summary="Check a file's signed C2PA manifest (as `farm verify`)",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                     "file": {"type": "string", "format": "binary", "description": "the video to check"}}}},
+                 "application/json": {"schema": {"type": "object", "required": ["path"], "properties": {
+                     "path": {"type": "string", "description": "a file on the farm's storage"}}}}}}},
+             responses={200: {"description": "the report: status valid|invalid|no manifest, exit_code 0|1|2 "
+                                              "as `farm verify`, signer, job, models, consent, problems"}})
+async def verify_upload(request: Request) -> dict[str, Any]:
+    from farm.cli_verify import farm_root
+    from farm.provenance.check import verify_file
+
+    ctx = request.app.state.ctx
+    folder = ctx.storage.root / API_UPLOADS_DIR / f"verify-{uuid.uuid4().hex}"
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if ctype == "multipart/form-data":
+            form = await read_multipart(request, folder, ctx.max_upload_bytes)
+            files = [f for f in form.files if f.field == "file"]
+            if len(files) != 1 or form.fields or len(form.files) != 1:
+                raise InputError("send exactly one file, as the multipart file field 'file'")
+            path, shown = files[0].path, files[0].filename
+        elif ctype == "application/json":
+            body = json.loads(await read_limited(request, JSON_BODY_LIMIT_BYTES) or b"null")
+            if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+                raise InputError("the JSON body needs 'path': a file on the farm's storage")
+            path = confine(ctx.storage, body["path"], "file", read=True)
+            shown = body["path"]
+        else:
+            raise UnsupportedBody("send multipart/form-data (field 'file') or application/json ({\"path\": ...})")
+        report = await run_in_threadpool(verify_file, path, farm_root(ctx.settings))
+        report.path = shown
+        return report.as_json()
+    except ValueError as exc:
+        raise InputError(f"the request body is not valid JSON: {exc}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

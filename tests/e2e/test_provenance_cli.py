@@ -49,6 +49,15 @@ def test_demo_and_passthrough_outputs_verify_and_a_flipped_byte_does_not(cli, tm
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert "INVALID" in tampered.stdout and "mismatch" in tampered.stdout
 
+    key_lines = [ln for ln in (cli.home / "c2pa" / "signer.key").read_text().splitlines() if "-----" not in ln]
+    assert oct((cli.home / "c2pa" / "signer.key").stat().st_mode & 0o777) == "0o600"
+    seen = [checked.stdout, checked.stderr, status.stdout, proc.stdout, proc.stderr,
+            cli.run("jobs", "--json").stdout]
+    seen += [p.read_bytes().decode("latin-1") for p in cli.home.glob("farm.db*")]   # with its WAL
+    seen += [p.read_text(errors="replace") for p in (cli.home / "logs").rglob("*") if p.is_file()]
+    for text in seen:   # the signing key never reaches a log, the database or an output
+        assert "PRIVATE KEY" not in text and not any(line in text for line in key_lines)
+
     unsigned = cli.run("verify", str(src))
     assert unsigned.returncode == 2 and "no C2PA manifest" in unsigned.stdout
 

@@ -103,10 +103,10 @@ def main() -> int:
     detector = build_detector(pack)
     raw_detect = detector.detect
 
-    def timed_detect(image):
+    def timed_detect(image, **sizes):
         start = time.perf_counter()
         try:
-            return raw_detect(image)
+            return raw_detect(image, **sizes)
         finally:
             clock.add("model", time.perf_counter() - start)
 
@@ -132,6 +132,7 @@ def main() -> int:
 
     def face_work() -> None:
         frame = fresh()
+        detect.setup()      # each frame the first of a chunk: a full scan, not the cheap follow
         step("detect", lambda: detect.process(frame))
         if len(frame.faces) != 1:
             raise SystemExit(f"expected one face, found {len(frame.faces)}")

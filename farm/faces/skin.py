@@ -1,8 +1,8 @@
 """A skin-tone gate for the demo pack's Haar detector: scan only where a face could be.
 
-The Haar cascade costs ~24 ms of CPU a 4K frame at its 480-pixel copy (2-core EPYC),
-as much as a fifth of a libx264 veryfast encode, and it pays that on every frame, faces
-or not. Human skin of every complexion falls in a narrow box of the YCbCr chroma plane
+A full Haar scan costs tens to hundreds of ms of CPU (its 720-pixel copy, 2 cores), as
+much as a libx264 veryfast encode of the frame; farm.faces.haar scans whole frames only on
+a schedule, and this gate narrows those scans. Human skin of every complexion falls in a narrow box of the YCbCr chroma plane
 (Chai & Ngan, 1999: Cb 77..127, Cr 133..173 in 8-bit codes), so the cascade scans only
 the box around the frame's skin-toned samples (plus a margin), and nothing when there
 are none. A frame too grey to judge by colour (black-and-white footage) is scanned

@@ -124,7 +124,7 @@ def submit(
         return
     err.print(f"job [bold]{job_id}[/] submitted")
     try:
-        job = wait_for_job(db, job_id, err)
+        job = wait_for_job(db, job_id, err, broker_check=local.BrokerWatch(settings, job_id).check)
     except KeyboardInterrupt:
         err.print(f"stopped waiting; job {job_id} goes on (`farm status {job_id}`, `farm cancel {job_id}`)")
         raise typer.Exit(130) from None

@@ -7,6 +7,7 @@ that `farm up` can still start local workers against it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,6 +26,9 @@ from farm.errors import UnavailableError
 
 REDIS_START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
+BROKER_WATCH_S = 1.0
+"""How often the local farm's supervisor pings its private Redis (and restarts it when dead),
+and how often `--wait` pings the broker, in seconds."""
 
 
 def redis_server_exe() -> str:
@@ -58,7 +63,7 @@ def _pid_alive(pid_file: Path) -> int | None:
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A client that fails at once when Redis is down (redis-py retries with backoff by default)."""
-    no_retry = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
+    no_retry = {"socket_timeout": 5, "socket_connect_timeout": 5, "retry": Retry(NoBackoff(), 0)}
     if settings.embedded_broker:
         return redis.Redis(unix_socket_path=str(settings.redis_socket), **no_retry)
     return redis.Redis.from_url(settings.broker, **no_retry)
@@ -108,6 +113,61 @@ def start_redis(settings: Settings) -> bool:
     raise UnavailableError(f"the embedded Redis did not start (see {settings.log_dir / 'redis.log'})")
 
 
+def watch_broker(settings: Settings, stop: list[bool], every_s: float = BROKER_WATCH_S) -> None:
+    """Keep the private Redis running until `stop[0]` (the local farm's supervisor runs this in
+    a thread): when it stops answering (killed, crashed), start it again from its append-only
+    file, then reap at once, so that what it lost is queued again from the database."""
+    from farm.db import Database
+    from farm.reaper import reap
+
+    log = logging.getLogger("farm.local")
+    db = None
+    while not stop[0]:
+        time.sleep(every_s)
+        if stop[0] or broker_alive(settings):
+            continue
+        try:
+            if not start_redis(settings):
+                continue
+            log.warning("the embedded Redis was not answering; started it again")
+            db = db or Database(settings.database)
+            counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
+            log.warning("after the Redis restart, queued again: %s", counts)
+        except Exception as exc:  # noqa: BLE001 - keep watching; the next round tries again
+            log.warning("could not restart the embedded Redis: %s", exc)
+
+
+class BrokerWatch:
+    """For `--wait`: `check()` raises UnavailableError (exit 4) once the broker has not answered
+    for settings.broker_down_s seconds in a row (it pings at most every BROKER_WATCH_S)."""
+
+    def __init__(self, settings: Settings, job_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings, self.job_id, self.clock = settings, job_id, clock
+        self.down_since: float | None = None
+        self.checked_at = float("-inf")
+
+    def check(self) -> None:
+        now = self.clock()
+        if now - self.checked_at < BROKER_WATCH_S:
+            return
+        self.checked_at = now
+        if broker_alive(self.settings):
+            self.down_since = None
+            return
+        self.down_since = now if self.down_since is None else self.down_since
+        if now - self.down_since < self.settings.broker_down_s:
+            return
+        s = self.settings
+        if s.embedded_broker:
+            hint = (f"the local farm did not start its Redis again: `farm up` starts it (see {s.log_dir}), "
+                    f"then `farm status {self.job_id}` follows the job")
+        else:
+            hint = f"start the cluster's Redis or fix FARM_BROKER_URL; then `farm status {self.job_id}` follows the job"
+        raise UnavailableError(
+            f"the broker {s.broker_shown} has not answered for {s.broker_down_s:.0f} s: no work reaches the "
+            f"workers; job {self.job_id} is kept in the database and goes on once the broker is back", hint=hint)
+
+
 def supervisor_pid_file(settings: Settings) -> Path:
     return settings.run_dir / "workers.pid"
 
@@ -125,6 +185,8 @@ def start_workers(settings: Settings, cpu_workers: int | None = None) -> bool:
     n = cpu_workers or settings.local_workers
     argv = [sys.executable, "-m", "workers.supervisor", "--cpu", str(n), "--providers", "cpu",
             "--pid-file", str(supervisor_pid_file(settings))]
+    if settings.embedded_broker:
+        argv.append("--watch-broker")   # the local farm restarts its own Redis
     env = dict(os.environ, FARM_HOME=str(settings.home))
     with open(settings.log_dir / "workers.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

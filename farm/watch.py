@@ -63,11 +63,16 @@ class FpsColumn(ProgressColumn):
         return Text(f"{speed:5.1f} fps" if speed else "  -.- fps", style="cyan")
 
 
-def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: float = POLL_INTERVAL_S) -> store.JobView:
-    """Block until the job ends; show a Rich progress bar on `console` (stderr) if given."""
+def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: float = POLL_INTERVAL_S,
+                 broker_check: Any = None) -> store.JobView:
+    """Block until the job ends; show a Rich progress bar on `console` (stderr) if given.
+    `broker_check()`, called while the job runs, raises (UnavailableError) to stop waiting
+    on a broker that stays down."""
     job = store.get_job(db, job_id)
+    check = broker_check or (lambda: None)
     if console is None:
         while not job.terminal:
+            check()
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
         return job
@@ -87,6 +92,7 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
                 stuck = registry.all_quarantined(registry.list_workers(db))
                 if stuck and stuck != was:
                     progress.console.print(f"[yellow]job {job_id} is waiting: {stuck}[/]", highlight=False)
+            check()
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
     return job

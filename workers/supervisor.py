@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--providers", default=None, help="tensorrt,cuda,cpu (default: from settings)")
     parser.add_argument("--pid-file", default=None)
     parser.add_argument("--node", default=None, help="node name in worker hostnames (default: this host's name)")
+    parser.add_argument("--watch-broker", action="store_true",
+                        help="restart the embedded farm's private Redis when it dies (farm.local starts us so)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     available = count_gpus()
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     start_reaper(stop)
+    if args.watch_broker:
+        start_broker_watch(stop)
     return supervise(children, stop)
 
 
@@ -151,6 +155,16 @@ def start_reaper(stop: list[bool]) -> None:
     settings = load_settings()
     threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, settings.stale_heartbeat_s, stop),
                      daemon=True, name="reaper").start()
+
+
+def start_broker_watch(stop: list[bool]) -> None:
+    """The local farm's own Redis is started again when it dies (farm.local.watch_broker)."""
+    import threading
+
+    from farm.config import load_settings
+    from farm.local import watch_broker
+
+    threading.Thread(target=watch_broker, args=(load_settings(), stop), daemon=True, name="broker-watch").start()
 
 
 def release_chunks(hostnames: list[str]) -> None:

@@ -4,7 +4,8 @@ A full scan of a frame's detection copy (SCAN_SIDE = 720 px: a face of 1/13 of a
 4K frame's height is 30 px there, above the cascade's 24-px window) costs 100-250 ms of CPU
 on a 2-core machine when the skin gate (farm.faces.skin) cannot narrow it (warm,
 skin-toned backgrounds). So within a chunk, FaceFollower scans the whole copy only on a schedule
-(the chunk's first frame, then every SCAN_EVERY frames) and, on every frame, looks for
+(the chunk's first frame, every SCAN_EVERY frames, and a frame where a followed face
+was not found again) and, on every frame, looks for
 each face it already has only in a small region around its last box, at a scale where
 the face is TRACK_FACE_PX tall and for sizes near its own: ~1 ms a face.
 
@@ -173,7 +174,8 @@ class FaceFollower:
         for track in self.tracks:
             found = refind(self.detector, frame, track.face)
             tracks.append(Track(found) if found is not None else Track(track.face, track.missed + 1))
-        if self.since_scan is None or self.since_scan + 1 >= self.scan_every:
+        lost = any(t.missed for t in tracks)          # moved too far, turned, left: look everywhere
+        if lost or self.since_scan is None or self.since_scan + 1 >= self.scan_every:
             tracks = [Track(f) for f in scan_frame(self.detector, frame, self.max_side)] + tracks
             self.since_scan = 0
         else:

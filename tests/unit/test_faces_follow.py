@@ -163,3 +163,17 @@ def test_a_face_that_enters_mid_chunk_is_found_at_the_next_scan():
     assert all(not f for f in found[:10])
     first = next(i for i, f in enumerate(found) if f)
     assert first <= haar.SCAN_EVERY and all(found[first:])
+
+
+def test_a_face_that_jumps_beyond_its_region_is_scanned_for_at_once():
+    # Given a face that jumps across the picture every frame (a cut, a fast pan)
+    bg = scenes.background("blue_gravel", 1920, 1080)
+    frames, boxes = [], []
+    for k in range(8):
+        img, box = scenes.paste(bg, scenes.astronaut_head(120), 500 if k % 2 else 1400, 540)
+        frames.append(frame_of(img, k))
+        boxes.append(box)
+    found = run_chunk(DetectStage(HaarDetector()), frames)
+    # Then it is found in every frame: losing it triggers a full scan of that frame
+    assert all(any(scenes.iou(f.bbox, b) > 0.4 for f in faces) for faces, b in zip(found, boxes)), \
+        [len(f) for f in found]

@@ -154,7 +154,8 @@ def _request(tmp_path: Path, models: str, **face_options) -> SubmitRequest:
 
 
 def _settings(tmp_path: Path):
-    return SimpleNamespace(models="default", models_path=tmp_path / "models", storage_dir=tmp_path / "storage")
+    return SimpleNamespace(models="default", models_path=tmp_path / "models", storage_dir=tmp_path / "storage",
+                           max_image_side=8192, max_image_bytes=50 * 1024 * 1024)   # image limits (issue 11.5)
 
 
 def test_submit_refuses_an_unknown_detector(tmp_path):

@@ -24,7 +24,14 @@ def processes_with(word: str) -> list[int]:
             continue
         if any(word.encode() in a for a in argv):
             found.append(int(proc.name))
-    return found
+    return [pid for pid in found if _parent(pid) not in found]   # a started tree's root, not its children
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def test_concurrent_demo_submits_on_a_fresh_home_all_succeed(farm_home, tmp_path):

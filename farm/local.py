@@ -7,6 +7,8 @@ that `farm up` can still start local workers against it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -88,12 +90,29 @@ def require_broker(settings: Settings) -> None:
                                hint="start it (`farm up` for the local farm) or check FARM_BROKER_URL") from None
 
 
+@contextlib.contextmanager
+def _start_lock(settings: Settings, what: str):  # noqa: ANN202
+    """Held while one process checks for `what` and starts it: eight `farm submit` at once on
+    a fresh home start one Redis and one supervisor, not eight (each re-checks under the lock)."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.run_dir / f"{what}.start.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def start_redis(settings: Settings) -> bool:
     """Start the private Redis if it is not answering; True if it was started now."""
     if broker_alive(settings):
         return False
+    with _start_lock(settings, "redis"):
+        return not broker_alive(settings) and _start_redis_now(settings)
+
+
+def _start_redis_now(settings: Settings) -> bool:
     run = settings.run_dir
-    run.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     settings.redis_socket.unlink(missing_ok=True)
     argv = [redis_server_exe(), "--port", "0", "--unixsocket", str(settings.redis_socket),
@@ -180,8 +199,12 @@ def start_workers(settings: Settings, cpu_workers: int | None = None) -> bool:
     """Start `farm worker --cpu N` in the background (detached); True if started now."""
     if workers_running(settings):
         return False
+    with _start_lock(settings, "workers"):
+        return not workers_running(settings) and _start_workers_now(settings, cpu_workers)
+
+
+def _start_workers_now(settings: Settings, cpu_workers: int | None) -> bool:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
     n = cpu_workers or settings.local_workers
     argv = [sys.executable, "-m", "workers.supervisor", "--cpu", str(n), "--providers", "cpu",
             "--pid-file", str(supervisor_pid_file(settings))]

@@ -77,6 +77,9 @@ class Frame:
             raise ValueError(f"unsupported pixel format {pix_fmt!r}")
         itemsize, sx, sy = PLANAR_FORMATS[pix_fmt]
         dtype = np.uint8 if itemsize == 1 else np.dtype("<u2")
+        # Stages paint these planes in place; the decoder may still hold the picture as a
+        # reference for the next frames, so take a private copy when it shares the buffer.
+        av_frame.make_writable()
         planes = []
         for i, plane in enumerate(av_frame.planes[:3]):
             w = av_frame.width if i == 0 else -(-av_frame.width // sx)

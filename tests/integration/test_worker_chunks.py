@@ -64,6 +64,23 @@ def decoded(path: str | Path) -> list[np.ndarray]:
         return [f.to_ndarray() for f in c.decode(video=0)]
 
 
+def one_thread_x264(monkeypatch) -> None:
+    """libx264 with frame threads is not bit-exact from run to run on a busy machine (the
+    same frames handed to it gave two different streams, about one run in two with the
+    2 cores loaded; with one thread, never). This test is about the stages' pictures,
+    so both of its encodes use one x264 thread."""
+    import farm.media.chunk_codec as chunk_codec
+
+    real_open = chunk_codec._open_encoder
+
+    def open_one_thread(*args, **kwargs):
+        stream = real_open(*args, **kwargs)
+        stream.codec_context.thread_count = 1
+        return stream
+
+    monkeypatch.setattr(chunk_codec, "_open_encoder", open_one_thread)
+
+
 def test_a_face_chunk_batches_frames_through_the_recogniser(farm, tmp_path, monkeypatch):
     settings, db, app = farm
     face = clips.make_face_image(tmp_path / "face.jpg")
@@ -81,6 +98,7 @@ def test_a_face_chunk_batches_frames_through_the_recogniser(farm, tmp_path, monk
         return real_run(session, feed)
 
     monkeypatch.setattr(recognise, "run", counting_run)
+    one_thread_x264(monkeypatch)
     ctx = WorkerContext(settings, app)
     assert run_chunk(ctx, job_id, 0, WORKER).startswith("done")
 

@@ -21,10 +21,12 @@ from rich.console import Console
 from farm import __version__, local, store
 from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
-from farm.errors import EXIT_OK, FarmError, InputError
+from farm.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError, InputError
+from farm.cli_help import plain_help
 from farm.cli_models import models_app
 from farm.reaper import reap
-from farm.watch import exit_code_for, job_json, job_table, jobs_table, wait_for_job, workers_table
+from farm.watch import (exit_code_for, farm_not_running, job_json, job_outcome_json, job_view, jobs_table,
+                        outcome_json, wait_for_job, workers_table)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="farm: a render farm for face-swapped video.")
@@ -67,27 +69,27 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 @app.command()
 def submit(
     video: Path = typer.Argument(..., help="The video to process (a local file; never modified)."),
-    source: list[Path] = typer.Option([], "--source", "-s", help="Image(s) of the face to swap in; averaged."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: <name>.farm.<ext> beside the input."),
+    source: list[Path] = typer.Option([], "--source", "-s", metavar="IMAGE", help="Image(s) of the face to swap in; averaged."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH", help="Default: <name>.farm.<ext> beside the input."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
-    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", callback=_finite, help="Target chunk length (s; default: from resolution and fps)."),
-    codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, ... (default: the input's family)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset (e.g. veryfast, medium)."),
-    crf: Optional[int] = typer.Option(None, "--crf", help="Encoder quality (lower is better)."),
-    priority: Optional[int] = typer.Option(None, "--priority", help="0..9; 9 runs first (default 5)."),
+    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", metavar="SECONDS", callback=_finite, help="Target chunk length (s; default: from resolution and fps)."),
+    codec: Optional[str] = typer.Option(None, "--codec", metavar="CODEC", help="h264, hevc, ... (default: the input's family)."),
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="PRESET", help="Encoder preset (e.g. veryfast, medium)."),
+    crf: Optional[int] = typer.Option(None, "--crf", metavar="CRF", help="Encoder quality (lower is better)."),
+    priority: Optional[int] = typer.Option(None, "--priority", metavar="0..9", help="0..9; 9 runs first (default 5)."),
     keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep chunk files after publishing."),
-    models: Optional[str] = typer.Option(None, "--models", help="Model pack: default, demo, or a directory."),
-    faces: Optional[str] = typer.Option(None, "--faces", help="all | largest | reference (default all)"),
-    detector: Optional[str] = typer.Option(None, "--detector", help="auto | scrfd | yunet (default auto)"),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="Image of the face to replace (--faces reference)."),
-    reference_frame: Optional[int] = typer.Option(None, "--reference-frame", help="Take the reference from this frame."),
-    similarity: Optional[float] = typer.Option(None, "--similarity", callback=_finite, help="Cosine similarity for --faces reference."),
+    models: Optional[str] = typer.Option(None, "--models", metavar="PACK", help="Model pack: default, demo, or a directory."),
+    faces: Optional[str] = typer.Option(None, "--faces", metavar="MODE", help="all | largest | reference (default all)"),
+    detector: Optional[str] = typer.Option(None, "--detector", metavar="NAME", help="auto | scrfd | yunet (default auto)"),
+    reference: Optional[Path] = typer.Option(None, "--reference", metavar="IMAGE", help="Image of the face to replace (--faces reference)."),
+    reference_frame: Optional[int] = typer.Option(None, "--reference-frame", metavar="N", help="Take the reference from this frame."),
+    similarity: Optional[float] = typer.Option(None, "--similarity", metavar="0..1", callback=_finite, help="Cosine similarity for --faces reference."),
     no_enhance: bool = typer.Option(False, "--no-enhance", help="Skip face restoration (GFPGAN)."),
-    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", callback=_finite, help="0..1, share of the restored face."),
+    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", metavar="0..1", callback=_finite, help="0..1, share of the restored face."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A TOML job spec; options given here override it."),
+    spec: Optional[Path] = typer.Option(None, "--spec", metavar="FILE", help="A TOML job spec; options given here override it."),
     consent: Optional[str] = typer.Option(None, "--consent", metavar="TEXT", help="Reference to the consent record (release form, ticket, document hash); recorded and signed into the output."),
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
@@ -125,6 +127,9 @@ def submit(
     err.print(f"job [bold]{job_id}[/] submitted")
     try:
         job = wait_for_job(db, job_id, err, broker_check=local.BrokerWatch(settings, job_id).check)
+    except FarmError as exc:
+        exc.job_id = job_id   # the job exists: main's --json outcome names it
+        raise
     except KeyboardInterrupt:
         err.print(f"stopped waiting; job {job_id} goes on (`farm status {job_id}`, `farm cancel {job_id}`)")
         raise typer.Exit(130) from None
@@ -134,7 +139,7 @@ def submit(
 
 def _report(job: store.JobView, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(job_json(job)))
+        print(json.dumps(job_outcome_json(job)))
     elif job.state == "done":
         err.print(f"[green]done[/]: {job.output_path}")
     else:
@@ -162,23 +167,33 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help=
 @app.command()
 def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs."),
            follow_: bool = typer.Option(False, "--follow", "-f", help="Live view of running jobs and workers."),
-           interval_s: float = typer.Option(1.0, "--interval", callback=_finite, help="Refresh period of --follow (s).")) -> None:
-    """Show one job's chunks, or the recent jobs (and workers); --follow keeps it live."""
+           interval_s: Optional[float] = typer.Option(None, "--interval", callback=_finite, metavar="SECONDS",
+                                                      help="Refresh period of --follow (default 1 s on a terminal; "
+                                                           "5 s between plain lines otherwise).")) -> None:
+    """Show one job's chunks, or the recent jobs (and workers); --follow keeps it live.
+
+    Exits 4 after the tables when the farm is not running (local farm stopped, broker down).
+    """
     settings = _settings()
     db = _database(settings)
     if follow_:
-        from farm.follow import follow
+        from farm.follow import PLAIN_EVERY_S, follow
 
-        raise typer.Exit(follow(settings, db, out, interval_s=interval_s))
+        every_s = interval_s if interval_s is not None else (1.0 if out.is_terminal else PLAIN_EVERY_S)
+        raise typer.Exit(follow(settings, db, out, interval_s=every_s))
     if job_id:
-        out.print(job_table(store.get_job(db, job_id)))
+        out.print(job_view(store.get_job(db, job_id), out.width))
     else:
         from farm.registry import list_workers
 
-        out.print(jobs_table(store.list_jobs(db, limit=20)))
+        out.print(jobs_table(store.list_jobs(db, limit=20), out.width))
         workers = list_workers(db)
         if workers:
-            out.print(workers_table(workers))
+            out.print(workers_table(workers, out.width))
+    notice = farm_not_running(settings)
+    if notice:
+        out.print(f"[bold yellow]{notice}[/]", highlight=False)
+        raise typer.Exit(EXIT_UNAVAILABLE)
 
 
 @app.command()
@@ -189,7 +204,7 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="One JSON array on s
     if as_json:
         print(json.dumps([job_json(j) for j in rows]))
     else:
-        out.print(jobs_table(rows))
+        out.print(jobs_table(rows, out.width))
 
 
 @app.command()
@@ -285,12 +300,16 @@ def main(argv: list[str] | None = None) -> None:
     # process is ending and the OS frees its memory; atexit handlers still run first.
     atexit.register(gc.freeze)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
     try:
-        rc = app(args=argv, prog_name="farm", standalone_mode=False)
+        rc = plain_help(typer.main.get_command(app))(args=args, prog_name="farm", standalone_mode=False)
     except FarmError as exc:
         err.print(f"[red]farm: error:[/] {exc.message}", highlight=False)
         if exc.hint:
             err.print(f"  [dim]what to do:[/] {exc.hint}", highlight=False)
+        if as_json:   # CI parses stdout: every outcome is one JSON object there
+            print(json.dumps(outcome_json(exc.exit_code, exc.message, exc.hint, getattr(exc, "job_id", None))))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -299,6 +318,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # click's usage errors (typer vendors click): exit 2
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            sys.exit(2)
+            if as_json:
+                command = getattr(getattr(exc, "ctx", None), "command_path", None) or "farm"
+                print(json.dumps(outcome_json(EXIT_REFUSED, exc.format_message(), f"see `{command} --help`")))
+            sys.exit(EXIT_REFUSED)
+        if as_json:
+            print(json.dumps(outcome_json(EXIT_FAILED, f"internal error: {type(exc).__name__}: {exc}",
+                                          "this is a bug in farm: please report it with the traceback on stderr")))
         raise
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -232,6 +232,7 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     log.info("job %s: done -> %s", job_id, final)
     return "done"
 
+
 def requeue_lost(ctx: Any, job_id: str, owner: str, lost: dict[int, str]) -> str:
     """Send the chunks whose output was lost back to the workers; finalize runs again after them."""
     todo = store.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)

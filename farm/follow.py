@@ -7,6 +7,11 @@ providers in use, the fps of its last chunk and when it last reported.
 Frames per second of a job are measured between refreshes over the last
 `RATE_WINDOW_S` seconds; before two samples exist (and with `once=True`) they are the
 average since the job's first chunk was claimed.
+
+On a terminal the view is redrawn in place and fits its width (columns dropped by
+priority, farm.tables). Anywhere else (a pipe, a log file) it prints plain lines: one
+per job whose progress or state changed and one per worker whose state changed, at most
+once per refresh period, so a log shows the whole run without redraw codes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ from farm.config import Settings
 from farm.db import Database, utcnow
 from farm.registry import WorkerView, list_workers
 from farm.states import JOB_TERMINAL, JobState
-from farm.watch import short_providers
+from farm.tables import Column, fitted_table
+from farm.watch import ago, farm_not_running, format_eta, progress_line, short_providers, worker_state
+
+PROGRESS_BAR_WIDTH = 20
+"""Cells of each job's bar in the live view."""
+
+PLAIN_EVERY_S = 5.0
+"""--follow off a terminal: seconds between looks (so at most one line per job per this)."""
 
 RATE_WINDOW_S = 15.0
 MAX_JOBS_SHOWN = 50
@@ -70,77 +82,117 @@ def average_fps(job: store.JobView) -> float | None:
     return job.frames_done / elapsed if elapsed > 0 else None
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+def job_fps(job: store.JobView, meter: RateMeter) -> float | None:
+    return meter.rate(job.id) or average_fps(job)
 
 
-def jobs_view(jobs: list[store.JobView], meter: RateMeter) -> Table:
-    table = Table(title=f"running jobs ({len(jobs)})", expand=False)
-    for col in ("job", "state", "progress", "frames", "chunks", "fps", "ETA", "input"):
-        table.add_column(col, no_wrap=col != "input")
+def jobs_view(jobs: list[store.JobView], meter: RateMeter, width: int = 200) -> Table:
+    columns = [Column("job"), Column("state"), Column("progress", 3, width=PROGRESS_BAR_WIDTH), Column("frames"),
+               Column("chunks", 2), Column("fps", 1), Column("ETA", 1), Column("input", 4, fold=True)]
+    rows = []
     for job in jobs:
-        fps = meter.rate(job.id) or average_fps(job)
+        fps = job_fps(job, meter)
         left = max(0, job.frames_total - job.frames_done)
         eta = left / fps if fps else (0.0 if left == 0 else None)
         running = sum(1 for c in job.chunks if c.state == "running")
-        table.add_row(job.id, job.state, ProgressBar(total=max(job.frames_total, 1), completed=job.frames_done, width=24),
-                      f"{job.frames_done}/{job.frames_total}",
-                      f"{job.chunks_done}/{job.chunk_count} ({running} running)",
-                      f"{fps:.1f}" if fps else "-", format_eta(eta), job.input_path)
+        bar = ProgressBar(total=max(job.frames_total, 1), completed=job.frames_done, width=PROGRESS_BAR_WIDTH)
+        rows.append([job.id, job.state, bar, f"{job.frames_done}/{job.frames_total}",
+                     f"{job.chunks_done}/{job.chunk_count} ({running} running)", f"{fps:.1f}" if fps else "-",
+                     format_eta(eta), job.input_path])
     if not jobs:
-        table.add_row("-", "no unfinished jobs", "", "", "", "", "", "")
-    return table
+        rows.append(["-", "no unfinished jobs", "", "", "", "", "", ""])
+    return fitted_table(columns, rows, width, title=f"running jobs ({len(jobs)})", expand=False)
 
 
-def workers_view(workers: list[WorkerView], jobs: dict[str, store.JobView]) -> Table:
-    table = Table(title=f"workers ({sum(1 for w in workers if w.alive())} alive)")
-    for col in ("worker", "gpu", "state", "chunk", "chunk frames", "providers", "fps", "seen"):
-        table.add_column(col, no_wrap=col != "providers")
-    for w in workers:
-        chunk, chunk_frames = "-", "-"
-        if w.job_id is not None and w.chunk_index is not None:
-            chunk = f"{w.job_id}/{w.chunk_index}"
-            job = jobs.get(w.job_id)
-            view = next((c for c in job.chunks if c.index == w.chunk_index), None) if job else None
-            if view is not None:
-                chunk_frames = f"{view.frames_done}/{view.frames_planned}"
-        state = w.state if w.alive() else f"{w.state} (silent)"
-        providers = short_providers(w.providers)
-        table.add_row(w.hostname, w.gpu or "-", state, chunk, chunk_frames, providers,
-                      f"{w.fps:.1f}" if w.fps else "-", f"{w.last_seen:%H:%M:%S}")
+def chunk_frames(w: WorkerView, jobs: dict[str, store.JobView]) -> str:
+    """Frames done/planned of the chunk a worker runs ('-' if none or unknown)."""
+    job = jobs.get(w.job_id) if w.job_id is not None else None
+    view = next((c for c in job.chunks if c.index == w.chunk_index), None) if job else None
+    return f"{view.frames_done}/{view.frames_planned}" if view is not None else "-"
+
+
+def workers_view(workers: list[WorkerView], jobs: dict[str, store.JobView], width: int = 200) -> Table:
+    columns = [Column("worker"), Column("gpu", 3), Column("state"), Column("chunk", 1), Column("chunk frames", 2),
+               Column("providers", 5, fold=True), Column("fps", 4), Column("seen")]
+    now = utcnow()
+    rows = [[w.hostname, w.gpu or "-", worker_state(w),
+             f"{w.job_id}/{w.chunk_index}" if w.job_id is not None and w.chunk_index is not None else "-",
+             chunk_frames(w, jobs), short_providers(w.providers), f"{w.fps:.1f}" if w.fps else "-",
+             ago((now - w.last_seen).total_seconds())] for w in workers]
     if not workers:
-        table.add_row("-", "", "no worker has reported yet", "", "", "", "", "")
-    return table
+        rows.append(["-", "", "no worker has reported yet", "", "", "", "", ""])
+    return fitted_table(columns, rows, width, title=f"workers ({sum(1 for w in workers if w.alive())} alive)")
 
 
-def snapshot(db: Database, meter: RateMeter) -> Group:
-    """Read the database once and build the view (jobs, then workers)."""
+def read_farm(db: Database, meter: RateMeter) -> tuple[list[store.JobView], list[WorkerView]]:
+    """Read the database once: the unfinished jobs (their rates sampled) and the workers."""
     jobs = store.list_jobs(db, limit=MAX_JOBS_SHOWN, states=LIVE_STATES)
     for job in jobs:
         meter.add(job.id, job.frames_done)
     meter.forget_except({j.id for j in jobs})
-    workers = list_workers(db)
+    return jobs, list_workers(db)
+
+
+def snapshot(db: Database, meter: RateMeter, width: int = 200, notice: str | None = None) -> Group:
+    """Read the database once and build the view (jobs, then workers), `width` cells wide."""
+    jobs, workers = read_farm(db, meter)
     stamp = Text(f"farm status --follow   {utcnow():%Y-%m-%d %H:%M:%S} UTC   (Ctrl-C to stop)", style="dim")
-    return Group(stamp, jobs_view(jobs, meter), workers_view(workers, {j.id: j for j in jobs}))
+    parts = [stamp] + ([Text(notice, style="bold yellow")] if notice else [])
+    return Group(*parts, jobs_view(jobs, meter, width), workers_view(workers, {j.id: j for j in jobs}, width))
+
+
+class PlainLines:
+    """--follow off a terminal: a line per change (job progress or state, worker state,
+    the farm stopping or starting), nothing when nothing changed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown: dict[str, tuple] = {}
+
+    def emit(self, key: str, value: tuple, line: str) -> None:
+        if self.shown.get(key) != value:
+            self.shown[key] = value
+            self.console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    def update(self, db: Database, meter: RateMeter, notice: str | None) -> None:
+        jobs, workers = read_farm(db, meter)
+        stamp = f"{utcnow():%H:%M:%S}"
+        self.emit("farm", (notice,), f"{stamp} {notice or 'the farm is running'}")
+        for job in jobs:
+            self.emit(f"job {job.id}", (job.state, job.frames_done, job.chunks_done),
+                      f"{stamp} {progress_line(job, job_fps(job, meter))}")
+        live = {f"job {j.id}" for j in jobs}
+        for key in [k for k in self.shown if k.startswith("job ") and k not in live]:
+            del self.shown[key]
+            self.console.print(f"{stamp} {key}: no longer running (`farm status {key[4:]}`)", highlight=False,
+                               soft_wrap=True, markup=False)
+        for w in workers:
+            state = worker_state(w)
+            chunk = f" on {w.job_id}/{w.chunk_index}" if w.job_id is not None and state == "busy" else ""
+            self.emit(f"worker {w.hostname}", (state, w.job_id, w.chunk_index),
+                      f"{stamp} worker {w.hostname}: {state}{chunk}")
 
 
 def follow(settings: Settings, db: Database, console: Console, interval_s: float = 1.0, once: bool = False) -> int:
-    """Show live progress until Ctrl-C (or one snapshot with `once`); returns the exit code 0."""
-    del settings  # the database holds everything shown; kept for a stable signature
+    """Show live progress until Ctrl-C (or one snapshot with `once`); returns the exit code 0.
+
+    A farm that is not running (farm_not_running) is said at the top, checked at every refresh."""
     meter = RateMeter()
+    notice = farm_not_running(settings)
     if once:
-        console.print(snapshot(db, meter))
+        console.print(snapshot(db, meter, console.width, notice))
         return 0
     try:
-        with Live(snapshot(db, meter), console=console, refresh_per_second=4, transient=False) as live:
+        if not console.is_terminal:
+            lines = PlainLines(console)
+            while True:
+                lines.update(db, meter, farm_not_running(settings))
+                time.sleep(interval_s)
+        with Live(snapshot(db, meter, console.width, notice), console=console, refresh_per_second=4,
+                  transient=False) as live:
             while True:
                 time.sleep(interval_s)
-                live.update(snapshot(db, meter))
+                live.update(snapshot(db, meter, console.width, farm_not_running(settings)))
     except KeyboardInterrupt:
         pass
     return 0

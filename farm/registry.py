@@ -25,8 +25,25 @@ class WorkerView:
     last_seen: dt.datetime
     note: str | None
 
-    def alive(self, within_s: float = 300.0) -> bool:
-        return (utcnow() - self.last_seen).total_seconds() < within_s
+    def alive(self, within_s: float | None = None) -> bool:
+        """Heard from within `within_s` seconds (default WORKER_OFFLINE_AFTER_S) and not stopped."""
+        limit = WORKER_OFFLINE_AFTER_S if within_s is None else within_s
+        return self.state != STOPPED and (utcnow() - self.last_seen).total_seconds() < limit
+
+    def offline(self) -> bool:
+        """Stopped cleanly, or its heartbeat stopped (silent for WORKER_OFFLINE_AFTER_S)."""
+        return not self.alive()
+
+
+WORKER_HEARTBEAT_S = 30.0
+"""How often each node's `farm worker` supervisor says which of its worker processes are
+running (touch_workers), busy or idle; seconds."""
+
+WORKER_OFFLINE_AFTER_S = 3 * WORKER_HEARTBEAT_S
+"""A worker not heard from for this long (three missed heartbeats) is shown offline; seconds."""
+
+STOPPED = "stopped"
+"""The state of a worker whose supervisor stopped it (`farm down`, SIGTERM)."""
 
 
 def _row(s, hostname: str) -> WorkerRow:  # noqa: ANN001
@@ -98,6 +115,34 @@ def report_state(db: Database, hostname: str, state: str, note: str | None = Non
     with db.transaction() as s:
         row = _row(s, hostname)
         row.state, row.note, row.last_seen = state, note, utcnow()
+
+
+def touch_workers(db: Database, hostnames: list[str], pids: dict[str, int] | None = None) -> None:
+    """The supervisor's heartbeat: these worker processes are running (last seen now).
+
+    A worker not yet in the table (no task run yet) is added as idle; a stopped one that
+    runs again is idle; busy and quarantined ones keep their state.
+    """
+    if not hostnames:
+        return
+    with db.transaction() as s:
+        for hostname in hostnames:
+            row = s.get(WorkerRow, hostname, with_for_update=True)
+            if row is None:
+                row = WorkerRow(hostname=hostname, state="idle", pid=(pids or {}).get(hostname, 0))
+                s.add(row)
+            elif row.state == STOPPED:
+                row.state, row.job_id, row.chunk_index = "idle", None, None
+            row.last_seen = utcnow()
+
+
+def report_stopped(db: Database, hostnames: list[str]) -> None:
+    """The supervisor stopped these workers: shown offline until they run again."""
+    with db.transaction() as s:
+        for hostname in hostnames:
+            row = s.get(WorkerRow, hostname, with_for_update=True)
+            if row is not None:
+                row.state, row.job_id, row.chunk_index, row.last_seen = STOPPED, None, None, utcnow()
 
 
 def list_workers(db: Database) -> list[WorkerView]:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn,
                            TextColumn, TimeRemainingColumn)
-from rich.table import Table
+from rich.table import Column as RichColumn, Table
 from rich.text import Text
 
 from farm import registry, store
-from farm.db import Database
-from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
+from farm.db import Database, utcnow
+from farm.config import Settings
+from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
 from farm.states import JobState
+from farm.tables import Column, fitted_table
 
 POLL_INTERVAL_S = 0.5
 FINALIZING_POLL_S = 0.1
@@ -53,6 +55,153 @@ def job_json(job: store.JobView) -> dict[str, Any]:
     }
 
 
+OUTCOME_STATES = {EXIT_FAILED: "failed", EXIT_REFUSED: "refused", EXIT_CANCELLED: "cancelled",
+                  EXIT_UNAVAILABLE: "unavailable"}
+"""The `state` of a --json outcome that is not a job's own, by exit code (see farm.errors)."""
+
+
+def outcome_json(exit_code: int, error: str, hint: str | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """The one JSON object a --json command prints when it ends without a job result:
+    refused (2), failed (1), cancelled (3) or unavailable (4); `id` once a job exists."""
+    head = {"id": job_id} if job_id else {}
+    return {**head, "state": OUTCOME_STATES.get(exit_code, "failed"), "error": error, "hint": hint,
+            "exit_code": exit_code}
+
+
+def job_outcome_json(job: store.JobView) -> dict[str, Any]:
+    """job_json plus the exit code and, for a failed or cancelled job, what to do."""
+    hints = {JobState.FAILED.value: f"see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`",
+             JobState.CANCELLED.value: f"nothing was published; `farm retry {job.id}` runs what is left"}
+    return {**job_json(job), "hint": hints.get(job.state), "exit_code": exit_code_for(job.state)}
+
+
+def farm_not_running(settings: Settings) -> str | None:
+    """A sentence saying why the farm cannot run jobs now, or None when it can: the local
+    farm (private Redis and workers under FARM_HOME) is down, or a cluster's broker does
+    not answer. Cheap: a pid check and one ping without retries."""
+    from farm import local
+
+    if not settings.embedded_broker:
+        if local.broker_alive(settings):
+            return None
+        return (f"the broker {settings.broker_shown} does not answer: no work reaches the workers "
+                f"(check FARM_BROKER_URL and that Redis runs)")
+    redis_up, workers_up = local.broker_alive(settings), local.workers_running(settings) is not None
+    if redis_up and workers_up:
+        return None
+    if not redis_up and not workers_up:
+        return "the local farm is not running: jobs wait until `farm up` (or the next `farm submit`) starts it"
+    missing = "workers are" if redis_up else "broker (private Redis) is"
+    return f"the local farm's {missing} not running: `farm down`, then `farm up` starts it again"
+
+
+def format_eta(seconds: float | None) -> str:
+    """Seconds left as 'M:SS' or 'H:MM:SS' ('-' when unknown)."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_line(job: store.JobView, fps: float | None) -> str:
+    """One plain line of a job's progress (logs, CI, any output that is not a terminal)."""
+    pct = 100.0 * job.frames_done / job.frames_total if job.frames_total else 100.0
+    left = max(0, job.frames_total - job.frames_done)
+    eta = left / fps if fps else (0.0 if left == 0 else None)
+    return (f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames ({pct:.0f}%), "
+            f"chunks {job.chunks_done}/{job.chunk_count}, {f'{fps:.1f}' if fps else '-'} fps, ETA {format_eta(eta)}")
+
+
+class PlainProgress:
+    """Progress as plain lines, one per update: a line whenever the job's state or chunks
+    change, else at most one per `every_s` seconds while frames advance."""
+
+    def __init__(self, console: Console, every_s: float, clock: Any = time.monotonic) -> None:
+        self.console, self.every_s, self.clock = console, every_s, clock
+        self.started = clock()
+        self.last_key: tuple | None = None
+        self.last_at = float("-inf")
+        self.first_frames: int | None = None
+        self.last_frames = -1
+
+    def update(self, job: store.JobView, note: str = "") -> None:
+        now = self.clock()
+        if self.first_frames is None:
+            self.first_frames = job.frames_done
+        key = (job.state, job.chunks_done, note)
+        moved = job.frames_done != self.last_frames
+        if key == self.last_key and not (moved and now - self.last_at >= self.every_s):
+            return
+        elapsed = now - self.started
+        done = job.frames_done - self.first_frames
+        fps = done / elapsed if elapsed > 0 and done > 0 else None
+        self.console.print(progress_line(job, fps) + (f" ({note})" if note else ""), highlight=False, soft_wrap=True)
+        self.last_key, self.last_at, self.last_frames = key, now, job.frames_done
+
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class TerminalProgress:
+    """`--wait` on a terminal: one live line that fits its width (the bar takes what is left)."""
+
+    def __init__(self, console: Console, job: store.JobView) -> None:
+        line = lambda: RichColumn(no_wrap=True)  # noqa: E731 - one line: never wrapped
+        self.columns = [TextColumn("[bold]{task.description}", table_column=line()), BarColumn(),
+                        MofNCompleteColumn(table_column=line()), TextColumn("frames", table_column=line()),
+                        TaskProgressColumn(table_column=line()), FpsColumn(table_column=line()),
+                        TimeRemainingColumn(table_column=line()), TextColumn("{task.fields[chunks]}", table_column=line())]
+        self.progress = Progress(*self.columns, console=console, transient=False, speed_estimate_period=10)
+        self.task = self.progress.add_task(f"job {job.id}", total=job.frames_total, chunks="")
+        self.console = console
+        self.update(job)   # sized before the first refresh
+
+    def __enter__(self) -> "TerminalProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, job: store.JobView, note: str = "") -> None:
+        chunks = f"chunks {job.chunks_done}/{job.chunk_count} {job.state}" + (f" ({note})" if note else "")
+        label = f"job {job.id}"
+        bar = bar_width(self.console.width, label, job, chunks)
+        if bar < BAR_MIN_WIDTH:   # narrow: the id is on the line above ("job ... submitted")
+            label = ""
+            bar = bar_width(self.console.width, label, job, chunks)
+        self.columns[1].bar_width = bar
+        self.progress.update(self.task, description=label, completed=job.frames_done, chunks=chunks)
+
+
+BAR_MAX_WIDTH = 40
+"""Widest progress bar of `--wait` (terminal cells); narrower when the line needs the room."""
+
+
+BAR_MIN_WIDTH = 10
+"""Narrower than this, `--wait` leaves the job id out of its line to give the bar room."""
+
+
+def bar_width(width: int, label: str, job: store.JobView, chunks: str) -> int:
+    """Cells left for the bar on a `width`-cell line once the other columns have theirs
+    (one space between columns, one cell spare); at least 1, at most BAR_MAX_WIDTH."""
+    total = len(str(job.frames_total))
+    others = [len(label), 2 * total + 1, len("frames"), len("100%"), len("999.9 fps"), len("-:--:--"),
+              len(chunks)]
+    return max(1, min(BAR_MAX_WIDTH, width - sum(others) - len(others) - 1))
+
+
+PLAIN_PROGRESS_EVERY_S = 5.0
+"""`--wait` off a terminal (a CI log): at most one progress line per this many seconds
+while only frames advance; a change of state or of chunks done prints at once."""
+
+
 class FpsColumn(ProgressColumn):
     """Frames per second: Rich's recent estimate, else frames done over the time waited so far."""
 
@@ -65,9 +214,9 @@ class FpsColumn(ProgressColumn):
 
 def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: float = POLL_INTERVAL_S,
                  broker_check: Any = None) -> store.JobView:
-    """Block until the job ends; show a Rich progress bar on `console` (stderr) if given.
-    `broker_check()`, called while the job runs, raises (UnavailableError) to stop waiting
-    on a broker that stays down."""
+    """Block until the job ends; show its progress on `console` (stderr) if given: a live bar
+    on a terminal, plain lines (PlainProgress) otherwise. `broker_check()`, called while the
+    job runs, raises (UnavailableError) to stop waiting on a broker that stays down."""
     job = store.get_job(db, job_id)
     check = broker_check or (lambda: None)
     if console is None:
@@ -76,56 +225,81 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
         return job
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-               TaskProgressColumn(), FpsColumn(), TimeRemainingColumn(), TextColumn("{task.fields[chunks]}")]
     stuck, checked_at = None, 0.0
-    with Progress(*columns, console=console, transient=False, speed_estimate_period=10) as progress:
-        task = progress.add_task(f"job {job_id}", total=job.frames_total, chunks="")
+    display = TerminalProgress(console, job) if console.is_terminal else PlainProgress(console, PLAIN_PROGRESS_EVERY_S)
+    with display:
         while True:
-            progress.update(task, completed=job.frames_done,
-                            chunks=f"chunks {job.chunks_done}/{job.chunk_count} {job.state}"
-                                   + (" (every worker quarantined)" if stuck else ""))
+            display.update(job, "every worker quarantined" if stuck else "")
             if job.terminal:
                 break
             if job.state != JobState.FINALIZING.value and time.monotonic() - checked_at >= QUARANTINE_CHECK_S:
                 checked_at, was = time.monotonic(), stuck
                 stuck = registry.all_quarantined(registry.list_workers(db))
                 if stuck and stuck != was:
-                    progress.console.print(f"[yellow]job {job_id} is waiting: {stuck}[/]", highlight=False)
+                    console.print(f"[yellow]job {job_id} is waiting: {stuck}[/]", highlight=False)
             check()
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
     return job
 
 
-def jobs_table(jobs: list[store.JobView]) -> Table:
-    table = Table(title="jobs", show_lines=False)
-    table.add_column("id", no_wrap=True, min_width=12)   # never shortened: people copy it
-    for col in ("state", "frames", "chunks", "created"):
-        table.add_column(col)
-    for col in ("input", "output / error"):
-        table.add_column(col, overflow="fold")          # whole paths, folded on narrow terminals
-    for j in jobs:
-        table.add_row(j.id, _state(j.state), f"{j.frames_done}/{j.frames_total}", f"{j.chunks_done}/{j.chunk_count}",
-                      f"{j.created_at:%Y-%m-%d %H:%M:%S}", j.input_path, j.error or j.output_path)
-    return table
+def jobs_table(jobs: list[store.JobView], width: int = 80) -> Table:
+    """Recent jobs, fitted to `width` columns: id, state, frames and output (or error)
+    always; the created time, chunks and input as room allows."""
+    columns = [Column("id"), Column("state"), Column("frames", 1), Column("created", 2), Column("chunks", 3),
+               Column("output / error", fold=True), Column("input", 4, fold=True)]
+    rows = [[j.id, _state(j.state), f"{j.frames_done}/{j.frames_total}", f"{j.created_at:%m-%d %H:%M}",
+             f"{j.chunks_done}/{j.chunk_count}", j.error or j.output_path, j.input_path] for j in jobs]
+    return fitted_table(columns, rows, width, title="jobs")
 
 
-def job_table(job: store.JobView) -> Table:
-    table = Table(title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames -> {job.output_path}")
-    for col in ("chunk", "state", "attempts", "worker", "frames", "time (s)", "error"):
-        table.add_column(col)
+def job_table(job: store.JobView, width: int = 80) -> Table:
+    """One job's chunks, fitted to `width` columns (the error column only when a chunk has one)."""
+    columns = [Column("chunk"), Column("state"), Column("frames", 1), Column("attempts", 2), Column("worker", 3),
+               Column("time (s)", 4)]
+    rows = []
     for c in job.chunks:
         secs = c.seconds
-        table.add_row(str(c.index), _state(c.state), str(c.attempts), c.worker or "-",
-                      f"{c.frames_planned if c.state == 'done' else c.frames_done}/{c.frames_planned}",
-                      f"{secs:.1f}" if secs is not None else "-", c.error or "")
-    table.caption = f"consent: {job.consent or 'none given'}" + (f"; provenance: {job.provenance}" if job.provenance else "")
-    return table
+        rows.append([str(c.index), _state(c.state), f"{c.frames_planned if c.state == 'done' else c.frames_done}/"
+                     f"{c.frames_planned}", str(c.attempts), c.worker or "-", f"{secs:.1f}" if secs is not None else "-",
+                     c.error or ""])
+    if any(c.error for c in job.chunks):
+        columns.append(Column("error", fold=True))
+    return fitted_table(columns, rows, width,
+                        title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames -> {job.output_path}")
+
+
+def job_notes(job: store.JobView) -> list[Text]:
+    """Why a job failed or stopped, and what to do, as lines to print under its table: the
+    job's error, each failed chunk's own error (when the job's does not already say it)."""
+    lines = []
+    if job.error:
+        lines.append(Text.assemble(("error: ", "bold red"), job.error, overflow="fold"))
+    for c in job.chunks:
+        if c.state == "failed" and c.error and c.error not in (job.error or ""):
+            lines.append(Text(f"chunk {c.index} failed after {c.attempts} attempt(s) on {c.worker or '-'}: {c.error}",
+                              overflow="fold"))
+    if job.state == JobState.FAILED.value:
+        lines.append(Text(f"what to do: fix the cause, then `farm retry {job.id}` (runs again only what is not done)",
+                          style="dim", overflow="fold"))
+    elif job.state == JobState.CANCELLED.value:
+        lines.append(Text(f"cancelled: nothing was published; `farm retry {job.id}` runs what is left",
+                          style="dim", overflow="fold"))
+    return lines
+
+
+def job_view(job: store.JobView, width: int = 80) -> Group:
+    """`farm status JOB`: the chunks table, the consent and provenance record, then why the job
+    failed (if it did)."""
+    record = [Text(f"consent: {job.consent or 'none given'}", overflow="fold")]
+    if job.provenance:
+        record.append(Text(f"provenance: {job.provenance}", overflow="fold"))
+    return Group(job_table(job, width), *record, *job_notes(job))
 
 
 def _state(state: str) -> str:
-    colour = {"done": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "finalizing": "cyan"}
+    colour = {"done": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "finalizing": "cyan",
+              "offline": "red", "quarantined": "red"}
     return f"[{colour.get(state, 'white')}]{state}[/]"
 
 
@@ -135,17 +309,31 @@ def short_providers(providers: str | None) -> str:
     return ", ".join(n for n in names if n and n != "-") or "-"
 
 
-def workers_table(workers: list) -> Table:  # noqa: ANN001 - registry.WorkerView
-    """One row per worker; names and states are never cut short, and a worker that stopped
-    taking work (quarantined) says why on a line of its own."""
-    table = Table(title="workers")
-    for col in ("worker", "gpu", "providers", "state", "chunk", "fps", "frames", "last seen"):
-        table.add_column(col, overflow="fold", min_width={"worker": 12, "state": 11}.get(col, len(col)))
-    for w in workers:
-        chunk = f"{w.job_id}/{w.chunk_index}" if w.job_id else "-"
-        state = w.state if w.alive() else f"{w.state} (silent)"
-        table.add_row(w.hostname, w.gpu or "-", short_providers(w.providers), _state(state), chunk, f"{w.fps:.1f}",
-                      str(w.frames_total), f"{w.last_seen:%H:%M:%S}")
+def ago(seconds: float) -> str:
+    """A duration in the past, short: '5 s ago', '12 min ago', '3 h ago', '2 d ago'."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def worker_state(w: registry.WorkerView) -> str:
+    """The state to show: 'offline' once a worker stopped or its heartbeat stopped."""
+    return "offline" if w.offline() else w.state
+
+
+def workers_table(workers: list[registry.WorkerView], width: int = 80) -> Table:
+    """One row per worker, fitted to `width` columns; names and states are never cut short,
+    a worker whose heartbeat stopped is 'offline' (last seen so long ago), and one that
+    stopped taking work (quarantined) says why on a line of its own."""
+    columns = [Column("worker"), Column("state"), Column("last seen"), Column("chunk", 1), Column("gpu", 2),
+               Column("fps", 4), Column("frames", 5), Column("providers", 3, fold=True)]
+    now = utcnow()
+    rows = [[w.hostname, _state(worker_state(w)), ago((now - w.last_seen).total_seconds()),
+             f"{w.job_id}/{w.chunk_index}" if w.job_id else "-", w.gpu or "-", f"{w.fps:.1f}", str(w.frames_total),
+             short_providers(w.providers)] for w in workers]
+    table = fitted_table(columns, rows, width, title="workers")
     notes = [f"{w.hostname}: {w.note}" for w in workers if w.note]
     if registry.all_quarantined(workers):
         notes.append(f"[yellow]{registry.ALL_QUARANTINED}[/]")

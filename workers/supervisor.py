@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,7 @@ def supervise(children: list[Child], stop: list[bool]) -> int:
         time.sleep(0.2)
     shutdown(children)
     release_chunks([c.hostname for c in children])
+    report_stopped([c.hostname for c in children])
     if not stop[0]:
         log.error("no chunk worker could start: the GPU providers asked for are missing")
         return EXIT_GPU_MISSING
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     start_reaper(stop)
     if args.watch_broker:
         start_broker_watch(stop)
+    start_heartbeat(children, stop)
     return supervise(children, stop)
 
 
@@ -155,6 +158,48 @@ def start_reaper(stop: list[bool]) -> None:
     settings = load_settings()
     threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, settings.stale_heartbeat_s, stop),
                      daemon=True, name="reaper").start()
+
+
+def start_heartbeat(children: list[Child], stop: list[bool], interval_s: float | None = None) -> threading.Thread:
+    """Every `interval_s` (registry.WORKER_HEARTBEAT_S) mark the children whose process runs as
+    seen now, so `farm status` tells an idle worker from one whose node went away."""
+    from farm import registry
+
+    thread = threading.Thread(target=heartbeat_loop, daemon=True, name="heartbeat",
+                              args=(children, stop, interval_s or registry.WORKER_HEARTBEAT_S))
+    thread.start()
+    return thread
+
+
+def heartbeat_loop(children: list[Child], stop: list[bool], interval_s: float) -> None:
+    from farm import registry
+    from farm.config import load_settings
+    from farm.db import Database
+
+    db = Database(load_settings().database)
+    while not stop[0]:
+        # returncode is set by the main loop's poll(); this thread never waits on a child
+        running = [c for c in children if c.proc is not None and c.proc.returncode is None]
+        try:
+            registry.touch_workers(db, [c.hostname for c in running], {c.hostname: c.proc.pid for c in running})
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop the node
+            log.warning("worker heartbeat failed: %s", exc)
+        deadline = time.monotonic() + interval_s
+        while not stop[0] and time.monotonic() < deadline:
+            time.sleep(min(0.2, interval_s))
+    db.dispose()
+
+
+def report_stopped(hostnames: list[str]) -> None:
+    """Our workers are stopped: `farm status` shows them offline from now on."""
+    from farm import registry
+    from farm.config import load_settings
+    from farm.db import Database
+
+    try:
+        registry.report_stopped(Database(load_settings().database), hostnames)
+    except Exception as exc:  # noqa: BLE001 - shutting down must not fail on the database
+        log.warning("could not mark the workers stopped: %s", exc)
 
 
 def start_broker_watch(stop: list[bool]) -> None:

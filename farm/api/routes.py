@@ -76,6 +76,8 @@ _CREATE_BODY = {
                     "detector": {"type": "string", "enum": ["auto", "scrfd", "yunet"]},
                     "reference_frame": {"type": "integer"}, "similarity": {"type": "number"},
                     "enhance_blend": {"type": "number"},
+                    "consent": {"type": "string", "description": "reference to the consent record "
+                                "(release form, ticket, document hash); signed into the output"},
                     "output": {"type": "string", "description": "a path on storage (default: beside the upload)"},
                 }}},
             "application/json": {"schema": {

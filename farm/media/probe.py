@@ -17,7 +17,6 @@ frames costs one more demux pass, only for files with several such streams.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -31,6 +30,7 @@ from farm.errors import InputError
 from farm.media.colour import Colour, parse_content_light, parse_mastering_display, rotation_of
 from farm.media.ffmpeg import file_url
 from farm.media.formats import ALLOWED_DEMUXERS, DTS_ONLY_DEMUXERS, SAFE_INPUT_OPTIONS, sniff_demuxer
+from farm.user_files import check_regular_file
 
 #: How many packets may go into the decoder before the first picture must come out.
 FIRST_FRAME_MAX_PACKETS = 256
@@ -244,12 +244,7 @@ def _check_local_file(path: str | os.PathLike[str], limits: ProbeLimits) -> tupl
     if "://" in text:
         raise InputError(f"{text}: URLs are not accepted", hint="download the video and submit the local file")
     p = Path(text).absolute()
-    try:
-        st = os.stat(p)
-    except OSError as exc:
-        raise InputError(f"{p}: cannot open ({exc.strerror})", hint="check the path") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{p}: not a regular file", hint="submit a video file, not a device, pipe or folder")
+    st = check_regular_file(p, "video")     # a FIFO, device or folder is refused, never opened
     if st.st_size == 0:
         raise InputError(f"{p}: the file is empty", hint="re-export the video")
     if st.st_size > limits.max_bytes:

@@ -85,9 +85,7 @@ def test_probe_limits(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_probe_4k_10s_is_fast(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("slow: opt in with -m slow")
+def test_probe_4k_10s_is_fast(tmp_path: Path) -> None:
     # Given a 10 s 4K H.264 clip (generated fast, ~75 MB)
     import subprocess
     import time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import farm.media.chunk_codec as chunk_codec
 from farm.errors import ChunkCancelled, MediaError
 from farm.media.chunk_codec import choose_encoder, transcode_chunk
-from farm.media.decode import ENCODE_QUEUE_FRAMES, PREFETCH_FRAMES, BackgroundSink, iter_chunk_frames
+from farm.media.decode import ENCODE_QUEUE_FRAMES, PREFETCH_FRAMES, BackgroundSink, iter_chunk_frames, prefetch
 from farm.media.plan import plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
@@ -38,10 +39,43 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-def test_queues_are_bounded_by_named_constants() -> None:
-    assert isinstance(PREFETCH_FRAMES, int) and PREFETCH_FRAMES > 0
-    assert isinstance(ENCODE_QUEUE_FRAMES, int) and ENCODE_QUEUE_FRAMES > 0
-    assert chunk_codec.BATCH_FRAMES > 0
+def test_the_decode_side_reads_at_most_prefetch_frames_ahead() -> None:
+    # Given a source that counts what was taken from it, and a consumer that takes nothing yet
+    taken: list[int] = []
+
+    def source():
+        for n in range(100):
+            taken.append(n)
+            yield n
+
+    ahead = prefetch(source())
+    assert next(ahead) == 0
+    time.sleep(0.3)   # the decode thread runs until its queue is full, then waits
+    # Then it read the one handed out, a full queue, and the one it waits to put
+    assert len(taken) <= PREFETCH_FRAMES + 2, taken
+    ahead.close()
+
+
+def test_the_encode_side_holds_at_most_encode_queue_frames() -> None:
+    # Given an encoder that is stuck on its first frame
+    release = threading.Event()
+    sink = BackgroundSink(lambda item: release.wait(5), maxsize=ENCODE_QUEUE_FRAMES)
+    put: list[int] = []
+
+    def producer() -> None:
+        for n in range(ENCODE_QUEUE_FRAMES + 5):
+            sink.put(n)
+            put.append(n)
+
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    # Then the chunk runner blocks once the queue is full: one frame in the encoder, the rest queued
+    assert len(put) == ENCODE_QUEUE_FRAMES + 1, put
+    release.set()
+    thread.join(5)
+    sink.finish()
+    assert len(put) == ENCODE_QUEUE_FRAMES + 5
     with pytest.raises(ValueError, match="unbounded"):
         BackgroundSink(lambda item: None, maxsize=0)
 

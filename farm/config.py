@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -138,9 +138,6 @@ class Settings:
     def database_shown(self) -> str:
         """The database URL with its password masked, for messages and logs."""
         return redact_url(self.database)
-
-    def with_(self, **changes: Any) -> "Settings":
-        return replace(self, **changes)
 
 
 def redact_url(url: str) -> str:

@@ -200,19 +200,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def publish(src: Path, final: Path, *, overwrite: bool) -> None:
-    """Move a finished file to `final` atomically; never clobber unless `overwrite`.
-
-    `src` may be on another filesystem: it is copied to a temporary name beside
-    `final` first, so the visible rename is always atomic.
-    """
-    staged = stage_for_publish(src, final)
-    try:
-        commit_publish(staged, final, overwrite=overwrite)
-    finally:
-        staged.unlink(missing_ok=True)
-
-
 def stage_for_publish(src: Path, final: Path) -> Path:
     """Put `src` under a hidden temporary name beside `final` and return that name.
 

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
@@ -94,16 +94,6 @@ class EncoderSettings:
     colour: Colour = field(default_factory=Colour)
     fps: Fraction = Fraction(30)                              # average, for rate control
     hardware: str = "auto"     # "auto": NVDEC decode where usable (hwaccel.py); "software": never
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for task messages and the database."""
-        d = asdict(self)
-        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EncoderSettings":
-        return cls(**{**d, "colour": Colour(**d["colour"]), "fps": Fraction(d["fps"])})
 
     def encoder_options(self) -> dict[str, str]:
         """Options handed to the encoder: preset, crf (NVENC: cq), then `options`."""

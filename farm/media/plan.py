@@ -19,9 +19,9 @@ their segments then all start at that keyframe).
 from __future__ import annotations
 
 import bisect
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Sequence
 
 from farm.media.probe import MediaInfo, PacketInfo
 
@@ -48,16 +48,6 @@ class ChunkPlan:
     def selects(self, pts: int) -> bool:
         """True if a frame with this pts (source ticks) belongs to the chunk."""
         return pts >= self.start_pts and (self.end_pts is None or pts < self.end_pts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (time_base as 'num/den'), for task messages and the database."""
-        d = asdict(self)
-        d["time_base"] = f"{self.time_base.numerator}/{self.time_base.denominator}"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ChunkPlan":
-        return cls(**{**d, "time_base": Fraction(d.get("time_base", "1"))})
 
 
 def default_chunk_frames(fps: Fraction | float, chunk_seconds: float) -> int:

@@ -4,7 +4,6 @@ over a real local farm (tests.integration.test_api's fixture)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 from tests import clips

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from farm.models.demo import build_demo_pack, ensure_demo_pack
 from farm.models.packs import locate_pack, missing_files

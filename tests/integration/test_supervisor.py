@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from farm.local import start_redis
 from workers.supervisor import BACKOFF_S, plan_children

@@ -5,6 +5,7 @@ a real loopback port that nothing listens on, or the real Redis of the machine."
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -57,7 +58,7 @@ def test_a_broker_that_answers_again_resets_the_count(tmp_path):
     watch.check()
     clock.now += 4.0
     watch.check()                                        # 4 s down
-    watch.settings = dead.with_(broker_url=live)         # the broker is back
+    watch.settings = dataclasses.replace(dead, broker_url=live)         # the broker is back
     clock.now += 1.0
     watch.check()
     watch.settings = dead

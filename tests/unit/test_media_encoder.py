@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from farm import records
+
 import dataclasses
 import json
 from fractions import Fraction
@@ -59,7 +61,7 @@ def test_avi_gets_no_b_frames() -> None:
 
 def test_settings_round_trip_through_json() -> None:
     s = choose_encoder(HDR)
-    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    assert records.load(EncoderSettings, json.loads(json.dumps(records.dump(s)))) == s
 
 
 @pytest.mark.parametrize("short, encoder", [
@@ -70,7 +72,7 @@ def test_settings_round_trip_through_json() -> None:
 def test_short_codec_names_choose_their_encoder(short, encoder) -> None:
     s = choose_encoder(H264, codec=short, preset="medium", crf=20)
     assert (s.codec, s.preset, s.crf) == (encoder, "medium", 20)
-    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))).codec == encoder
+    assert records.load(EncoderSettings, json.loads(json.dumps(records.dump(s)))).codec == encoder
     hdr = choose_encoder(HDR, codec=short)
     assert hdr.codec == encoder and hdr.pix_fmt == "yuv420p10le"
 
@@ -87,7 +89,7 @@ def test_nvenc_is_chosen_only_by_name_with_its_exact_options() -> None:
     s = choose_encoder(H264, codec="h264_nvenc", preset="veryfast", crf=20)
     assert (s.codec, s.preset) == ("h264_nvenc", "p2")          # x264 preset names are mapped
     assert s.encoder_options() == {"preset": "p2", "cq": "20", "tune": "hq", "rc": "vbr", "b": "0"}
-    assert EncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    assert records.load(EncoderSettings, json.loads(json.dumps(records.dump(s)))) == s
     assert choose_encoder(H264, codec="hevc_nvenc", preset="p6").preset == "p6"
     assert choose_encoder(H264).codec == "libx264"              # never chosen on its own
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from farm import records
+
 from fractions import Fraction
 
 import pytest
@@ -146,4 +148,4 @@ def test_plan_round_trips_through_json() -> None:
     import json
 
     plan = plan_packets(cfr_ibp(30, gop=10), 10, Fraction(1001, 30000))[1]
-    assert ChunkPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert records.load(ChunkPlan, json.loads(json.dumps(records.dump(plan)))) == plan

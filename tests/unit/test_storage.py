@@ -5,7 +5,7 @@ import os
 import pytest
 
 from farm.errors import FarmError, InputError
-from farm.storage import Storage, ingest, publish, sha256_file, temp_name
+from farm.storage import Storage, commit_publish, ingest, sha256_file, stage_for_publish, temp_name
 
 
 def test_layout_and_confinement(tmp_path):
@@ -33,6 +33,15 @@ def test_ingest_leaves_the_input_unchanged(tmp_path):
     assert sha256_file(dest) == before[0]
     assert (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_mode) == before
     assert not list(dest.parent.glob(".*.tmp"))
+
+
+def publish(src, final, *, overwrite):
+    """Publish as finalize does: stage beside the target (slow half), then commit."""
+    staged = stage_for_publish(src, final)
+    try:
+        commit_publish(staged, final, overwrite=overwrite)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def test_publish_never_clobbers_without_overwrite(tmp_path):

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from farm import broker
 from farm.config import Settings
 from farm.errors import UnavailableError
 
@@ -63,31 +62,10 @@ def _pid_alive(pid_file: Path) -> int | None:
     return pid
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client that fails at once when Redis is down (redis-py retries with backoff by default)."""
-    no_retry = {"socket_timeout": 5, "socket_connect_timeout": 5, "retry": Retry(NoBackoff(), 0)}
-    if settings.embedded_broker:
-        return redis.Redis(unix_socket_path=str(settings.redis_socket), **no_retry)
-    return redis.Redis.from_url(settings.broker, **no_retry)
-
-
-def broker_alive(settings: Settings) -> bool:
-    try:
-        return bool(redis_client(settings).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-def require_broker(settings: Settings) -> None:
-    """Raise UnavailableError (exit 4) naming the broker (password masked) unless it answers."""
-    try:
-        redis_client(settings).ping()
-    except redis.AuthenticationError as exc:
-        raise UnavailableError(f"the broker {settings.broker_shown} refused the credentials: {exc}",
-                               hint="check the password in FARM_BROKER_URL") from None
-    except (redis.RedisError, OSError) as exc:
-        raise UnavailableError(f"the broker {settings.broker_shown} does not answer: {exc}",
-                               hint="start it (`farm up` for the local farm) or check FARM_BROKER_URL") from None
+# The broker's clients live in farm.broker; these names stay for the local farm's callers.
+redis_client = broker.client
+broker_alive = broker.alive
+require_broker = broker.require
 
 
 @contextlib.contextmanager

@@ -21,16 +21,14 @@ Families:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from farm.celery_app import QUEUE_CPU, QUEUE_GPU, celery_config
+from farm import broker
 from farm.config import Settings
 from farm.db import Chunk, Database, Job
 from farm.errors import FarmError
@@ -39,9 +37,7 @@ from farm.states import JOB_TERMINAL, ChunkState, JobState
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_PORT = 9750
 BROKER_TIMEOUT_S = 2.0
-WORKER_ALIVE_S = 300.0          # a worker silent for longer counts as down
 CHUNK_SECONDS_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-UNACKED_KEY = "unacked"         # kombu's Redis hash of delivered, unacknowledged messages
 
 
 @dataclass
@@ -99,43 +95,10 @@ def histogram(name: str, help_text: str, values: Iterable[float], buckets: Itera
 
 # ---- broker ------------------------------------------------------------------------
 
-def broker_client(settings: Settings) -> redis.Redis:
-    """A Redis client with short timeouts (a scrape must not hang on a dead broker)."""
-    kwargs = {"socket_timeout": BROKER_TIMEOUT_S, "socket_connect_timeout": BROKER_TIMEOUT_S,
-              "retry": Retry(NoBackoff(), 0)}     # redis-py retries 3 times with backoff by default
-    if settings.embedded_broker:
-        return redis.Redis(unix_socket_path=str(settings.redis_socket), **kwargs)
-    return redis.Redis.from_url(settings.broker, **kwargs)
-
-
-def queue_keys(queue: str, transport: Mapping) -> list[str]:
-    """The Redis lists of one Celery queue: kombu puts priority p on `<queue><sep><p>` (p=0: `<queue>`)."""
-    sep = transport.get("sep", "\x06\x16")
-    steps = transport.get("priority_steps", [0, 3, 6, 9])
-    prefix = transport.get("global_keyprefix", "")
-    return [prefix + (f"{queue}{sep}{p}" if p else queue) for p in steps]
-
-
-def queue_depths(client: redis.Redis, settings: Settings,
-                 queues: Iterable[str] = (QUEUE_GPU, QUEUE_CPU)) -> tuple[dict[str, int], int]:
-    """({queue: messages waiting}, unacked messages) in one round trip."""
-    transport = celery_config(settings)["broker_transport_options"]
-    queues = list(queues)
-    keys = {q: queue_keys(q, transport) for q in queues}
-    pipe = client.pipeline(transaction=False)
-    for q in queues:
-        for key in keys[q]:
-            pipe.llen(key)
-    pipe.hlen(transport.get("global_keyprefix", "") + UNACKED_KEY)
-    results = iter(pipe.execute())
-    depths = {q: sum(next(results) for _ in keys[q]) for q in queues}
-    return depths, int(next(results))
-
-
 # ---- database ----------------------------------------------------------------------
 
 def _database_families(db: Database) -> list[Family]:
-    from farm.registry import list_workers
+    from farm.registry import WORKER_OFFLINE_AFTER_S, list_workers
 
     with db.transaction() as s:
         job_counts = dict(s.execute(select(Job.state, func.count()).group_by(Job.state)).all())
@@ -166,7 +129,8 @@ def _database_families(db: Database) -> list[Family]:
         total.add(frames_total, job=job_id)
 
     fps = Family("farm_worker_fps", "gauge", "Frames per second of the last chunk each worker finished.")
-    up = Family("farm_worker_up", "gauge", f"1 if the worker reported within {WORKER_ALIVE_S:.0f} s.")
+    up = Family("farm_worker_up", "gauge", "1 unless the worker is offline (stopped, or silent for "
+                f"{WORKER_OFFLINE_AFTER_S:.0f} s).")
     busy = Family("farm_worker_busy", "gauge", "1 while the worker runs a chunk.")
     frames = Family("farm_worker_frames_total", "counter", "Frames rendered by the worker since it was first seen.")
     failures = Family("farm_worker_consecutive_failures", "gauge", "Failed chunks in a row of the worker.")
@@ -174,7 +138,7 @@ def _database_families(db: Database) -> list[Family]:
     for w in workers:
         gpu = w.gpu or ""
         fps.add(w.fps or 0.0, worker=w.hostname, gpu=gpu)
-        up.add(1 if w.alive(WORKER_ALIVE_S) else 0, worker=w.hostname)
+        up.add(0 if w.offline() else 1, worker=w.hostname)
         busy.add(1 if w.state == "busy" else 0, worker=w.hostname)
         frames.add(w.frames_total or 0, worker=w.hostname)
         failures.add(w.consecutive_failures or 0, worker=w.hostname)
@@ -197,7 +161,7 @@ def render_metrics(settings: Settings, db: Database, client: redis.Redis | None 
     depth = Family("farm_queue_depth", "gauge", "Messages waiting on a queue, all priorities.")
     unacked = Family("farm_broker_unacked_messages", "gauge", "Messages delivered to workers and not yet acknowledged.")
     try:
-        depths, in_flight = queue_depths(client or broker_client(settings), settings)
+        depths, in_flight = broker.depths(client or broker.client(settings, BROKER_TIMEOUT_S), settings)
     except (redis.RedisError, OSError):
         broker_up.add(0)
     else:

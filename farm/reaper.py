@@ -13,67 +13,25 @@ a duplicate of a done chunk is skipped, a duplicate of a live one is "busy".
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-from typing import Any, Iterable
+from typing import Iterable
 
-import redis as redis_lib
-
-from farm import store
-from farm.celery_app import (PRIORITY_LEVELS, QUEUE_CPU, QUEUE_GPU, TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK,
-                             create_app, enqueue_chunk, enqueue_finalize)
+from farm import broker, store
+from farm.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, create_app, enqueue_chunk, enqueue_finalize
 from farm.config import Settings
 from farm.db import Database
-from farm.local import redis_client
 
 log = logging.getLogger("farm.reaper")
 
-UNACKED_KEY = "unacked"        # kombu's Redis transport: messages delivered, not yet acked
 LOCK_KEY = "farm:reaper:lock"  # one reaper per interval across the cluster
-
-
-def _queue_keys() -> list[str]:
-    keys = []
-    for queue in (QUEUE_GPU, QUEUE_CPU):
-        keys.append(queue)
-        keys += [f"{queue}:{p}" for p in range(1, PRIORITY_LEVELS)]
-    return keys
-
-
-def _task_key(raw: bytes | str) -> tuple[str, tuple[Any, ...]] | None:
-    try:
-        message = json.loads(raw)
-        if isinstance(message, list):        # unacked entries: [message, exchange, routing_key]
-            message = message[0]
-        task = message["headers"]["task"]
-        args = json.loads(base64.b64decode(message["body"]))[0]
-        return task, tuple(args)
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
-
-
-def broker_holdings(client: redis_lib.Redis) -> set[tuple[str, tuple[Any, ...]]]:
-    """(task name, args) of every farm message waiting in a queue or held by a worker."""
-    held = set()
-    for key in _queue_keys():
-        for raw in client.lrange(key, 0, -1):
-            found = _task_key(raw)
-            if found:
-                held.add(found)
-    for raw in client.hvals(UNACKED_KEY):
-        found = _task_key(raw)
-        if found:
-            held.add(found)
-    return held
 
 
 def reap(settings: Settings, db: Database, stale_after_s: float, interval_s: float = 0) -> dict[str, int]:
     """Re-enqueue lost work once; with `interval_s`, at most once per interval cluster-wide."""
-    client = redis_client(settings)
+    client = broker.client(settings)
     if interval_s and not client.set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval_s))):
         return {"skipped": 1}
-    held = broker_holdings(client)
+    held = broker.holdings(client, settings)
     pending, finals = store.unfinished_work(db, stale_after_s=stale_after_s)
     stale = set(store.stale_running(db, stale_after_s))
     stale_finals = set(store.stale_finalizing(db, stale_after_s))

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from farm import local, registry, store
 from farm.db import Chunk, Database, upgrade_schema
-from farm.metrics import CONTENT_TYPE, Family, exposition, metrics_app, queue_keys, render_metrics
+from farm.broker import queue_keys
+from farm.metrics import CONTENT_TYPE, Family, exposition, metrics_app, render_metrics
 from farm.store import ChunkSpec
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0)

@@ -32,7 +32,7 @@ from farm import broker
 from farm.config import Settings
 from farm.db import Chunk, Database, Job
 from farm.errors import FarmError
-from farm.states import JOB_TERMINAL, ChunkState, JobState
+from farm.states import JOB_LIVE, ChunkState, JobState, WorkerState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_PORT = 9750
@@ -106,7 +106,7 @@ def _database_families(db: Database) -> list[Family]:
         spans = s.execute(select(Chunk.started_at, Chunk.finished_at).where(
             Chunk.state == ChunkState.DONE.value, Chunk.started_at.is_not(None),
             Chunk.finished_at.is_not(None))).all()
-        live = [st.value for st in JobState if st not in JOB_TERMINAL]
+        live = [st.value for st in JOB_LIVE]
         progress = s.execute(
             select(Job.id, Job.frames_total,
                    func.coalesce(func.sum(Chunk.frames_done), 0))
@@ -139,7 +139,7 @@ def _database_families(db: Database) -> list[Family]:
         gpu = w.gpu or ""
         fps.add(w.fps or 0.0, worker=w.hostname, gpu=gpu)
         up.add(0 if w.offline() else 1, worker=w.hostname)
-        busy.add(1 if w.state == "busy" else 0, worker=w.hostname)
+        busy.add(1 if w.state == WorkerState.BUSY.value else 0, worker=w.hostname)
         frames.add(w.frames_total or 0, worker=w.hostname)
         failures.add(w.consecutive_failures or 0, worker=w.hostname)
         info.add(1, worker=w.hostname, gpu=gpu, providers=w.providers or "", state=w.state)

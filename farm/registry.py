@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from farm.db import Database, WorkerRow, utcnow
+from farm.states import WorkerState
 
 
 @dataclass
@@ -42,8 +43,7 @@ running (touch_workers), busy or idle; seconds."""
 WORKER_OFFLINE_AFTER_S = 3 * WORKER_HEARTBEAT_S
 """A worker not heard from for this long (three missed heartbeats) is shown offline; seconds."""
 
-STOPPED = "stopped"
-"""The state of a worker whose supervisor stopped it (`farm down`, SIGTERM)."""
+STOPPED = WorkerState.STOPPED.value
 
 
 def _row(s, hostname: str) -> WorkerRow:  # noqa: ANN001
@@ -59,7 +59,7 @@ def report_start(db: Database, hostname: str, pid: int, gpu: str | None, provide
     ('' before it has made any)."""
     with db.transaction() as s:
         row = _row(s, hostname)
-        row.pid, row.gpu, row.providers, row.state = pid, gpu, providers, "idle"
+        row.pid, row.gpu, row.providers, row.state = pid, gpu, providers, WorkerState.IDLE.value
         row.job_id = row.chunk_index = None
         row.started_at = row.last_seen = utcnow()
         row.consecutive_failures, row.note = 0, None
@@ -79,7 +79,7 @@ def report_busy(db: Database, hostname: str, job_id: str, chunk_index: int, prov
 def mark_busy(s, hostname: str, job_id: str, chunk_index: int, providers: str | None = None) -> None:  # noqa: ANN001
     """report_busy inside an open transaction (store.claim_chunk's `also`)."""
     row = _row(s, hostname)
-    row.state, row.job_id, row.chunk_index, row.last_seen = "busy", job_id, chunk_index, utcnow()
+    row.state, row.job_id, row.chunk_index, row.last_seen = WorkerState.BUSY.value, job_id, chunk_index, utcnow()
     if providers not in (None, *NO_PROVIDERS):
         row.providers = providers
 
@@ -101,8 +101,8 @@ def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0
     row = _row(s, hostname)
     row.last_seen = utcnow()
     row.job_id = row.chunk_index = None
-    if row.state != "quarantined":
-        row.state = "idle"
+    if row.state != WorkerState.QUARANTINED.value:
+        row.state = WorkerState.IDLE.value
     if ok:
         row.consecutive_failures, row.fps = 0, fps
         row.frames_total = (row.frames_total or 0) + frames
@@ -129,10 +129,10 @@ def touch_workers(db: Database, hostnames: list[str], pids: dict[str, int] | Non
         for hostname in hostnames:
             row = s.get(WorkerRow, hostname, with_for_update=True)
             if row is None:
-                row = WorkerRow(hostname=hostname, state="idle", pid=(pids or {}).get(hostname, 0))
+                row = WorkerRow(hostname=hostname, state=WorkerState.IDLE.value, pid=(pids or {}).get(hostname, 0))
                 s.add(row)
             elif row.state == STOPPED:
-                row.state, row.job_id, row.chunk_index = "idle", None, None
+                row.state, row.job_id, row.chunk_index = WorkerState.IDLE.value, None, None
             row.last_seen = utcnow()
 
 
@@ -165,7 +165,7 @@ def all_quarantined(workers: list[WorkerView]) -> str | None:
     A quarantined worker counts until it is stopped or restarted (it stays quarantined
     however long it is silent); an idle or busy one only while it is live."""
     chunk_workers = [w for w in workers if w.hostname.startswith(CHUNK_WORKER_PREFIXES)
-                     and w.state != "stopped" and (w.state == "quarantined" or w.alive())]
-    if not chunk_workers or any(w.state != "quarantined" for w in chunk_workers):
+                     and w.state != STOPPED and (w.state == WorkerState.QUARANTINED.value or w.alive())]
+    if not chunk_workers or any(w.state != WorkerState.QUARANTINED.value for w in chunk_workers):
         return None
     return f"{ALL_QUARANTINED}: " + "; ".join(f"{w.hostname}: {w.note or 'quarantined'}" for w in chunk_workers)

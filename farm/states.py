@@ -28,7 +28,19 @@ class ChunkState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+class WorkerState(str, enum.Enum):
+    """What `farm status` and the metrics say of a chunk worker process (farm.registry)."""
+
+    IDLE = "idle"
+    BUSY = "busy"                # running a chunk (job_id, chunk_index)
+    QUARANTINED = "quarantined"  # stopped taking chunks after failures in a row
+    STOPPED = "stopped"          # its supervisor stopped it (`farm down`, SIGTERM)
+
+
 JOB_TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+
+JOB_LIVE = frozenset(JobState) - JOB_TERMINAL
+"""Jobs that still need the farm: queued, running or finalizing."""
 
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FINALIZING, JobState.FAILED, JobState.CANCELLED}),

@@ -50,3 +50,10 @@ def test_chunk_transitions_follow_the_table(cur, new):
     else:
         with pytest.raises(StateError):
             check_chunk(cur, new)
+
+
+def test_live_jobs_are_the_unfinished_ones_and_workers_have_four_states():
+    from farm.states import JOB_LIVE, WorkerState
+
+    assert {s.value for s in JOB_LIVE} == {"queued", "running", "finalizing"}
+    assert {s.value for s in WorkerState} == {"idle", "busy", "quarantined", "stopped"}

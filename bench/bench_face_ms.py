@@ -143,7 +143,7 @@ def main() -> int:
             return ms, crop_from_frame(frame, ms, SWAP_SIZE)
 
         ms, (crop, box) = step("align", align)
-        swapped = step("swap", lambda: swap.swap_crop(crop))
+        swapped = step("swap", lambda: swap.run_crop(crop))
         step("paste", lambda: paste_back(frame, swapped, ms, box))
 
         def align_e():
@@ -151,7 +151,7 @@ def main() -> int:
             return me, crop_from_frame(frame, me, ENHANCE_SIZE)
 
         me, (crop_e, box_e) = step("align", align_e)
-        enhanced = step("enhance", lambda: enhance.enhance_crop(crop_e))
+        enhanced = step("enhance", lambda: enhance.run_crop(crop_e))
         step("paste", lambda: paste_back(frame, enhanced, me, box_e))
 
     def full_frame_roundtrip() -> None:

@@ -226,7 +226,6 @@ def main() -> int:
         return EXIT_NO_GPU
 
     from farm.faces.chain import build_chain
-    from farm.faces.batch import batch_processor
     from farm.faces.detect import DEFAULT_MAX_SIDE, DetectStage, ScrfdDetector
     from farm.faces.enhance import EnhanceStage
     from farm.faces.select import SelectStage
@@ -279,7 +278,7 @@ def main() -> int:
     clock = StageClock(chain)
     wall = 0.0
     with chain:
-        run_batch = batch_processor(chain)
+        run_batch = chain.process_batch
         transcode_chunk(seg, tmp / "warm.mov", plan, settings_enc, chain.process, process_batch=run_batch)  # engines
         clock.reset()
         for r in range(args.runs):

@@ -6,13 +6,16 @@ stage chain -> encode -> frame count check -> temporary name + rename -> mark do
 The worker that marks the last chunk done enqueues the finalize task; the database
 decides who that is.
 
-Face jobs run their stage chain over BATCH_FRAMES frames at a time (farm.faces.batch),
-so a model with a dynamic batch dimension sees the faces of several frames in one run.
+Face jobs run their stage chain over BATCH_FRAMES frames at a time (StageChain.process_batch,
+when a stage declares `batches`), so a model with a dynamic batch dimension sees the faces
+of several frames in one run.
 Which models batch: the ArcFace recogniser (w600k_r50, [N,3,112,112] -> [N,512]) in
 --faces reference mode, and a detector whose outputs keep the batch (rank 3). det_10g
 has a dynamic input batch but rank-2 outputs ([anchors, values]), so detection runs
 once per frame; YuNet, inswapper_128 and GFPGAN 1.4 are fixed batch 1 and run once per
-face. Pass-through jobs keep the plain frame-by-frame path.
+face. Pass-through jobs keep the plain frame-by-frame path. The chain counts the frames
+and faces it changed; they are stored with the chunk, and finalize labels the output
+from their sums (a clip where no face was found says it is unaltered).
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from farm import records, registry, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
 from farm.encoder_check import refuse_chunk
 from farm.errors import ChunkCancelled, FarmError, InputError
-from farm.faces.batch import batch_processor
 from farm.media.chunk_codec import EncoderSettings, transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.pipeline.frame import Frame
+from farm.pipeline.stage import StageChain
 from farm.states import ChunkState
 
 log = logging.getLogger("farm.chunk")
@@ -104,6 +107,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
              frames / seconds if seconds else 0.0)
     fps = frames / seconds if seconds else 0.0
     finish = store.finish_chunk(ctx.db, job_id, index, worker, window=ctx.settings.job_window,
+                                changed=(chain.changed.frames, chain.changed.faces),
                                 also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
     if finish.finalize:
         enqueue_finalize(ctx.app, job_id)
@@ -129,12 +133,10 @@ def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None
     return None
 
 
-def batch_for(chain: Any) -> Callable[[list[Frame]], list[Frame]] | None:
-    """The `process_batch` for transcode_chunk: batched for a chain with a stage that
-    can batch (face jobs), None (frame by frame) otherwise (pass-through)."""
-    if any(hasattr(stage, "process_batch") for stage in chain.stages):
-        return batch_processor(chain)
-    return None
+def batch_for(chain: StageChain) -> Callable[[list[Frame]], list[Frame]] | None:
+    """The `process_batch` for transcode_chunk: the chain's own when one of its stages
+    declares that it batches (face jobs), None (frame by frame) otherwise (pass-through)."""
+    return chain.process_batch if chain.batches else None
 
 
 def quarantine(ctx: Any, worker: str, failures: int, last_error: str) -> None:

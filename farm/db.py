@@ -80,6 +80,8 @@ class Chunk(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    frames_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)   # frames with a face replaced
+    faces_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)    # faces replaced in them
 
 
 class Event(Base):
@@ -262,7 +264,7 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

@@ -29,19 +29,51 @@ log = logging.getLogger("farm.finalize")
 TS_SERVICE_NAME_MAX_BYTES = 255
 
 
-def faces_altered(job: Any) -> bool:
-    """True if the job changed faces (False for --passthrough: a re-encode only)."""
+def face_job(job: Any) -> bool:
+    """True if the job ran face stages (False for --passthrough: a re-encode only)."""
     options = job.options or {}
     return bool(job.models) and options.get("faces", "off") != "off"
 
 
+def changed_counts(job: Any) -> tuple[int, int] | None:
+    """(frames, faces) the job's workers replaced faces in, summed over its chunks; None
+    when some chunk was not counted (rendered before the counts were kept)."""
+    chunks = getattr(job, "chunks", None) or []
+    counts = [(getattr(c, "frames_changed", None), getattr(c, "faces_changed", None)) for c in chunks]
+    if not counts or any(f is None or n is None for f, n in counts):
+        return None
+    return sum(f for f, _ in counts), sum(n for _, n in counts)
+
+
+def faces_altered(job: Any) -> bool:
+    """True if the output has a face the job changed: a face job, unless its workers
+    counted no replaced face at all (a job without counts is taken as altered)."""
+    if not face_job(job):
+        return False
+    counted = changed_counts(job)
+    return counted is None or counted[1] > 0
+
+
 def output_label(job: Any) -> str:
-    """One line saying what the output is: synthetic media made by farm, the job, what changed."""
+    """One line saying what the output is: synthetic media made by farm, the job, what changed.
+
+    A face job names the stages that changed pixels and, where the workers counted them,
+    in how many frames and how many faces; one that found no face says it is unaltered."""
     head = f"synthetic media made by farm {__version__}, job {job.id}"
-    if not faces_altered(job):
+    if not face_job(job):
         return f"{head}: a pass-through re-encode, no faces were changed"
     models = job.models or {}
-    label = f"{head}: faces altered with model pack {models.get('pack', 'unknown')}"
+    pack = models.get("pack", "unknown")
+    counted = changed_counts(job)
+    if counted is not None and counted[1] == 0:
+        return f"{head}: no face found; unaltered, a re-encode (faces searched for with model pack {pack})"
+    stages = models.get("stages") or []
+    label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")
+    if counted is not None:
+        frames, faces = counted
+        total = getattr(job, "frames_total", None)
+        label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces)"
+    label += f" with model pack {pack}"
     if models.get("demo"):
         label += " (demo stand-in models, not real face swap)"
     return label

@@ -52,9 +52,10 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     if not req.sources:
         return FacePrep(options={"faces": "off"})
     from farm.faces.chain import latent_for_pack
-    from farm.faces.detect import build_detector, detector_role
+    from farm.faces.detect import build_detector
     from farm.faces.identity import ImageLimits, compute_identity
     from farm.faces.options import validate_options
+    from farm.faces.stages import face_label, required_roles
     from farm.models.packs import load_pack
 
     options = validate_options(dict(req.face_options))
@@ -75,15 +76,10 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
                                              recognizer, options["detect_max_side"])
         else:
             raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
-    role = detector_role(pack, options["detector"])
-    roles = [r for r in (role, "recognizer", "swapper") if r] + (["enhancer"] if _enhances(options) else [])
-    label = dict(pack.label(roles, haar=role is None), pack_ref=str(pack_name))   # workers load pack_ref
+    pack.check_installed(required_roles(options, pack))   # an optional model a stage needs, at submit
+    label = face_label(options, pack, pack_ref=str(pack_name))   # workers load pack_ref
     return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack),
                     reference_embedding=reference)
-
-
-def _enhances(options: dict[str, Any]) -> bool:
-    return bool(options.get("enhance")) and float(options.get("enhance_blend") or 0) > 0
 
 
 def open_video(video: Path) -> Any:

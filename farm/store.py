@@ -50,6 +50,8 @@ class ChunkView:
     heartbeat_at: dt.datetime | None
     finished_at: dt.datetime | None
     error: str | None
+    frames_changed: int | None = None   # frames where the worker replaced a face (None: not counted)
+    faces_changed: int | None = None    # faces replaced, summed over those frames
 
     @property
     def seconds(self) -> float | None:
@@ -103,7 +105,7 @@ class JobView:
 def _chunk_view(c: Chunk) -> ChunkView:
     return ChunkView(c.index, c.state, c.attempts, c.worker, c.first_frame, c.frames_planned, c.frames_done,
                      dict(c.plan), c.input_path, c.output_path, c.started_at, c.heartbeat_at, c.finished_at,
-                     c.error)
+                     c.error, c.frames_changed, c.faces_changed)
 
 
 def _job_view(job: Job, chunks: Iterable[Chunk]) -> JobView:
@@ -292,9 +294,10 @@ class Finish:
 
 
 def finish_chunk(db: Database, job_id: str, index: int, worker: str, window: int = 0,
-                 also: SessionHook | None = None) -> Finish:
+                 also: SessionHook | None = None, changed: tuple[int, int] | None = None) -> Finish:
     """Mark a chunk done and, with `window` > 0, top the job's window up, in one transaction.
 
+    `changed`: (frames, faces) the worker's chain replaced faces in (None: not counted).
     `also(session)` runs in the same transaction (the worker's result on its own row). One
     write per finished chunk instead of three keeps SQLite's write lock free for the other
     workers (bench/bench_scaling.py).
@@ -309,6 +312,7 @@ def finish_chunk(db: Database, job_id: str, index: int, worker: str, window: int
         _set_chunk(chunk, ChunkState.DONE)
         chunk.frames_done, chunk.finished_at, chunk.error = chunk.frames_planned, utcnow(), None
         chunk.worker = worker
+        chunk.frames_changed, chunk.faces_changed = changed if changed is not None else (None, None)
         _event(s, job_id, "chunk_done", f"by {worker}", index)
         s.flush()
         left = s.execute(select(func.count()).select_from(Chunk).where(

@@ -1,7 +1,10 @@
-"""Assemble the face stages of a job: detect -> select -> swap -> enhance (optional).
+"""Assemble the face stages of a job from the registry (farm.faces.stages), in its order:
+detect -> select -> swap -> enhance (when wanted) today.
 
-Swap and enhance paste their results back themselves; a frame with no selected face
-goes through without any region being converted and stays untouched.
+Each stage builds itself from a ChainInputs: the validated options, the model sessions
+and the identities saved at submit. Swap and enhance paste their results back
+themselves; a frame with no selected face goes through without any region being
+converted and stays untouched.
 """
 
 from __future__ import annotations
@@ -10,42 +13,70 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from farm.faces.detect import DetectStage, Detector, build_detector, detector_for_session
-from farm.faces.enhance import EnhanceStage
+from farm.faces import stages
+from farm.faces.detect import Detector, build_detector, detector_for_session
 from farm.faces.identity import compute_identity
 from farm.faces.options import validate_options
-from farm.faces.select import SelectStage
-from farm.faces.swap import SwapStage, emap_latent, load_emap
+from farm.faces.swap import emap_latent, load_emap
 from farm.pipeline.stage import StageChain
-
-
-def _session(sessions: Any, role: str) -> Any:
-    if isinstance(sessions, Mapping):
-        if role not in sessions:
-            raise ValueError(f"no {role!r} session given")
-        return sessions[role]
-    return sessions.session(role)
-
-
-def _detector(sessions: Any, min_score: float, choice: str = "auto") -> Detector:
-    """A Detector from a pack, or from a mapping holding a Detector or detector sessions.
-
-    choice: the `detector` face option (auto | scrfd | yunet). A mapping may hold a
-    'detector_yunet' session for yunet; else its 'detector' entry is used.
-    """
-    if not isinstance(sessions, Mapping):
-        return build_detector(sessions, min_score, choice)
-    if choice == "yunet" and "detector_yunet" in sessions:
-        return detector_for_session(sessions["detector_yunet"], min_score, yunet=True)
-    given = _session(sessions, "detector")
-    if hasattr(given, "detect"):
-        return given
-    return detector_for_session(given, min_score, yunet={"yunet": True, "scrfd": False}.get(choice))
 
 
 def latent_for_pack(identity: np.ndarray, pack: Any) -> np.ndarray:
     """The swapper's source latent for an identity (raw mean embedding) and a model pack."""
     return emap_latent(identity, load_emap(pack.path("swapper")))
+
+
+class ChainInputs:
+    """What a stage may build itself from: options, sessions by role, the detector, identities.
+
+    sessions: a model pack (with .session(role)) or a mapping role -> session (its
+    'detector' entry may also be a ready Detector, a 'detector_yunet' entry serves
+    detector=yunet). source_latent: float32 [512] from emap_latent.
+    """
+
+    def __init__(self, options: Mapping[str, Any], sessions: Any, source_latent: np.ndarray,
+                 reference_embedding: np.ndarray | None = None) -> None:
+        self.options = options
+        self.sessions = sessions
+        self.source_latent = source_latent
+        self._reference = reference_embedding
+        self._detector: Detector | None = None
+
+    def session(self, role: str) -> Any:
+        """The session of a manifest role; ValueError naming a role a mapping lacks."""
+        if isinstance(self.sessions, Mapping):
+            if role not in self.sessions:
+                raise ValueError(f"no {role!r} session given")
+            return self.sessions[role]
+        return self.sessions.session(role)
+
+    def detector(self) -> Detector:
+        """The detector the `detector` option picks (made once per chain)."""
+        if self._detector is None:
+            self._detector = self._make_detector()
+        return self._detector
+
+    def _make_detector(self) -> Detector:
+        min_score, choice = self.options["min_score"], self.options["detector"]
+        if not isinstance(self.sessions, Mapping):
+            return build_detector(self.sessions, min_score, choice)
+        if choice == "yunet" and "detector_yunet" in self.sessions:
+            return detector_for_session(self.sessions["detector_yunet"], min_score, yunet=True)
+        given = self.session("detector")
+        if hasattr(given, "detect"):
+            return given
+        return detector_for_session(given, min_score, yunet={"yunet": True, "scrfd": False}.get(choice))
+
+    def reference_embedding(self) -> np.ndarray:
+        """The raw embedding of the reference face: the one given, else computed from the
+        `reference` image (a job's workers always get the one saved at submit)."""
+        if self._reference is None:
+            if self.options["reference"] is None:
+                raise ValueError("faces=reference with reference_frame: pass reference_embedding "
+                                 "(identity.reference_from_frame)")
+            self._reference = compute_identity([self.options["reference"]], self.detector(),
+                                               self.session("recognizer"))
+        return self._reference
 
 
 def build_chain(
@@ -54,27 +85,9 @@ def build_chain(
     source_latent: np.ndarray,
     reference_embedding: np.ndarray | None = None,
 ) -> StageChain:
-    """The StageChain [detect, select, swap, enhance?] for validated face options.
+    """The StageChain of the registered stages a job with these face options runs.
 
-    sessions: a model pack (with .session(role)) or a mapping role -> session (the
-    'detector' entry may also be a ready Detector). source_latent: float32 [512] from
-    emap_latent. reference_embedding: raw embedding for faces=reference; computed from
-    options['reference'] (an image path) when not given.
+    options are validated (defaults filled in) first; see ChainInputs for the rest.
     """
-    opts = validate_options(dict(options))
-    detector = _detector(sessions, opts["min_score"], opts["detector"])
-    stages: list[Any] = [DetectStage(detector, opts["detect_max_side"], opts["min_score"])]
-    if opts["faces"] == "reference":
-        recognizer = _session(sessions, "recognizer")
-        if reference_embedding is None:
-            if opts["reference"] is None:
-                raise ValueError("faces=reference with reference_frame: pass reference_embedding "
-                                 "(identity.reference_from_frame)")
-            reference_embedding = compute_identity([opts["reference"]], detector, recognizer)
-        stages.append(SelectStage("reference", reference_embedding, opts["similarity"], recognizer))
-    else:
-        stages.append(SelectStage(opts["faces"]))
-    stages.append(SwapStage(_session(sessions, "swapper"), source_latent))
-    if opts["enhance"] and opts["enhance_blend"] > 0:
-        stages.append(EnhanceStage(_session(sessions, "enhancer"), opts["enhance_blend"]))
-    return StageChain(stages)
+    inputs = ChainInputs(validate_options(dict(options)), sessions, source_latent, reference_embedding)
+    return StageChain(stage.build(inputs) for stage in stages.wanted_stages(inputs.options))

@@ -8,7 +8,7 @@ then maps boxes and landmarks back to full-resolution pixels.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ from farm.faces import decode
 from farm.faces.session_io import SessionLike, fixed_batch, input_size, run, to_blob
 from farm.faces.haar import FaceFollower, HaarDetector, scan_frame
 from farm.faces.haar import default_cascade_path  # noqa: F401  (re-exported: the demo detector lives there)
+from farm.faces.options import Option
 from farm.faces.types import Face
 from farm.pipeline import regions
 from farm.pipeline.frame import Frame
@@ -183,7 +184,7 @@ def detect_image(detector: Detector, bgr: np.ndarray, max_side: int = DEFAULT_MA
 
 
 DETECTOR_CHOICES = ("auto", "scrfd", "yunet")
-"""Values of the `detector` face option (farm.faces.options)."""
+"""Values of the `detector` face option (declared by DetectStage)."""
 
 
 def detector_role(pack: Any, choice: str = "auto") -> str | None:
@@ -264,12 +265,31 @@ class DetectStage(Stage):
     """
 
     name = "detect"
+    options = {
+        "detect_max_side": Option("int", DEFAULT_MAX_SIDE, "longer side of the frame copy the detector sees",
+                                  minimum=64, maximum=4096, unit="px"),
+        "min_score": Option("float", 0.5, "least detector score of a face", minimum=0.0, maximum=1.0),
+        "detector": Option("choice", "auto", "face detector: the pack's own (auto), SCRFD (role detector) "
+                           "or YuNet (role detector_yunet)", choices=DETECTOR_CHOICES),
+    }
+    model_roles = ("detector",)
+    batches = True
 
     def __init__(self, detector: Detector, max_side: int = DEFAULT_MAX_SIDE, min_score: float = 0.5) -> None:
         self.detector = detector
         self.max_side = max_side
         self.min_score = min_score
         self.follower = FaceFollower(detector, max_side) if isinstance(detector, HaarDetector) else None
+
+    @classmethod
+    def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
+        """The detector role the `detector` option picks in this pack (none for the Haar cascade)."""
+        role = detector_role(pack, options["detector"])
+        return [] if role is None else [role]
+
+    @classmethod
+    def build(cls, inputs: Any) -> "DetectStage":
+        return cls(inputs.detector(), inputs.options["detect_max_side"], inputs.options["min_score"])
 
     def setup(self) -> None:
         """Before a chunk's first frame: nothing followed from another chunk."""

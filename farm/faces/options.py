@@ -1,16 +1,27 @@
-"""The face options of a job, declared as data and validated at submit time."""
+"""The face options of a job: the table assembled from the stages that declare them, and
+their validation at submit time.
+
+Each option is declared once, in the `options` of the stage class that reads it
+(detect.py, select.py, enhance.py, ...); FACE_OPTIONS is the table of every registered
+stage's options in chain order (farm.faces.stages), read from the registry on each use,
+so a stage added to the registry brings its options with it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from farm.errors import InputError
 
 
 @dataclass(frozen=True)
 class Option:
-    """One option: its type ('choice', 'str', 'int', 'float', 'bool'), default and limits."""
+    """One option: its type ('choice', 'str', 'int', 'float', 'bool'), default and limits.
+
+    unit: what a number counts ('px', ...; '' for none). stage: the stage that reads it
+    (filled in by the registry from the declaring stage).
+    """
 
     kind: str
     default: Any
@@ -18,24 +29,32 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    unit: str = ""
+    stage: str = ""
 
 
-FACE_OPTIONS: dict[str, Option] = {
-    "faces": Option("choice", "all", "which faces to swap", choices=("all", "largest", "reference")),
-    "reference": Option("str", None, "image of the face to swap (faces=reference)"),
-    "reference_frame": Option("int", None, "frame index holding the face to swap (faces=reference)",
-                              minimum=0),
-    "similarity": Option("float", 0.35, "least cosine similarity to the reference face",
-                         minimum=0.0, maximum=1.0),
-    "enhance": Option("bool", True, "restore swapped faces with GFPGAN"),
-    "enhance_blend": Option("float", 0.8, "share of the restored face in the result",
-                            minimum=0.0, maximum=1.0),
-    "detect_max_side": Option("int", 640, "longer side, in pixels, of the frame copy the detector sees",
-                              minimum=64, maximum=4096),
-    "min_score": Option("float", 0.5, "least detector score of a face", minimum=0.0, maximum=1.0),
-    "detector": Option("choice", "auto", "face detector: the pack's own (auto), SCRFD (role detector) "
-                       "or YuNet (role detector_yunet)", choices=("auto", "scrfd", "yunet")),
-}
+class _FaceOptionTable(Mapping[str, Option]):
+    """FACE_OPTIONS: name -> Option of every registered stage, in chain order."""
+
+    def _rows(self) -> dict[str, Option]:
+        from farm.faces.stages import face_options   # the stages import Option from here
+
+        return face_options()
+
+    def __getitem__(self, name: str) -> Option:
+        return self._rows()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows())
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    def __repr__(self) -> str:
+        return f"FACE_OPTIONS({list(self)})"
+
+
+FACE_OPTIONS: Mapping[str, Option] = _FaceOptionTable()
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -81,20 +100,24 @@ def _hint(spec: Option) -> str:
         lo = "" if spec.minimum is None else f"{spec.minimum:g}"
         hi = "" if spec.maximum is None else f"{spec.maximum:g}"
         limits = f" in {lo}..{hi}"
-    return f"{spec.kind}{limits}: {spec.help}"
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"{spec.kind}{limits}{unit}: {spec.help}"
 
 
 def validate_options(raw: dict[str, Any]) -> dict[str, Any]:
-    """A new dict of every face option, defaults filled in; InputError naming a bad option."""
+    """A new dict of every face option, defaults filled in; InputError naming a bad option.
+
+    Each value is converted by its row of the table, then each registered stage checks
+    the combinations it cares about (Stage.check_options)."""
+    from farm.faces.stages import registered
+
     if not isinstance(raw, dict):
         raise InputError("face options must be a mapping of name to value")
-    unknown = sorted(set(raw) - set(FACE_OPTIONS))
+    table = dict(FACE_OPTIONS)
+    unknown = sorted(set(raw) - set(table))
     if unknown:
-        raise InputError(f"unknown face option {unknown[0]!r}", hint="known: " + ", ".join(FACE_OPTIONS))
-    out = {name: _convert(name, spec, raw.get(name, spec.default)) for name, spec in FACE_OPTIONS.items()}
-    if out["faces"] == "reference":
-        if (out["reference"] is None) == (out["reference_frame"] is None):
-            raise InputError("option faces=reference needs exactly one of reference or reference_frame")
-    elif out["reference"] is not None or out["reference_frame"] is not None:
-        raise InputError(f"option reference/reference_frame needs faces=reference, not faces={out['faces']}")
+        raise InputError(f"unknown face option {unknown[0]!r}", hint="known: " + ", ".join(table))
+    out = {name: _convert(name, spec, raw.get(name, spec.default)) for name, spec in table.items()}
+    for stage in registered():
+        stage.check_options(out)
     return out

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
+from farm.errors import InputError
+from farm.faces.options import Option
 from farm.faces.recognise import cosine_similarity, embed_faces_of_frames, embed_frame_faces
 from farm.faces.session_io import SessionLike
 from farm.pipeline.frame import Frame
@@ -20,6 +24,16 @@ class SelectStage(Stage):
     """
 
     name = "select"
+    options = {
+        "faces": Option("choice", "all", "which faces to swap", choices=SELECT_MODES),
+        "reference": Option("str", None, "image of the face to swap (faces=reference)"),
+        "reference_frame": Option("int", None, "frame index holding the face to swap (faces=reference)",
+                                  minimum=0),
+        "similarity": Option("float", 0.35, "least cosine similarity to the reference face",
+                             minimum=0.0, maximum=1.0),
+    }
+    model_roles = ("recognizer",)
+    batches = True
 
     def __init__(self, mode: str = "all", reference_embedding: np.ndarray | None = None,
                  similarity: float = 0.35, recognizer: SessionLike | None = None) -> None:
@@ -31,6 +45,28 @@ class SelectStage(Stage):
         self.reference = None if reference_embedding is None else np.asarray(reference_embedding, np.float32)
         self.similarity = float(similarity)
         self.recognizer = recognizer
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """faces=reference takes exactly one of reference and reference_frame; other modes neither."""
+        if options["faces"] == "reference":
+            if (options["reference"] is None) == (options["reference_frame"] is None):
+                raise InputError("option faces=reference needs exactly one of reference or reference_frame")
+        elif options["reference"] is not None or options["reference_frame"] is not None:
+            raise InputError(f"option reference/reference_frame needs faces=reference, not faces={options['faces']}")
+
+    @classmethod
+    def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
+        """The recognizer, in reference mode only."""
+        return list(cls.model_roles) if options["faces"] == "reference" else []
+
+    @classmethod
+    def build(cls, inputs: Any) -> "SelectStage":
+        opts = inputs.options
+        if opts["faces"] != "reference":
+            return cls(opts["faces"])
+        recognizer = inputs.session("recognizer")
+        return cls("reference", inputs.reference_embedding(), opts["similarity"], recognizer)
 
     def process(self, frame: Frame) -> Frame:
         faces = list(frame.faces)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from farm.faces.align import estimate_norm
-from farm.faces.paste import crop_from_frame, paste_back
+from farm.faces.model_stage import FaceModelStage
 from farm.faces.session_io import SessionLike, from_blob, run, to_blob
-from farm.pipeline.frame import Frame
-from farm.pipeline.stage import Stage
 
 SWAP_SIZE = 128
 SWAP_TEMPLATE = "arcface_128"
@@ -71,27 +69,27 @@ def _swap_inputs(session: SessionLike) -> tuple[str, str]:
     return target[0], source[0]
 
 
-class SwapStage(Stage):
-    """Swaps every face in frame.faces for the source latent, pasting each result back."""
+class SwapStage(FaceModelStage):
+    """Swaps every face in frame.faces for the source latent, pasting each result back.
+
+    Its roles: the swapper, and the recognizer that made the source identity at submit
+    (the latent is the recognizer's embedding through the swapper's emap)."""
 
     name = "swap"
+    model_roles = ("recognizer", "swapper")
+    crop_size = SWAP_SIZE
+    template = SWAP_TEMPLATE
 
     def __init__(self, session: SessionLike, latent: np.ndarray) -> None:
         self.session = session
         self.latent = np.asarray(latent, np.float32).reshape(1, -1)
         self.target_name, self.source_name = _swap_inputs(session)
 
-    def swap_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
+    @classmethod
+    def build(cls, inputs: Any) -> "SwapStage":
+        return cls(inputs.session("swapper"), inputs.source_latent)
+
+    def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
         """The 128x128 BGR swapped face for an aligned 128x128 BGR crop."""
         feed = {self.target_name: to_blob([crop_bgr], 0.0, 255.0), self.source_name: self.latent}
         return from_blob(run(self.session, feed)[0], 0.0, 1.0)
-
-    def process(self, frame: Frame) -> Frame:
-        for face in frame.faces:
-            m = estimate_norm(face.kps, SWAP_TEMPLATE, SWAP_SIZE)
-            got = crop_from_frame(frame, m, SWAP_SIZE)
-            if got is None:
-                continue
-            crop, box = got
-            paste_back(frame, self.swap_crop(crop), m, box)
-        return frame

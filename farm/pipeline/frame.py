@@ -55,6 +55,7 @@ class Frame:
     full_range: bool = False
     faces: list[Any] = field(default_factory=list)
     touched: bool = False           # set by any stage that wrote pixels
+    faces_changed: int = 0          # faces whose pixels a stage replaced (farm.faces.model_stage)
 
     @property
     def pts(self) -> int | None:

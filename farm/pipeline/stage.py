@@ -1,29 +1,73 @@
 """The stage contract: every step of the per-frame pipeline has this shape.
 
-A stage gets its sessions and options injected at construction, is set up once per
-chunk runner (`setup`), sees frames in presentation order (`process`, frame in ->
-frame out, usually the same object) and is closed once (`close`). A stage that finds
-nothing to do returns the frame untouched.
+A stage class declares what the rest of the farm derives from it: its `name`, the job
+`options` it reads (rows of the option table, farm.faces.options), its `model_roles`
+(roles of the model manifest), whether it `batches` (gains from seeing several frames
+in one call) and whether it `alters` pixels (it is named in the output label). The
+registry (farm.faces.stages) lists the classes in chain order; the chain, the required
+models, option validation and the label come from there.
+
+An instance gets its sessions and options injected at construction (`build`), is set up
+once per chunk (`setup`), sees frames in presentation order (`process`, frame in ->
+frame out, usually the same object; `process_batch` for several frames, a loop by
+default) and is closed once (`close`). A stage that finds nothing to do returns the
+frame untouched.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 
 from farm.pipeline.frame import Frame
+
+if TYPE_CHECKING:
+    from farm.faces.options import Option
 
 
 class Stage:
     """Base class with no-op hooks; subclasses override what they need."""
 
-    name = "stage"
+    name: ClassVar[str] = "stage"
+    options: ClassVar[Mapping[str, "Option"]] = {}
+    """The job options this stage reads, by name (declared here and nowhere else)."""
+    model_roles: ClassVar[tuple[str, ...]] = ()
+    """Manifest roles whose sessions the stage runs (see `roles` for choices made by options)."""
+    batches: ClassVar[bool] = False
+    """True when `process_batch` does better than a loop (a model with a dynamic batch)."""
+    alters: ClassVar[bool] = False
+    """True when the stage replaces pixels (its name goes into the output label)."""
+
+    @classmethod
+    def wanted(cls, options: Mapping[str, Any]) -> bool:
+        """Whether a job with these validated options runs this stage."""
+        return True
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse (InputError) combinations of converted options that do not go together."""
+
+    @classmethod
+    def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
+        """The manifest roles this stage needs for a job with these options and this pack."""
+        return list(cls.model_roles)
+
+    @classmethod
+    def build(cls, inputs: Any) -> "Stage":
+        """An instance for one job; `inputs` gives options, sessions and identities
+        (farm.faces.chain.ChainInputs)."""
+        raise NotImplementedError(f"stage {cls.name!r} does not say how to build itself")
 
     def setup(self) -> None:
-        """Load what the stage needs (called once, before the first frame)."""
+        """Load what the stage needs (called before each chunk's first frame)."""
 
     def process(self, frame: Frame) -> Frame:
         """Return the frame, changed in place or replaced."""
         return frame
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        """process() of several frames in order; stages whose models batch override it."""
+        return [self.process(f) for f in frames]
 
     def close(self) -> None:
         """Release what setup took."""
@@ -35,24 +79,55 @@ class PassThrough(Stage):
     name = "passthrough"
 
 
+@dataclass
+class ChangeTally:
+    """What a chain changed since its last setup: frames with a replaced face, and faces."""
+
+    frames: int = 0
+    faces: int = 0
+
+    def add(self, frame: Frame) -> None:
+        if frame.faces_changed:
+            self.frames += 1
+            self.faces += frame.faces_changed
+
+
 class StageChain:
-    """Runs a list of stages in order on each frame."""
+    """Runs a list of stages in order on each frame, and tallies the faces they changed."""
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = list(stages)
+        self.changed = ChangeTally()
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    @property
+    def batches(self) -> bool:
+        """True when some stage gains from several frames per call (face jobs)."""
+        return any(s.batches for s in self.stages)
+
     def setup(self) -> None:
+        self.changed = ChangeTally()
         for stage in self.stages:
             stage.setup()
 
     def process(self, frame: Frame) -> Frame:
         for stage in self.stages:
             frame = stage.process(frame)
+        self.changed.add(frame)
         return frame
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        """The chain's result for each frame, in order, run stage by stage over the list.
+
+        Stages are independent per frame, so this gives what frame-by-frame would."""
+        for stage in self.stages:
+            frames = stage.process_batch(frames)
+        for frame in frames:
+            self.changed.add(frame)
+        return frames
 
     def close(self) -> None:
         for stage in reversed(self.stages):

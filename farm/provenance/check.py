@@ -37,6 +37,9 @@ class Report:
     models: list[dict[str, Any]] = field(default_factory=list)
     model_pack: str | None = None
     passthrough: bool | None = None
+    faces_altered: bool | None = None
+    frames_changed: int | None = None   # frames where the job replaced a face (None: not counted)
+    faces_changed: int | None = None
     consent: str | None = None
     actions: list[str] = field(default_factory=list)
     ingredients: list[str] = field(default_factory=list)
@@ -111,7 +114,8 @@ def _report(path: Path, store: dict[str, Any], results: dict[str, Any], farm_roo
         elif assertion.get("label") == FARM_ASSERTION:
             report.job_id, report.consent = data.get("job_id"), data.get("consent")
             report.models, report.model_pack = list(data.get("models") or []), data.get("model_pack")
-            report.passthrough = data.get("passthrough")
+            report.passthrough, report.faces_altered = data.get("passthrough"), data.get("faces_altered")
+            report.frames_changed, report.faces_changed = data.get("frames_changed"), data.get("faces_changed")
     report.ingredients = [str(i.get("title")) + (" (with its own manifest)" if i.get("active_manifest") else "")
                           for i in manifest.get("ingredients") or []]
     if report.self_signed_farm:
@@ -138,6 +142,10 @@ def report_lines(r: Report) -> list[str]:
     elif r.models or r.model_pack:
         lines.append(f"models ({r.model_pack or 'unknown pack'}): " +
                      "; ".join(f"{m.get('name')} sha256:{m.get('sha256') or 'unknown'}" for m in r.models))
+    if not r.passthrough and r.faces_altered is False:
+        lines.append("faces changed: none (no face found; unaltered)")
+    elif r.faces_changed is not None:
+        lines.append(f"faces changed: {r.faces_changed} in {r.frames_changed} frames")
     if r.consent:
         lines.append(f"consent: {r.consent}")
     if r.ingredients:

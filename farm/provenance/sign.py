@@ -2,9 +2,9 @@
 
 The manifest (an edit of the input, which is its parent ingredient: the input's own
 manifest, if it has one, travels inside it) holds the action c2pa.edited with the IPTC
-digital source type for trained algorithmic media (or, for a pass-through job, a
-re-encode with no faces changed), the farm's version, the job id, the models with their
-sha256, and the consent reference. Signing only inserts the manifest box (MP4/MOV: a
+digital source type for trained algorithmic media (or, for a pass-through job or one
+where no face was found, a re-encode with no faces changed), the farm's version, the job
+id, the models with their sha256, the frames and faces changed, and the consent reference. Signing only inserts the manifest box (MP4/MOV: a
 `uuid` box, chunk offsets moved; AVI: a RIFF chunk); no sample is re-encoded.
 Containers c2pa does not support (Matroska/WebM, MPEG-TS, NUT, 3GP) are published
 unsigned, and the job says so.
@@ -39,12 +39,13 @@ class ProvenanceError(FarmError):
 
 def manifest_definition(job: Any, title: str) -> dict[str, Any]:
     """The C2PA manifest definition for `job`'s output (a pure function of the job row)."""
-    from farm.finalize import faces_altered, output_label
+    from farm.finalize import changed_counts, face_job, faces_altered, output_label
 
     models = job.models or {}
     entries = [{"role": role, "name": m.get("name"), "sha256": m.get("sha256")}
                for role, m in (models.get("models") or {}).items()]
-    altered = faces_altered(job)
+    altered, ran = faces_altered(job), face_job(job)
+    counted = changed_counts(job)
     action: dict[str, Any] = {"action": "c2pa.edited",
                               "softwareAgent": {"name": "farm", "version": __version__},
                               "description": output_label(job)}
@@ -57,8 +58,10 @@ def manifest_definition(job: Any, title: str) -> dict[str, Any]:
             {"label": "c2pa.actions.v2", "data": {"actions": [action]}},
             {"label": FARM_ASSERTION, "data": {
                 "farm_version": __version__, "job_id": job.id, "faces_altered": altered,
-                "passthrough": not altered, "model_pack": models.get("pack") if altered else None,
-                "demo_models": bool(models.get("demo")), "models": entries if altered else [],
+                "passthrough": not ran, "model_pack": models.get("pack") if ran else None,
+                "demo_models": bool(models.get("demo")), "models": entries if ran else [],
+                "frames_changed": counted[0] if counted else None,
+                "faces_changed": counted[1] if counted else None,
                 "consent": getattr(job, "consent", None)}},
         ],
     }

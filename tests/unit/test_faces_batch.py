@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from farm.faces.batch import process_frames
 from farm.faces.detect import DetectStage, ScrfdDetector, batchable
 from farm.faces.select import SelectStage
 from farm.faces.types import Face
@@ -103,7 +102,7 @@ def test_reference_selection_embeds_faces_of_several_frames_together() -> None:
     assert rec.batches == [6] and all(len(f.faces) == 2 for f in out)
 
 
-def test_process_frames_runs_plain_stages_per_frame_in_order() -> None:
+def test_process_batch_runs_plain_stages_per_frame_in_order() -> None:
     seen: list[tuple[str, int]] = []
 
     class Tag(Stage):
@@ -115,5 +114,5 @@ def test_process_frames_runs_plain_stages_per_frame_in_order() -> None:
             return f
 
     frames = [frame(False, i) for i in range(3)]
-    assert process_frames(StageChain([Tag("a"), Tag("b")]), frames) == frames
+    assert StageChain([Tag("a"), Tag("b")]).process_batch(frames) == frames
     assert seen == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]

@@ -20,7 +20,7 @@ def test_blend_ratio_with_a_constant_model(blend):
     crop = np.full((512, 512, 3), 40, np.uint8)
     crop[..., 2] = 250
     # Then the result is blend * 127.5 + (1 - blend) * original, per channel
-    out = stage.enhance_crop(crop).astype(float)
+    out = stage.run_crop(crop).astype(float)
     assert np.allclose(out[..., 0], np.rint(blend * 127.5 + (1 - blend) * 40), atol=0.5)
     assert np.allclose(out[..., 2], np.rint(blend * 127.5 + (1 - blend) * 250), atol=0.5)
 

@@ -1,0 +1,48 @@
+"""The shared shape of a stage that crops each face, runs a model on it and pastes it back.
+
+Swap and enhance (and any later face model: a mask, a second restorer) differ only in
+the crop (its size in pixels and the alignment template) and in what the model does to
+the crop; the crop, the paste-back and the count of changed faces live here once.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from farm.faces.align import estimate_norm
+from farm.faces.paste import crop_from_frame, paste_back
+from farm.pipeline.frame import Frame
+from farm.pipeline.stage import Stage
+
+
+class FaceModelStage(Stage):
+    """Runs `run_crop` on every face of frame.faces: aligned crop in, crop out, pasted back.
+
+    Subclasses set `crop_size` (pixels, square) and `template` (farm.faces.align) and
+    implement `run_crop`. Faces whose crop lies wholly outside the frame are skipped.
+    Each frame records how many faces a stage replaced (frame.faces_changed; the most
+    of any stage, since swap and enhance change the same faces).
+    """
+
+    alters = True
+    crop_size: ClassVar[int] = 128
+    template: ClassVar[str] = "arcface_128"
+
+    def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """The processed crop_size x crop_size BGR uint8 crop for an aligned BGR uint8 crop."""
+        raise NotImplementedError
+
+    def process(self, frame: Frame) -> Frame:
+        pasted = 0
+        for face in frame.faces:
+            m = estimate_norm(face.kps, self.template, self.crop_size)
+            got = crop_from_frame(frame, m, self.crop_size)
+            if got is None:
+                continue
+            crop, box = got
+            paste_back(frame, self.run_crop(crop), m, box)
+            pasted += 1
+        frame.faces_changed = max(frame.faces_changed, pasted)
+        return frame

@@ -13,7 +13,12 @@ Standard library only (Python 3.11+), so it runs on any CI image with python3.
 - Prints the job's JSON on stdout at the end; progress goes to stderr.
 - Exit code as `farm submit --wait`: 0 done, 1 failed, 2 refused, 3 cancelled,
   4 the farm is unavailable. Every 4xx answer is final (exit 2, with the server's
-  detail); only connection errors and 5xx answers are tried again.
+  detail); only connection errors and 5xx answers are tried again (a few times).
+- Before uploading, the video and images are checked against the farm's limits
+  (GET /limits), which also checks the token: a file the farm would refuse for its size is
+  refused here (exit 2) without sending it. urllib sends a whole body before it reads the
+  answer, so a refusal of a body too big for the farm to read and drop would otherwise
+  look like a reset connection, and be tried again.
 """
 
 from __future__ import annotations
@@ -31,12 +36,16 @@ import uuid
 from pathlib import Path
 
 EXIT_REFUSED, EXIT_UNAVAILABLE = 2, 4
-POST_ATTEMPTS = 5
+ATTEMPTS = 5
 FILE_OPTIONS = ("source", "reference")
 
 
 class Refused(Exception):
-    """The API said no (4xx): exit 2."""
+    """The API said no (4xx; `code`), or this script did before asking: exit 2."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Unavailable(Exception):
@@ -65,7 +74,7 @@ def request(method: str, url: str, token: str, body=None, headers=None, timeout_
         detail = server_detail(exc)
         if exc.code >= 500:
             raise Unavailable(f"{method} {url}: HTTP {exc.code}: {detail}") from None
-        raise Refused(f"{method} {url}: HTTP {exc.code}: {detail}") from None
+        raise Refused(f"{method} {url}: HTTP {exc.code}: {detail}", exc.code) from None
     except (urllib.error.URLError, OSError) as exc:
         raise Unavailable(f"{method} {url}: {exc}") from None
 
@@ -141,19 +150,56 @@ def idempotency_key(video: Path) -> str:
     return f"{run}-{video.name}"[:200]
 
 
-def submit(api: str, token: str, video: Path, fields, files, key: str) -> dict:
-    for attempt in range(1, POST_ATTEMPTS + 1):
-        body, headers = multipart(fields, [("video", video), *files])
+def retried(call):
+    """call(), tried again a few times after no answer or a 5xx; a Refused (4xx) is final."""
+    for attempt in range(1, ATTEMPTS + 1):
         try:
-            with request("POST", f"{api}/jobs", token, body(), {**headers, "Idempotency-Key": key},
-                         timeout_s=3600) as resp:
-                return json.load(resp)
-        except Unavailable as exc:   # no answer or a 5xx: safe to send again, the key makes it the same job
-            if attempt == POST_ATTEMPTS:
+            return call()
+        except Unavailable as exc:
+            if attempt == ATTEMPTS:
                 raise
-            print(f"farm: {exc}; trying again ({attempt}/{POST_ATTEMPTS})", file=sys.stderr)
+            print(f"farm: {exc}; trying again ({attempt}/{ATTEMPTS})", file=sys.stderr)
             time.sleep(2 ** attempt)
     raise AssertionError("unreachable")
+
+
+def check_limits(api: str, token: str, video: Path, files, length: int) -> None:
+    """Refuse, before sending a byte, an upload the farm would refuse for its size."""
+    try:
+        with request("GET", f"{api}/limits", token) as resp:
+            limits = json.load(resp)
+    except Refused as exc:
+        if exc.code == 404:      # a farm from before GET /limits: its own 413 has to do
+            return
+        raise
+    most = limits["max_upload_bytes"]
+    if length > most:
+        raise Refused(f"{video} was not sent: the upload ({length} bytes, with {len(files)} image(s)) is over "
+                      f"the limit of {most} bytes per request that the farm refuses with HTTP 413 (`farm api "
+                      "--max-upload-bytes`, default FARM_MAX_INPUT_BYTES): render a smaller or shorter video, "
+                      "or ask the farm's operator to raise the limit", 413)
+    for key, path in files:
+        size = path.stat().st_size
+        if size > limits["max_image_bytes"]:
+            raise Refused(f"{video} was not sent: the {key} image {path} ({size} bytes) is over the image limit "
+                          f"of {limits['max_image_bytes']} bytes that the farm refuses with HTTP 413 "
+                          "(FARM_MAX_IMAGE_BYTES): use a smaller image", 413)
+
+
+def submit(api: str, token: str, video: Path, fields, files, key: str) -> dict:
+    """POST /jobs; sent again after no answer or a 5xx (the Idempotency-Key makes it the same job)."""
+    body, headers = multipart(fields, [("video", video), *files])
+
+    def post() -> dict:
+        with request("POST", f"{api}/jobs", token, body(), {**headers, "Idempotency-Key": key},
+                     timeout_s=3600) as resp:
+            return json.load(resp)
+
+    retried(lambda: check_limits(api, token, video, files, int(headers["Content-Length"])))
+    try:
+        return retried(post)
+    except Refused as exc:
+        raise Refused(f"{video} was not submitted: {exc}", exc.code) from None
 
 
 def wait(api: str, token: str, job_id: str, poll_s: float, timeout_s: float) -> dict:

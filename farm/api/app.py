@@ -3,8 +3,8 @@
 Errors are translated at this boundary: the farm's own errors to HTTP status codes
 (bad input 422, no such job 404, a state that does not allow it 409, the farm
 unavailable 503), an over-limit body to 413; the body is always {"detail", "hint"}.
-A refused request's unread body is read and dropped first (farm.api.uploads.discard_rest),
-so that clients that send the whole body before reading (urllib) read the answer.
+Before any answer, what the app did not read of the request body is read and dropped
+(farm.api.drain), so that clients that send the whole body before reading (urllib) read it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from farm import __version__
+from farm.api.drain import DrainUnreadBody
 from farm.api.idempotency import KeyConflict
 from farm.api.routes import router
 from farm.api.uploads import PayloadTooLarge, UnsupportedBody
@@ -53,11 +54,6 @@ class ApiContext:
     max_upload_bytes: int
 
 
-def _closing(request: Request) -> dict[str, str]:
-    """`Connection: close` when the request's body was refused before it was read to its end."""
-    return {"Connection": "close"} if getattr(request.state, "close_connection", False) else {}
-
-
 def status_for(exc: FarmError) -> int:
     return next(code for cls, code in STATUS_FOR_ERROR if isinstance(exc, cls))
 
@@ -72,6 +68,7 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
                                storage=Storage(settings.storage_dir),
                                max_upload_bytes=max_upload_bytes or settings.max_input_bytes)
     app.include_router(router)
+    app.add_middleware(DrainUnreadBody)
     (app.state.ctx.storage.root / API_OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)   # outputs clients name
 
     @app.get("/health", summary="Liveness (no token needed)", tags=["meta"])
@@ -83,12 +80,11 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
         status = status_for(exc)
         if status >= 500:
             log.warning("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status,
-                            headers=_closing(request))
+        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(request: Request, exc: PayloadTooLarge) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "hint": "send a smaller file, or raise the server's limit"},
-                            status_code=413, headers=_closing(request))
+                            status_code=413)
 
     return app

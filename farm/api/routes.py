@@ -20,7 +20,7 @@ from farm import store
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.submission import Submission, confine, from_form, from_json
-from farm.api.uploads import UnsupportedBody, discard_rest, read_limited, read_multipart
+from farm.api.uploads import UnsupportedBody, read_limited, read_multipart
 from farm.errors import FarmError, InputError, JobNotFound, StateError, UnavailableError
 from farm.output_places import API_UPLOADS_DIR
 from farm.states import JobState
@@ -134,12 +134,6 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
         log.info("job %s submitted over the API by token %r", job_id, token.name)
         job = await run_in_threadpool(store.get_job, ctx.db, job_id)
         return JSONResponse(job_detail(job), status_code=201, headers={"Location": f"/jobs/{job_id}"})
-    except Exception:
-        # the client may still be sending the body: read the rest of it (bounded), so that
-        # it reads the error instead of a reset connection (farm.api.uploads)
-        if not await discard_rest(request):
-            request.state.close_connection = True
-        raise
     finally:
         # the upload was ingested (hard link or copy) into the job's folder; keep only the output folder
         shutil.rmtree(folder / "in", ignore_errors=True)
@@ -182,6 +176,16 @@ def _submit_recorded(ctx: Any, req: Any) -> str:
             raise
         log.warning("job %s is recorded but not yet handed to the broker: %s", recorded[0].id, exc.message)
         return recorded[0].id
+
+
+@router.get("/limits", summary="The largest upload and image this farm takes (bytes)")
+def limits(request: Request) -> dict[str, int]:
+    """So that a client checks its files before sending them: a body over the limit is refused
+    from its Content-Length, but a client that sends the whole body before reading an answer
+    (urllib) sees that refusal only when the body is small enough to be read and dropped."""
+    ctx = request.app.state.ctx
+    return {"max_upload_bytes": ctx.max_upload_bytes, "max_image_bytes": ctx.settings.max_image_bytes,
+            "max_image_side": ctx.settings.max_image_side}
 
 
 @router.get("/jobs", summary="List jobs, newest first")

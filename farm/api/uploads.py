@@ -4,15 +4,8 @@ A body whose Content-Length is over the limit is refused before a byte of it is 
 a body without one is counted as it arrives and refused the moment it passes the
 limit; an uploaded image (`source`, `reference`) is refused past the image limit
 (FARM_MAX_IMAGE_BYTES), far below the video's. Either way what was written for it is
-removed again (HTTP 413, nothing stored).
-
-Refusing a body does not stop the client sending it: urllib and http.client send the
-whole body before they read an answer, and see "connection reset" when the server
-closes on them. So before an error is answered, what is left of the body is read and
-dropped (discard_rest), up to DISCARD_LIMIT_BYTES, and the answer reaches every client.
-A client that sends `Expect: 100-continue` (curl does) gets the answer before it sends
-the body, and nothing is read. A body longer than the discard limit is not read on:
-the answer is sent with `Connection: close`, which such a client may see as a reset.
+removed again (HTTP 413, nothing stored). Refusing a body does not stop the client
+sending it: what is left of it is read and dropped before the answer (farm.api.drain).
 """
 
 from __future__ import annotations
@@ -37,11 +30,6 @@ MAX_FILES = 16
 MAX_FILENAME_CHARS = 100
 IMAGE_FIELDS = ("source", "reference")
 
-DISCARD_LIMIT_BYTES = 1024**3
-"""The most of a refused request's body that is read and dropped so that its client reads
-the answer (bytes); past it the connection is closed instead."""
-
-
 class PayloadTooLarge(Exception):
     """The request body, or one uploaded file of it, is over its limit (HTTP 413)."""
 
@@ -58,44 +46,16 @@ class UnsupportedBody(FarmError):
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives; notes on request.state whether it was started and
-    read to its end, for discard_rest."""
+    """The request body as it arrives (not Request.stream(), which would hide a client
+    that went away as an empty end of the body)."""
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
             raise ClientDisconnect()
-        request.state.body_started = True
-        more = bool(message.get("more_body", False))
-        request.state.body_done = not more
         if message.get("body"):
             yield message["body"]
-        if not more:
-            return
-
-
-async def discard_rest(request: Request, limit_bytes: int = DISCARD_LIMIT_BYTES) -> bool:
-    """Read and drop what is left of the request body, up to `limit_bytes`, before an error
-    is answered. True when the body ended (the connection can stay open); False when it
-    was not read to its end (answer with `Connection: close`)."""
-    state = request.state
-    if getattr(state, "body_done", False):
-        return True
-    expects_continue = "100-continue" in request.headers.get("expect", "").lower()
-    if expects_continue and not getattr(state, "body_started", False):
-        return False     # the client waits for "100 Continue" before it sends the body: it never will
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        return False
-    dropped = 0
-    while dropped <= limit_bytes:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return False
-        dropped += len(message.get("body", b""))
         if not message.get("more_body", False):
-            state.body_done = True
-            return True
-    return False
+            return
 
 
 @dataclass

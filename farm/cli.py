@@ -1,7 +1,8 @@
 """The `farm` command: parsing and dispatch only; the work lives in plain modules.
 
 Exit codes: 0 done, 1 job failed, 2 refused (bad input or usage; nothing stored),
-3 cancelled, 4 the farm is unavailable (broker, database, storage, GPU provider).
+3 cancelled, 4 the farm is unavailable (broker, database, storage, GPU provider), 130
+interrupted (Ctrl-C). With --json each of them is one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rich.console import Console
 from farm import __version__, local, store
 from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
-from farm.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError, InputError
+from farm.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError,
+                         InputError)
 from farm.cli_help import plain_help
 from farm.cli_models import models_app
 from farm.reaper import reap
@@ -93,7 +95,7 @@ def submit(
     consent: Optional[str] = typer.Option(None, "--consent", metavar="TEXT", help="Reference to the consent record (release form, ticket, document hash); recorded and signed into the output."),
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
-    from farm.spec import load_spec, submit_request, with_overrides
+    from farm.spec import CLI, load_spec, option_origins, submit_request, with_overrides
     from farm.submit import submit as do_submit
 
     settings = _settings()
@@ -104,8 +106,9 @@ def submit(
         "reference_frame": reference_frame, "similarity": similarity, "enhance": False if no_enhance else None,
         "enhance_blend": enhance_blend, "passthrough": passthrough or None, "consent": consent,
     }
-    options = with_overrides(load_spec(spec) if spec else {}, given)
-    req = submit_request(video, options)
+    from_spec = load_spec(spec) if spec else {}
+    options = with_overrides(from_spec, given)
+    req = submit_request(video, options, option_origins(from_spec, given), where=CLI, spec=spec)
     db = _database(settings)
 
     def start_local_farm() -> None:
@@ -127,12 +130,16 @@ def submit(
     err.print(f"job [bold]{job_id}[/] submitted")
     try:
         job = wait_for_job(db, job_id, err, broker_check=local.BrokerWatch(settings, job_id).check)
-    except FarmError as exc:
+    except KeyboardInterrupt:
+        message = f"stopped waiting (interrupted); job {job_id} goes on"
+        hint = f"`farm status {job_id}` shows it, `farm cancel {job_id}` stops it"
+        err.print(f"{message} ({hint})", highlight=False)
+        if as_json:
+            print(json.dumps(outcome_json(EXIT_INTERRUPTED, message, hint, job_id)))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
         exc.job_id = job_id   # the job exists: main's --json outcome names it
         raise
-    except KeyboardInterrupt:
-        err.print(f"stopped waiting; job {job_id} goes on (`farm status {job_id}`, `farm cancel {job_id}`)")
-        raise typer.Exit(130) from None
     _report(job, as_json)
     raise typer.Exit(exit_code_for(job.state))
 
@@ -293,8 +300,27 @@ from farm.cli_verify import register as _register_verify
 _register_verify(app)
 
 
+def _command_path(root: Any, args: list[str]) -> str:
+    """The command the arguments name ("farm submit", "farm models list"), for a usage error
+    that click raised without its context."""
+    path, command = ["farm"], root
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            if not arg.startswith("-"):
+                break
+            continue
+        path.append(arg)
+        command = sub
+    return " ".join(path)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: map every FarmError to its message and exit code."""
+    """Console entry point: map every FarmError to its message and exit code.
+
+    With --json every outcome, not only a job's result, is one JSON object on stdout
+    (farm.watch.outcome_json): CI parses stdout.
+    """
     # Skip the interpreter's final garbage collection over everything SQLAlchemy, Redis,
     # Celery and PyAV imported (~0.4 s at every exit, e.g. after `submit --wait`): the
     # process is ending and the OS frees its memory; atexit handlers still run first.
@@ -302,28 +328,33 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
+
+    def outcome(exit_code: int, error: str, hint: str | None, job_id: str | None = None) -> None:
+        if as_json:
+            print(json.dumps(outcome_json(exit_code, error, hint, job_id)))
+
+    root = plain_help(typer.main.get_command(app))
     try:
-        rc = plain_help(typer.main.get_command(app))(args=args, prog_name="farm", standalone_mode=False)
+        rc = root(args=args, prog_name="farm", standalone_mode=False)
     except FarmError as exc:
         err.print(f"[red]farm: error:[/] {exc.message}", highlight=False)
         if exc.hint:
             err.print(f"  [dim]what to do:[/] {exc.hint}", highlight=False)
-        if as_json:   # CI parses stdout: every outcome is one JSON object there
-            print(json.dumps(outcome_json(exc.exit_code, exc.message, exc.hint, getattr(exc, "job_id", None))))
+        outcome(exc.exit_code, exc.message, exc.hint, getattr(exc, "job_id", None))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        err.print("farm: interrupted", highlight=False)
+        outcome(EXIT_INTERRUPTED, "interrupted", None)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # click's usage errors (typer vendors click): exit 2
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            if as_json:
-                command = getattr(getattr(exc, "ctx", None), "command_path", None) or "farm"
-                print(json.dumps(outcome_json(EXIT_REFUSED, exc.format_message(), f"see `{command} --help`")))
+            command = getattr(getattr(exc, "ctx", None), "command_path", None) or _command_path(root, args)
+            outcome(EXIT_REFUSED, exc.format_message(), f"see `{command} --help`")
             sys.exit(EXIT_REFUSED)
-        if as_json:
-            print(json.dumps(outcome_json(EXIT_FAILED, f"internal error: {type(exc).__name__}: {exc}",
-                                          "this is a bug in farm: please report it with the traceback on stderr")))
+        outcome(EXIT_FAILED, f"internal error: {type(exc).__name__}: {exc}",
+                "this is a bug in farm: please report it with the traceback on stderr", getattr(exc, "job_id", None))
         raise
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,8 +1,10 @@
 """`--help` that reads like ordinary command-line help.
 
 Typer labels every option with its Python type (`--overwrite <bool>`, `--source
-<list[Path]>`). Here a flag gets no label at all, and an option without a metavar of its
-own gets its name in capitals (`--port PORT`), as argparse and most tools print them.
+<list[Path]>`) and puts a required argument in braces on the usage line (`{VIDEO}`).
+Here a flag gets no label at all, an option without a metavar of its own gets its name in
+capitals (`--port PORT`), and an argument reads `VIDEO` (optional: `[JOB_ID]`), as argparse
+and most tools print them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ def plain_metavar(param: Any) -> Any:
         if param.metavar is None:
             param.metavar = (param.name or "arg").upper()
         param.display_type_rich = lambda ctx: None   # its name says it: VIDEO, JOB_ID
+        param._usage_display_name = lambda: _usage_name(param)
     return param
+
+
+def _usage_name(argument: Any) -> str:
+    """An argument on the usage line: `VIDEO`, `[JOB_ID]`, `[NAMES]...`."""
+    name = argument.metavar if argument.required else f"[{argument.metavar}]"
+    return name + ("..." if argument.nargs != 1 else "")
 
 
 def plain_help(command: Any) -> Any:

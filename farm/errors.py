@@ -1,7 +1,8 @@
 """One error hierarchy for the whole farm; the CLI maps each class to an exit code.
 
 Exit codes (see README): 0 done, 1 job failed, 2 refused (bad input or usage),
-3 cancelled, 4 the farm itself is unavailable (broker, database, storage).
+3 cancelled, 4 the farm itself is unavailable (broker, database, storage), 130 interrupted
+(Ctrl-C; a job already submitted goes on).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ EXIT_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_CANCELLED = 3
 EXIT_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 130
 
 
 class FarmError(Exception):

@@ -52,6 +52,26 @@ SPEC_MAX_BYTES = 1024 * 1024
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
+CLI, SPEC, REQUEST = "command line", "spec file", "request"
+"""Where an option was given: a `farm submit` flag, a spec file's key, an API request's field."""
+
+_FLAGS = {"enhance": "--no-enhance"}
+"""Options whose flag is not `--` and the key with dashes."""
+
+
+def option_name(key: str, origin: str) -> str:
+    """How to name option `key` to the user who gave it: a flag on the command line
+    (`--source`, `--chunk-seconds`), the key itself in a spec file or a request (`source`)."""
+    if origin == CLI:
+        return _FLAGS.get(key, "--" + key.replace("_", "-"))
+    return key
+
+
+def option_origins(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, str]:
+    """Where each option of with_overrides(spec, given) came from: CLI for a value in
+    `given` that is not None (it wins), else SPEC."""
+    return {**{key: SPEC for key in spec}, **{key: CLI for key, value in given.items() if value is not None}}
+
 
 def _hint(kind: str, lo: Any, hi: Any) -> str:
     if kind == "choice":
@@ -167,15 +187,24 @@ def with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     return out
 
 
-def submit_request(video: Path, options: Mapping[str, Any]) -> Any:
-    """A SubmitRequest for `video` from checked options, with the CLI's defaults and rules."""
+def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str, str] | None = None,
+                   where: str = REQUEST, spec: Path | None = None) -> Any:
+    """A SubmitRequest for `video` from checked options, with the CLI's defaults and rules.
+
+    `origins` says where each option was given (option_origins) and `where` where the request
+    is made (CLI or REQUEST), so messages name an option as the user wrote it; `spec` is the
+    spec file, if any, for the hint of a missing source.
+    """
     from farm.submit import SubmitRequest
 
     passthrough = bool(options.get("passthrough", False))
     sources = [Path(p) for p in options.get("source") or []]
     if not sources and not passthrough:
-        raise InputError("no source image given: farm needs the face to swap in",
-                         hint="give source (an image of the face), or passthrough to only re-encode")
+        hint = (f"give {option_name('source', where)} (an image of the face), "
+                f"or {option_name('passthrough', where)} to only re-encode")
+        if spec is not None:
+            hint += f"; or set source = [...] or passthrough = true in spec file {spec}"
+        raise InputError("no source image given: farm needs the face to swap in", hint=hint)
     face_options: dict[str, Any] = {"faces": options.get("faces", "all"), "enhance": options.get("enhance", True)}
     for key in ("reference", "reference_frame", "similarity", "enhance_blend", "detector"):
         if options.get(key) is not None:
@@ -188,5 +217,5 @@ def submit_request(video: Path, options: Mapping[str, Any]) -> Any:
         overwrite=bool(options.get("overwrite", False)), keep_chunks=bool(options.get("keep_chunks", False)),
         chunk_seconds=options.get("chunk_seconds"), codec=options.get("codec"), preset=options.get("preset"),
         crf=options.get("crf"), priority=int(options.get("priority", 5)), models=options.get("models"),
-        face_options=face_options, consent=options.get("consent"),
+        face_options=face_options, consent=options.get("consent"), origins=dict(origins or {}), where=where,
     )

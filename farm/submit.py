@@ -25,6 +25,7 @@ from farm.media.join import muxer_for_encoder, streams_not_kept
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
 from farm.media.probe import MediaInfo, ProbeLimits, probe
 from farm.media.split import split_chunks
+from farm.spec import CLI, SPEC, option_name
 from farm.storage import Storage, ingest
 
 log = logging.getLogger("farm.submit")
@@ -48,6 +49,13 @@ class SubmitRequest:
     face_options: dict[str, Any] = field(default_factory=dict)
     api_token_id: int | None = None   # the HTTP API token submitting it; None: a local user (CLI)
     consent: str | None = None        # a reference to the subjects' consent (release form, ticket, hash)
+    origins: dict[str, str] = field(default_factory=dict)   # option -> where it was given (farm.spec)
+    where: str = CLI                  # where the request is made: farm.spec.CLI or REQUEST (the API)
+
+    def option(self, key: str) -> str:
+        """Option `key` named as the user gave it: `--output` on the command line, `output`
+        in a spec file or an API request (farm.spec.option_name)."""
+        return option_name(key, self.origins.get(key, self.where))
 
 
 def default_output(video: Path) -> Path:
@@ -71,16 +79,17 @@ def check_output(req: SubmitRequest, settings: Settings) -> Path:
         dangling = "" if out.exists() else ", which points nowhere"
         raise InputError(f"output {out} is a symbolic link (to {os.readlink(out)}{dangling}); "
                          "the farm does not write through links",
-                         hint="give the real path as --output, or remove the link")
+                         hint=f"give the real path as {req.option('output')}, or remove the link")
     check_output_place(out, settings, api=req.api_token_id is not None)
     if out.exists() and not req.overwrite:
-        raise InputError(f"output {out} already exists", hint="pass --overwrite or choose another --output")
+        raise InputError(f"output {out} already exists",
+                         hint=f"pass {req.option('overwrite')} or choose another {req.option('output')}")
     if out.exists() and not out.is_file():
         raise InputError(f"output {out} exists and is not a regular file; it is never replaced",
-                         hint="choose another --output")
+                         hint=f"choose another {req.option('output')}")
     if out.exists() and out.samefile(video):
         raise InputError(f"output {out} is the input file itself; the input is never modified",
-                         hint="choose another --output")
+                         hint=f"choose another {req.option('output')}")
     if not out.parent.is_dir():
         raise InputError(f"the output folder {out.parent} does not exist")
     if not os.access(out.parent, os.W_OK):
@@ -97,13 +106,16 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     """All checks that may refuse the job; nothing is written. Returns (info, output, encoder, chunk_frames)."""
     video = req.video.expanduser()
     if not (0 <= req.priority <= 9):
-        raise InputError(f"--priority must be 0..9 (9 runs first), got {req.priority}")
+        raise InputError(f"{req.option('priority')} must be 0..9 (9 runs first), got {req.priority}",
+                         hint=f"give {req.option('priority')} a whole number from 0 to 9 (default 5)")
     chunk_seconds = req.chunk_seconds if req.chunk_seconds is not None else settings.chunk_seconds
     if chunk_seconds is not None and not (0.2 <= chunk_seconds <= 3600):
-        raise InputError(f"--chunk-seconds must be between 0.2 and 3600, got {chunk_seconds}")
-    check_consent(req.consent, settings)
+        raise InputError(f"{req.option('chunk_seconds')} must be between 0.2 and 3600, got {chunk_seconds}",
+                         hint="leave it out for a length chosen from the resolution and frame rate")
+    check_consent(req.consent, settings, req.option("consent"))
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video), settings)
+    check_images(req, settings)
     encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
     if chunk_seconds is None:
         chunk_seconds = chunk_seconds_for(info)
@@ -115,18 +127,32 @@ CONSENT_MAX_CHARS = 1000
 """A consent reference names a document (a form, a ticket, a hash); it is not the document."""
 
 
-def check_consent(consent: str | None, settings: Settings) -> None:
+def check_consent(consent: str | None, settings: Settings, name: str = "--consent") -> None:
     """InputError unless the consent reference is short, printable text, and given when
-    require_consent (FARM_REQUIRE_CONSENT) is set."""
+    require_consent (FARM_REQUIRE_CONSENT) is set; `name` is the option as the user gives it."""
     if consent is None or not consent.strip():
         if settings.require_consent:
             raise InputError("this farm requires a consent reference for every job (require_consent is set)",
-                             hint="pass --consent TEXT: the release form, ticket or document hash "
+                             hint=f"pass {name} TEXT: the release form, ticket or document hash "
                                   "recording the consent of the people whose faces are used")
         return
     if len(consent) > CONSENT_MAX_CHARS or not consent.isprintable():
-        raise InputError(f"--consent must be at most {CONSENT_MAX_CHARS} printable characters on one line",
+        raise InputError(f"{name} must be at most {CONSENT_MAX_CHARS} printable characters on one line",
                          hint="give a reference to the consent record (a ticket id, a URL, a sha256), not the text")
+
+
+def check_images(req: SubmitRequest, settings: Settings) -> None:
+    """Each source and reference image read and measured from its header now, before the model
+    pack loads, so a missing, unreadable or non-image file is refused at once (exit 2), named,
+    with a hint that points at the option that gave it."""
+    from farm.user_files import read_image_file
+
+    reference = req.face_options.get("reference")
+    images = [(path, "source image", "source") for path in req.sources]
+    images += [(reference, "reference image", "reference")] if reference else []
+    for path, what, key in images:
+        given_as = req.option(key) + (" in the spec file" if req.origins.get(key) == SPEC else "")
+        read_image_file(Path(path).expanduser(), what, settings.max_image_bytes, settings.max_image_side, given_as)
 
 
 def chunk_seconds_for(info: MediaInfo) -> float:

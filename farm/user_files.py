@@ -24,31 +24,32 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a plain file")
 
 
-def check_regular_file(path: str | os.PathLike[str], what: str) -> os.stat_result:
+def check_regular_file(path: str | os.PathLike[str], what: str, hint: str = "check the path") -> os.stat_result:
     """The stat of `path` if it is a regular file (symlinks followed); InputError naming it otherwise.
 
-    `what` says which file it is in the message ("source image", "spec file", ...).
+    `what` says which file it is in the message ("source image", "spec file", ...); `hint`
+    is what to do when the path is missing or cannot be looked at.
     """
     p = Path(path)
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise InputError(f"cannot read {what} {p}: no such file", hint="check the path") from None
+        raise InputError(f"cannot read {what} {p}: no such file", hint=hint) from None
     except OSError as exc:
-        raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}", hint="check the path") from None
+        raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}", hint=hint) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{what} {p} is not a regular file (it is {_kind(st.st_mode)})",
                          hint="give a file; pipes, devices and folders are not read") from None
     return st
 
 
-def open_regular_file(path: str | os.PathLike[str], what: str) -> BinaryIO:
+def open_regular_file(path: str | os.PathLike[str], what: str, hint: str = "check the path") -> BinaryIO:
     """`path` opened for reading, once check_regular_file has passed, checked again on the open file.
 
     The open never blocks (O_NONBLOCK, which a regular file ignores), so a file swapped
     for a FIFO after the check is refused too, not waited on.
     """
-    before = check_regular_file(path, what)
+    before = check_regular_file(path, what, hint)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
@@ -62,9 +63,10 @@ def open_regular_file(path: str | os.PathLike[str], what: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_regular_file(path: str | os.PathLike[str], what: str, max_bytes: int, limit_name: str = "") -> bytes:
+def read_regular_file(path: str | os.PathLike[str], what: str, max_bytes: int, limit_name: str = "",
+                      hint: str = "check the path") -> bytes:
     """The whole content of a regular file of at most `max_bytes` bytes (checked before reading)."""
-    with open_regular_file(path, what) as fh:
+    with open_regular_file(path, what, hint) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > max_bytes:
             raise InputError(f"{what} {path} is {size} bytes, over the limit of {max_bytes} bytes"
@@ -73,4 +75,28 @@ def read_regular_file(path: str | os.PathLike[str], what: str, max_bytes: int, l
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise InputError(f"{what} {path} grew past the limit of {max_bytes} bytes while it was read")
+    return data
+
+
+def read_image_file(path: str | os.PathLike[str], what: str, max_bytes: int, max_side: int,
+                    given_as: str = "") -> bytes:
+    """The bytes of a face photo, refused (InputError, exit 2) unless it is a regular file of at
+    most `max_bytes` whose header (read, not decoded) is an image of at most `max_side` pixels
+    a side. Every message names the file and says what to do; `given_as` ("--source", "source
+    in the spec file") says where the path came from, so the hint can point there."""
+    from farm.faces.image_header import ACCEPTED_FORMATS, image_size
+
+    p = Path(path)
+    data = read_regular_file(p, what, max_bytes, "FARM_MAX_IMAGE_BYTES",
+                             hint=f"check the path{f' given as {given_as}' if given_as else ''}, or give another {what}")
+    size = image_size(data)
+    if size is None:
+        empty = "an empty file" if not data else f"not a {ACCEPTED_FORMATS} image"
+        raise InputError(f"{what} {p} is not a readable image ({empty})",
+                         hint=f"give a {ACCEPTED_FORMATS} photo of the face{f' as {given_as}' if given_as else ''}")
+    width, height = size
+    if not (0 < width <= max_side and 0 < height <= max_side):
+        raise InputError(f"{what} {p} is {width}x{height} pixels, over the limit of {max_side} pixels "
+                         "a side (FARM_MAX_IMAGE_SIDE); it was not decoded",
+                         hint="scale the photo down (a face needs a few hundred pixels) or raise FARM_MAX_IMAGE_SIDE")
     return data

@@ -14,7 +14,7 @@ from rich.text import Text
 from farm import registry, store
 from farm.db import Database, utcnow
 from farm.config import Settings
-from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
+from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
 from farm.states import JobState
 from farm.tables import Column, fitted_table
 
@@ -56,23 +56,27 @@ def job_json(job: store.JobView) -> dict[str, Any]:
 
 
 OUTCOME_STATES = {EXIT_FAILED: "failed", EXIT_REFUSED: "refused", EXIT_CANCELLED: "cancelled",
-                  EXIT_UNAVAILABLE: "unavailable"}
+                  EXIT_UNAVAILABLE: "unavailable", EXIT_INTERRUPTED: "interrupted"}
 """The `state` of a --json outcome that is not a job's own, by exit code (see farm.errors)."""
 
 
 def outcome_json(exit_code: int, error: str, hint: str | None = None, job_id: str | None = None) -> dict[str, Any]:
     """The one JSON object a --json command prints when it ends without a job result:
-    refused (2), failed (1), cancelled (3) or unavailable (4); `id` once a job exists."""
-    head = {"id": job_id} if job_id else {}
-    return {**head, "state": OUTCOME_STATES.get(exit_code, "failed"), "error": error, "hint": hint,
+    refused (2), failed (1), cancelled (3), unavailable (4) or interrupted (130); `id` is
+    the job's once one exists, else null (the keys are the same every time)."""
+    return {"id": job_id, "state": OUTCOME_STATES.get(exit_code, "failed"), "error": error, "hint": hint,
             "exit_code": exit_code}
 
 
 def job_outcome_json(job: store.JobView) -> dict[str, Any]:
-    """job_json plus the exit code and, for a failed or cancelled job, what to do."""
+    """job_json plus the exit code and, for a failed or cancelled job, what to do; `error` is
+    null only when the job is done (a cancel leaves no error on the job itself)."""
     hints = {JobState.FAILED.value: f"see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`",
              JobState.CANCELLED.value: f"nothing was published; `farm retry {job.id}` runs what is left"}
-    return {**job_json(job), "hint": hints.get(job.state), "exit_code": exit_code_for(job.state)}
+    error = job.error
+    if error is None and job.state == JobState.CANCELLED.value:
+        error = "the job was cancelled (`farm cancel` or the API)"
+    return {**job_json(job), "error": error, "hint": hints.get(job.state), "exit_code": exit_code_for(job.state)}
 
 
 def farm_not_running(settings: Settings) -> str | None:

@@ -12,7 +12,7 @@ import numpy as np
 from farm.config import Settings
 from farm.errors import InputError
 from farm.faces.detect import DEFAULT_MAX_SIDE, Detector, build_detector, detect_image, detect_small
-from farm.faces.image_header import ACCEPTED_FORMATS, image_size
+from farm.faces.image_header import ACCEPTED_FORMATS
 from farm.faces.recognise import embed_frame_faces, embed_image_faces
 from farm.faces.session_io import SessionLike
 from farm.pipeline.frame import Frame
@@ -40,21 +40,14 @@ def read_image(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS, wha
     The file must be a regular file of at most `limits.max_bytes` bytes whose header gives
     at most `limits.max_side` pixels a side; both are checked before decoding.
     """
-    from farm.user_files import read_regular_file
+    from farm.user_files import read_image_file
 
     p = Path(path)
-    data = read_regular_file(p, what, limits.max_bytes, "FARM_MAX_IMAGE_BYTES")
-    size = image_size(data)
-    if size is None:
-        raise InputError(f"{what} {p} is not a readable image", hint=f"use a {ACCEPTED_FORMATS} photo")
-    width, height = size
-    if not (0 < width <= limits.max_side and 0 < height <= limits.max_side):
-        raise InputError(f"{what} {p} is {width}x{height} pixels, over the limit of {limits.max_side} pixels "
-                         "a side (FARM_MAX_IMAGE_SIDE); it was not decoded",
-                         hint="scale the photo down (a face needs a few hundred pixels) or raise FARM_MAX_IMAGE_SIDE")
+    data = read_image_file(p, what, limits.max_bytes, limits.max_side)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise InputError(f"{what} {p} is not a readable image", hint=f"use a {ACCEPTED_FORMATS} photo")
+        raise InputError(f"{what} {p} is not a readable image (damaged or cut short)",
+                         hint=f"give a {ACCEPTED_FORMATS} photo of the face (saved again, or another one)")
     return image
 
 

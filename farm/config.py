@@ -219,9 +219,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
 def _check_ranges(settings: Settings, origins: Mapping[str, str]) -> None:
     """ConfigError naming where a value out of its range came from (variable or file key)."""
-    from farm.spec import SUBMIT_OPTIONS   # the one declaration of the chunk length's range
+    from farm.options import SUBMIT_OPTIONS   # the one declaration of the chunk length's range
 
-    _, lo_s, hi_s = SUBMIT_OPTIONS["chunk_seconds"]
+    lo_s, hi_s = SUBMIT_OPTIONS["chunk_seconds"].minimum, SUBMIT_OPTIONS["chunk_seconds"].maximum
     checks = [("max_attempts", settings.max_attempts >= 1, "at least 1"),
               ("job_window", settings.job_window >= 1, "at least 1"),
               ("max_image_side", settings.max_image_side >= 1, "at least 1 (pixels)"),

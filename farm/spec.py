@@ -16,54 +16,27 @@ the file). The same table of options checks the API's form fields, given as text
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 from farm.errors import InputError
+from farm.faces.options import FACE_OPTIONS, validate_options
+from farm.options import convert, job_options, path_options
 
-# option -> (kind, minimum, maximum or choices)
-SUBMIT_OPTIONS: dict[str, tuple[str, Any, Any]] = {
-    "source": ("paths", None, None),
-    "output": ("path", None, None),
-    "overwrite": ("bool", None, None),
-    "chunk_seconds": ("float", 0.2, 3600.0),
-    "codec": ("str", None, None),
-    "preset": ("str", None, None),
-    "crf": ("int", 0, 63),
-    "priority": ("int", 0, 9),
-    "keep_chunks": ("bool", None, None),
-    "models": ("str", None, None),
-    "faces": ("choice", ("all", "largest", "reference"), None),
-    "detector": ("choice", ("auto", "scrfd", "yunet"), None),
-    "reference": ("path", None, None),
-    "reference_frame": ("int", 0, None),
-    "similarity": ("float", 0.0, 1.0),
-    "enhance": ("bool", None, None),
-    "enhance_blend": ("float", 0.0, 1.0),
-    "passthrough": ("bool", None, None),
-    "consent": ("str", None, None),
-}
-PATH_OPTIONS = ("source", "output", "reference")
 SPEC_TABLE = "submit"
 SPEC_MAX_BYTES = 1024 * 1024
 """A spec file is a page of settings; anything bigger is refused unread (bytes)."""
 
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
 CLI, SPEC, REQUEST = "command line", "spec file", "request"
 """Where an option was given: a `farm submit` flag, a spec file's key, an API request's field."""
-
-_FLAGS = {"enhance": "--no-enhance"}
-"""Options whose flag is not `--` and the key with dashes."""
-
 
 def option_name(key: str, origin: str) -> str:
     """How to name option `key` to the user who gave it: a flag on the command line
     (`--source`, `--chunk-seconds`), the key itself in a spec file or a request (`source`)."""
     if origin == CLI:
-        return _FLAGS.get(key, "--" + key.replace("_", "-"))
+        option = job_options().get(key)
+        return option.flag(key) if option is not None else "--" + key.replace("_", "-")
     return key
 
 
@@ -73,59 +46,14 @@ def option_origins(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dict[st
     return {**{key: SPEC for key in spec}, **{key: CLI for key, value in given.items() if value is not None}}
 
 
-def _hint(kind: str, lo: Any, hi: Any) -> str:
-    if kind == "choice":
-        return "one of " + ", ".join(lo)
-    if kind == "paths":
-        return "a path or a list of paths"
-    if lo is not None or hi is not None:
-        return f"{kind} in {'' if lo is None else lo}..{'' if hi is None else hi}"
-    return {"bool": "true or false", "str": "a non-empty string", "path": "a path"}.get(kind, kind)
-
-
 def check_option(key: str, value: Any, origin: str, *, text: bool = False) -> Any:
-    """One option's value checked and converted; `text`: values come as strings (a form).
-
-    Returns bool/int/float/str, a str for a path, a list of str for `source`.
-    """
-    if key not in SUBMIT_OPTIONS:
-        raise InputError(f"unknown option {key!r} in {origin}",
-                         hint="known options: " + ", ".join(SUBMIT_OPTIONS))
-    kind, lo, hi = SUBMIT_OPTIONS[key]
-    bad = InputError(f"option {key} = {value!r} in {origin} is invalid", hint=_hint(kind, lo, hi))
-    if kind == "paths":
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str) and v.strip() and "\0" not in v for v in values):
-            raise bad
-        return list(values)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if text and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad
-    if kind in ("str", "path", "choice"):
-        if not isinstance(value, str) or not value.strip() or "\0" in value:
-            raise bad
-        if kind == "choice" and value not in lo:
-            raise bad
-        return value.strip() if kind != "path" else value
-    if isinstance(value, bool):  # a bool is an int in Python; not here
-        raise bad
-    if isinstance(value, str) and text:
-        try:
-            value = int(value) if kind == "int" else float(value)
-        except ValueError:
-            raise bad from None
-    if kind == "int" and not isinstance(value, int):
-        raise bad
-    if kind == "float":
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad
-        value = float(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise bad
-    return value
+    """One option's value checked and converted (farm.options.convert); `text`: values
+    come as strings (a form). Returns bool/int/float/str, a str for a path, a list of str
+    for `source`."""
+    table = job_options()
+    if key not in table:
+        raise InputError(f"unknown option {key!r} in {origin}", hint="known options: " + ", ".join(table))
+    return convert(key, table[key], value, origin, text=text)
 
 
 def check_options(raw: Mapping[str, Any], origin: str, *, text: bool = False) -> dict[str, Any]:
@@ -142,9 +70,9 @@ def check_options(raw: Mapping[str, Any], origin: str, *, text: bool = False) ->
 def load_spec(path: Path | str) -> dict[str, Any]:
     """Read a job spec file: a dict of the options it sets (and only those).
 
-    Keys are the SUBMIT_OPTIONS names (underscores). `source` is a list[Path], `output`
+    Keys are the job options' names (farm.options.job_options, underscores). `source` is a list[Path], `output`
     and `reference` a Path, all absolute (relative ones are taken from the spec file's
-    folder, `~` expanded); the others are bool, int, float or str as in SUBMIT_OPTIONS.
+    folder, `~` expanded); the others are bool, int, float or str as their Option says.
     """
     from farm.user_files import read_regular_file
 
@@ -172,11 +100,12 @@ def load_spec(path: Path | str) -> dict[str, Any]:
                              hint=f"options go at the top level or under [{SPEC_TABLE}]")
     options = check_options(data, f"spec file {path}")
     base = path.absolute().parent
-    for key in PATH_OPTIONS:
-        if key in options:
-            resolved = [(base / Path(p).expanduser()).absolute() for p in
-                        (options[key] if key == "source" else [options[key]])]
-            options[key] = resolved if key == "source" else resolved[0]
+    table = job_options()
+    for key in path_options(table):
+        if options.get(key) is not None:
+            many = table[key].kind == "paths"
+            resolved = [(base / Path(p).expanduser()).absolute() for p in (options[key] if many else [options[key]])]
+            options[key] = resolved if many else resolved[0]
     return options
 
 
@@ -205,11 +134,8 @@ def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str
         if spec is not None:
             hint += f"; or set source = [...] or passthrough = true in spec file {spec}"
         raise InputError("no source image given: farm needs the face to swap in", hint=hint)
-    face_options: dict[str, Any] = {"faces": options.get("faces", "all"), "enhance": options.get("enhance", True)}
-    for key in ("reference", "reference_frame", "similarity", "enhance_blend", "detector"):
-        if options.get(key) is not None:
-            value = options[key]
-            face_options[key] = str(value) if isinstance(value, Path) else value
+    face_options = validate_options({key: str(value) if isinstance(value, Path) else value
+                                     for key, value in options.items() if key in FACE_OPTIONS and value is not None})
     output = options.get("output")
     return SubmitRequest(
         video=Path(video), sources=[] if passthrough else sources,

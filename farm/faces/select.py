@@ -26,7 +26,7 @@ class SelectStage(Stage):
     name = "select"
     options = {
         "faces": Option("choice", "all", "which faces to swap", choices=SELECT_MODES),
-        "reference": Option("str", None, "image of the face to swap (faces=reference)"),
+        "reference": Option("path", None, "image of the face to swap (faces=reference)", metavar="IMAGE"),
         "reference_frame": Option("int", None, "frame index holding the face to swap (faces=reference)",
                                   minimum=0),
         "similarity": Option("float", 0.35, "least cosine similarity to the reference face",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from farm.errors import InputError
+from farm.faces.options import validate_options
 from farm.spec import check_options, load_spec, submit_request, with_overrides
 
 
@@ -87,7 +88,8 @@ def test_command_line_options_override_the_spec_and_make_a_request(tmp_path):
     assert opts["crf"] == 22 and opts["priority"] == 3 and "codec" not in opts
     req = submit_request(tmp_path / "v.mp4", opts)
     assert req.sources == [tmp_path / "ci" / "face.jpg"] and req.crf == 22 and req.priority == 3
-    assert req.face_options == {"faces": "all", "enhance": True}
+    assert req.face_options == validate_options({})   # every face option, defaults filled in
+    assert req.face_options["faces"] == "all" and req.face_options["enhance"] is True
     with pytest.raises(InputError, match="no source"):
         submit_request(tmp_path / "v.mp4", {})
     assert submit_request(tmp_path / "v.mp4", {"passthrough": True, "source": ["x.jpg"]}).sources == []

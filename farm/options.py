@@ -1,0 +1,186 @@
+"""The one table of job options: every option `farm submit`, a spec file and the API take.
+
+Each option is declared once, as an `Option` row: here for the job's own options (input,
+output, encoder, queue, models, provenance), and in the face stage that reads it for the
+face options (farm.faces.stages assembles those from the registry). Everything else is
+derived from `job_options()`: the CLI's flags (farm.cli_options), the spec-file keys
+and the API's form fields and JSON body (farm.spec.check_options), and the OpenAPI
+schema (openapi_properties). Values are converted once, at submit, by `convert`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from farm.errors import InputError
+
+KINDS = ("bool", "int", "float", "str", "choice", "path", "paths")
+
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+"""How a true/false value may be written where values are text (a form field, an environment)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One job option.
+
+    kind: one of KINDS ('paths': one or more paths). default: what a job gets when the
+    option is not given (None: decided later, e.g. the encoder from the input). unit: what
+    a number counts ('s', 'px', ...). stage: who reads it, a face stage's name or one of
+    input, output, encoder, queue, models, provenance (filled in by the registry for face
+    stages). short / metavar: the CLI's one-letter alias and label of its value.
+    """
+
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    stage: str = ""
+    short: str = ""
+    metavar: str = ""
+
+    def flag(self, name: str) -> str:
+        """The CLI flag: `--chunk-seconds`; a true/false option that defaults to true is
+        turned off by `--no-<name>` (`--no-enhance`)."""
+        dashed = name.replace("_", "-")
+        return f"--no-{dashed}" if self.kind == "bool" and self.default is True else f"--{dashed}"
+
+    def hint(self) -> str:
+        """What a valid value looks like, for a refusal's 'what to do' line."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        unit = f" ({self.unit})" if self.unit else ""
+        if self.minimum is not None or self.maximum is not None:
+            lo = "" if self.minimum is None else f"{self.minimum:g}"
+            hi = "" if self.maximum is None else f"{self.maximum:g}"
+            return f"{self.kind} in {lo}..{hi}{unit}: {self.help}"
+        return {"bool": "true or false", "str": "a non-empty string", "path": "a path",
+                "paths": "a path or a list of paths"}.get(self.kind, self.kind) + f"{unit}: {self.help}"
+
+
+SUBMIT_OPTIONS: dict[str, Option] = {
+    "source": Option("paths", None, "Image(s) of the face to swap in; averaged.", stage="input", short="-s",
+                     metavar="IMAGE"),
+    "output": Option("path", None, "Default: <name>.farm.<ext> beside the input.", stage="output", short="-o",
+                     metavar="PATH"),
+    "overwrite": Option("bool", False, "Replace an existing output file.", stage="output"),
+    "chunk_seconds": Option("float", None, "Target chunk length (default: from resolution and fps).",
+                            minimum=0.2, maximum=3600.0, unit="s", stage="input", metavar="SECONDS"),
+    "codec": Option("str", None, "h264, hevc, ... (default: the input's family).", stage="encoder",
+                    metavar="CODEC"),
+    "preset": Option("str", None, "Encoder preset (e.g. veryfast, medium).", stage="encoder", metavar="PRESET"),
+    "crf": Option("int", None, "Encoder quality (lower is better).", minimum=0, maximum=63, stage="encoder",
+                  metavar="CRF"),
+    "priority": Option("int", 5, "9 runs first.", minimum=0, maximum=9, stage="queue", metavar="0..9"),
+    "keep_chunks": Option("bool", False, "Keep chunk files after publishing.", stage="output"),
+    "models": Option("str", None, "Model pack: default, demo, or a directory.", stage="models", metavar="PACK"),
+    "passthrough": Option("bool", False, "No face work: re-encode only (tests, benchmarks).", stage="input"),
+    "consent": Option("str", None, "Reference to the consent record (release form, ticket, document hash); "
+                      "recorded and signed into the output.", stage="provenance", metavar="TEXT"),
+}
+"""The job's own options; the face options come from the face stages."""
+
+
+def job_options() -> dict[str, Option]:
+    """name -> Option of every job option: SUBMIT_OPTIONS, then every registered face
+    stage's options in chain order (read from the registry at each call). ValueError when
+    a name is declared twice."""
+    from farm.faces.stages import face_options
+
+    table = dict(SUBMIT_OPTIONS)
+    for name, option in face_options().items():
+        if name in table:
+            raise ValueError(f"option {name!r} is declared by stage {option.stage!r} and as a job option")
+        table[name] = option
+    return table
+
+
+def path_options(table: dict[str, Option] | None = None) -> list[str]:
+    """The options whose values are file paths (resolved against a spec file's folder)."""
+    return [name for name, option in (table or job_options()).items() if option.kind in ("path", "paths")]
+
+
+def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = False) -> Any:
+    """`value` as option `name` takes it, or InputError naming the option, where it was
+    given (`origin`) and what a valid value is. `text`: values arrive as strings (a form
+    field), so "yes" is true and "20" is 20. Returns bool/int/float/str, a str for a path,
+    a list of str for 'paths'; None stays None for an option without a default."""
+    if value is None and option.default is None:
+        return None
+    bad = InputError(f"option {name} = {value!r} in {origin} is invalid", hint=option.hint())
+    kind = option.kind
+    if kind == "paths":
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v.strip() and "\0" not in v for v in values):
+            raise bad
+        return list(values)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if text and isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+            return value.strip().lower() in TRUE_WORDS
+        raise bad
+    if kind in ("str", "path", "choice"):
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            raise bad
+        if kind == "choice" and value not in option.choices:
+            raise bad
+        return value if kind == "path" else value.strip()
+    return _number(option, value, text, bad)
+
+
+def _number(option: Option, value: Any, text: bool, bad: InputError) -> int | float:
+    if isinstance(value, bool):   # a bool is an int in Python; not here
+        raise bad
+    if isinstance(value, str) and text:
+        try:
+            value = int(value) if option.kind == "int" else float(value)
+        except ValueError:
+            raise bad from None
+    if option.kind == "int":
+        if isinstance(value, float) and value.is_integer() and text:
+            value = int(value)
+        if not isinstance(value, int):
+            raise bad
+    else:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad
+        value = float(value)
+    if (option.minimum is not None and value < option.minimum) or (
+            option.maximum is not None and value > option.maximum):
+        raise bad
+    return value
+
+
+_JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "str": "string", "choice": "string",
+               "path": "string"}
+
+
+def openapi_properties(table: dict[str, Option] | None = None, *, files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI (JSON Schema) property of every option; `files`: options sent as
+    uploaded files in a multipart form (binary), not as paths."""
+    props: dict[str, Any] = {}
+    for name, option in (table or job_options()).items():
+        if name in files:
+            prop: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
+        elif option.kind == "paths":
+            prop = {"type": "array", "items": {"type": "string"}}
+        else:
+            prop = {"type": _JSON_TYPES[option.kind]}
+        if option.choices:
+            prop["enum"] = list(option.choices)
+        if option.minimum is not None:
+            prop["minimum"] = option.minimum
+        if option.maximum is not None:
+            prop["maximum"] = option.maximum
+        if option.default is not None:
+            prop["default"] = option.default
+        unit = f" ({option.unit})" if option.unit else ""
+        prop["description"] = option.help + unit
+        props[name] = prop
+    return props

@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 from farm import records, registry, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
-from farm.encoder_check import refuse_chunk
+from farm.encoder_check import job_encoder, refuse_chunk
 from farm.errors import ChunkCancelled, FarmError, InputError
-from farm.media.chunk_codec import EncoderSettings, transcode_chunk
+from farm.media.chunk_codec import transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import StageChain
@@ -54,7 +54,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
     if problem is not None:
         return refuse_chunk(ctx, job_id, index, worker, problem)
     claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
-                              busy_after_s=ctx.settings.stale_heartbeat_s,
+                              stale_after_s=ctx.settings.stale_heartbeat_s,
                               also=lambda s: registry.mark_busy(s, worker, job_id, index))
     if claim.outcome == "busy":
         recheck = min(BUSY_RECHECK_MAX_S, ctx.settings.stale_heartbeat_s / 2)
@@ -79,7 +79,7 @@ def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
         with chain:
             frames = transcode_chunk(
                 Path(chunk.input_path), Path(chunk.output_path), records.load(ChunkPlan, chunk.plan),
-                records.load(EncoderSettings, job.encoder), chain.process,
+                job_encoder(job), chain.process,
                 on_progress=on_progress, should_cancel=lambda: cancelled[0],
                 process_batch=batch_for(chain), report_final=False,   # finish_chunk stores the end
             )

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from farm import store
+from farm import records, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk
+from farm.media.chunk_codec import EncoderSettings
 from farm.states import ChunkState
 
 log = logging.getLogger("farm.encoder_check")
@@ -25,6 +26,13 @@ log = logging.getLogger("farm.encoder_check")
 REFUSED_EVENT = "encoder_refused"
 RECHECK_S = 5.0           # a refused chunk is offered again after this (seconds)
 INSPECT_TIMEOUT_S = 1.0   # how long to wait for the workers' answers on which queues they consume
+
+
+def job_encoder(job: Any) -> EncoderSettings:
+    """The job's encoder: the one submit chose (choose_encoder) and stored with the job.
+    Every chunk is encoded with it and the finalizer picks the output's muxer from it;
+    no worker chooses again."""
+    return records.load(EncoderSettings, job.encoder)
 
 
 def refuse_chunk(ctx: Any, job_id: str, index: int, worker: str, problem: str) -> str:

@@ -14,6 +14,7 @@ from farm import __version__, store
 from farm.beats import Heartbeat
 from farm.celery_app import enqueue_chunk
 from farm.chunk_outputs import lost_chunk_outputs
+from farm.encoder_check import job_encoder
 from farm.errors import FarmError, VerifyError
 from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
@@ -129,7 +130,7 @@ def recorded_source(db: Any, job_id: str) -> tuple[IngestRecord | None, int | No
 
 def output_muxer(info: MediaInfo, job: Any) -> str:
     """The muxer finalize writes the job's output with (the source's kind of container)."""
-    codec = av.codec.Codec(job.encoder["codec"], "w").canonical_name
+    codec = av.codec.Codec(job_encoder(job).codec, "w").canonical_name
     return muxer_for(info, codec)
 
 

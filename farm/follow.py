@@ -30,7 +30,7 @@ from farm import store
 from farm.config import Settings
 from farm.db import Database, utcnow
 from farm.registry import WorkerView, list_workers
-from farm.states import JOB_TERMINAL, JobState
+from farm.states import ChunkState
 from farm.tables import Column, fitted_table
 from farm.watch import ago, farm_not_running, format_eta, progress_line, short_providers, worker_state
 
@@ -42,7 +42,6 @@ PLAIN_EVERY_S = 5.0
 
 RATE_WINDOW_S = 15.0
 MAX_JOBS_SHOWN = 50
-LIVE_STATES = [st.value for st in JobState if st not in JOB_TERMINAL]
 
 
 class RateMeter:
@@ -94,7 +93,7 @@ def jobs_view(jobs: list[store.JobView], meter: RateMeter, width: int = 200) -> 
         fps = job_fps(job, meter)
         left = max(0, job.frames_total - job.frames_done)
         eta = left / fps if fps else (0.0 if left == 0 else None)
-        running = sum(1 for c in job.chunks if c.state == "running")
+        running = sum(1 for c in job.chunks if c.state == ChunkState.RUNNING)
         bar = ProgressBar(total=max(job.frames_total, 1), completed=job.frames_done, width=PROGRESS_BAR_WIDTH)
         rows.append([job.id, job.state, bar, f"{job.frames_done}/{job.frames_total}",
                      f"{job.chunks_done}/{job.chunk_count} ({running} running)", f"{fps:.1f}" if fps else "-",
@@ -108,7 +107,7 @@ def chunk_frames(w: WorkerView, jobs: dict[str, store.JobView]) -> str:
     """Frames done/planned of the chunk a worker runs ('-' if none or unknown)."""
     job = jobs.get(w.job_id) if w.job_id is not None else None
     view = next((c for c in job.chunks if c.index == w.chunk_index), None) if job else None
-    return f"{view.frames_done}/{view.frames_planned}" if view is not None else "-"
+    return f"{view.frames_rendered}/{view.frames_planned}" if view is not None else "-"
 
 
 def workers_view(workers: list[WorkerView], jobs: dict[str, store.JobView], width: int = 200) -> Table:
@@ -126,7 +125,7 @@ def workers_view(workers: list[WorkerView], jobs: dict[str, store.JobView], widt
 
 def read_farm(db: Database, meter: RateMeter) -> tuple[list[store.JobView], list[WorkerView]]:
     """Read the database once: the unfinished jobs (their rates sampled) and the workers."""
-    jobs = store.list_jobs(db, limit=MAX_JOBS_SHOWN, states=LIVE_STATES)
+    jobs = store.live_jobs(db, limit=MAX_JOBS_SHOWN)
     for job in jobs:
         meter.add(job.id, job.frames_done)
     meter.forget_except({j.id for j in jobs})

@@ -8,7 +8,8 @@ number of these servers can run side by side; nothing is kept in memory.
 Families:
 - `farm_jobs{state}`, `farm_chunks{state}`: rows by state (every state, zeros included)
 - `farm_chunk_duration_seconds`: histogram of the wall time of done chunks
-- `farm_job_frames_done{job}`, `farm_job_frames{job}`: progress of unfinished jobs
+- `farm_job_frames_done{job}`, `farm_job_frames{job}`: progress of unfinished jobs (store.live_jobs,
+  JobView.frames_done: the numbers `farm status` shows)
 - `farm_worker_fps{worker,gpu}`: frames per second of each worker's last chunk
 - `farm_worker_up`, `farm_worker_busy`, `farm_worker_frames_total`,
   `farm_worker_consecutive_failures`, `farm_worker_info{providers,state}`: per worker
@@ -28,11 +29,11 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from farm import broker
+from farm import broker, store
 from farm.config import Settings
 from farm.db import Chunk, Database, Job
 from farm.errors import FarmError
-from farm.states import JOB_LIVE, ChunkState, JobState, WorkerState
+from farm.states import ChunkState, JobState, WorkerState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_PORT = 9750
@@ -106,12 +107,7 @@ def _database_families(db: Database) -> list[Family]:
         spans = s.execute(select(Chunk.started_at, Chunk.finished_at).where(
             Chunk.state == ChunkState.DONE.value, Chunk.started_at.is_not(None),
             Chunk.finished_at.is_not(None))).all()
-        live = [st.value for st in JOB_LIVE]
-        progress = s.execute(
-            select(Job.id, Job.frames_total,
-                   func.coalesce(func.sum(Chunk.frames_done), 0))
-            .join(Chunk, Chunk.job_id == Job.id, isouter=True)
-            .where(Job.state.in_(live)).group_by(Job.id, Job.frames_total).order_by(Job.id)).all()
+    live = store.live_jobs(db)   # the store's "live" and "frames done", as farm status shows them
     workers = list_workers(db)
 
     jobs = Family("farm_jobs", "gauge", "Jobs in the database by state.")
@@ -124,9 +120,9 @@ def _database_families(db: Database) -> list[Family]:
                           (max(0.0, (end - start).total_seconds()) for start, end in spans), CHUNK_SECONDS_BUCKETS)
     done = Family("farm_job_frames_done", "gauge", "Frames rendered so far of each unfinished job.")
     total = Family("farm_job_frames", "gauge", "Frames of each unfinished job.")
-    for job_id, frames_total, frames_done in progress:
-        done.add(min(int(frames_done), frames_total), job=job_id)
-        total.add(frames_total, job=job_id)
+    for job in sorted(live, key=lambda j: j.id):
+        done.add(job.frames_done, job=job.id)
+        total.add(job.frames_total, job=job.id)
 
     fps = Family("farm_worker_fps", "gauge", "Frames per second of the last chunk each worker finished.")
     up = Family("farm_worker_up", "gauge", "1 unless the worker is offline (stopped, or silent for "

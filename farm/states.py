@@ -40,7 +40,12 @@ class WorkerState(str, enum.Enum):
 JOB_TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 
 JOB_LIVE = frozenset(JobState) - JOB_TERMINAL
-"""Jobs that still need the farm: queued, running or finalizing."""
+"""Unfinished jobs, the farm's one meaning of "live": queued, running or finalizing
+(what `farm status --follow` shows and the metrics report progress of)."""
+
+JOB_RENDERING = frozenset({JobState.QUEUED, JobState.RUNNING})
+"""Live jobs whose chunks are still to render: only their chunks are claimed, re-enqueued
+by the reaper and topped up (a finalizing job has every chunk done)."""
 
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FINALIZING, JobState.FAILED, JobState.CANCELLED}),

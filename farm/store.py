@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from sqlalchemy import func, select
 
 from farm.db import Chunk, Database, Event, Job, utcnow
 from farm.errors import JobNotFound, StateError
-from farm.states import JOB_TERMINAL, ChunkState, JobState, check_chunk, check_job
+from farm.states import JOB_LIVE, JOB_RENDERING, JOB_TERMINAL, ChunkState, JobState, check_chunk, check_job
 
 SessionHook = Callable[[Any], None]
 """A write to run inside a store transaction (given the open session)."""
@@ -52,6 +52,18 @@ class ChunkView:
     error: str | None
     frames_changed: int | None = None   # frames where the worker replaced a face (None: not counted)
     faces_changed: int | None = None    # faces replaced, summed over those frames
+
+    @property
+    def frames_rendered(self) -> int:
+        """The frames of this chunk that count as done, the farm's one rule for "frames done":
+        all of a done chunk, the progress of a running one (at most its planned frames), none
+        of a chunk that must start again (pending, failed, cancelled: its next attempt
+        starts from frame 0, so the progress of an attempt that stopped does not count)."""
+        if self.state == ChunkState.DONE:
+            return self.frames_planned
+        if self.state == ChunkState.RUNNING:
+            return max(0, min(self.frames_done, self.frames_planned))
+        return 0
 
     @property
     def seconds(self) -> float | None:
@@ -91,7 +103,8 @@ class JobView:
 
     @property
     def frames_done(self) -> int:
-        return sum(c.frames_planned if c.state == ChunkState.DONE else c.frames_done for c in self.chunks)
+        """Frames of the job done so far: the sum of its chunks' ChunkView.frames_rendered."""
+        return sum(c.frames_rendered for c in self.chunks)
 
     @property
     def chunks_done(self) -> int:
@@ -100,6 +113,11 @@ class JobView:
     @property
     def terminal(self) -> bool:
         return JobState(self.state) in JOB_TERMINAL
+
+    @property
+    def live(self) -> bool:
+        """Unfinished: queued, running or finalizing (farm.states.JOB_LIVE)."""
+        return JobState(self.state) in JOB_LIVE
 
 
 def _chunk_view(c: Chunk) -> ChunkView:
@@ -165,6 +183,16 @@ def beat_interval_s(stale_after_s: float) -> float:
     return max(0.2, min(5.0, stale_after_s / 4))
 
 
+def _rendering(job: Job) -> bool:
+    """A job whose chunks may still be claimed and enqueued (JOB_RENDERING, not being cancelled)."""
+    return JobState(job.state) in JOB_RENDERING and not job.cancel_requested
+
+
+def _rendering_sql() -> tuple[Any, Any]:
+    """_rendering as a WHERE clause on Job."""
+    return Job.state.in_([st.value for st in JOB_RENDERING]), Job.cancel_requested.is_(False)
+
+
 # ---- create and read ---------------------------------------------------------------
 
 def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec],
@@ -194,9 +222,12 @@ def get_job(db: Database, job_id: str) -> JobView:
         return _job_view(job, chunks)
 
 
-def list_jobs(db: Database, limit: int = 20, states: Iterable[str] | None = None) -> list[JobView]:
+def list_jobs(db: Database, limit: int | None = 20, states: Iterable[str] | None = None) -> list[JobView]:
+    """The newest `limit` jobs (None: all), optionally only those in `states`."""
     with db.transaction() as s:
-        q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        q = select(Job).order_by(Job.created_at.desc(), Job.id)
+        if limit is not None:
+            q = q.limit(limit)
         if states:
             q = q.where(Job.state.in_([JobState(x).value for x in states]))
         jobs = s.execute(q).scalars().all()
@@ -206,6 +237,12 @@ def list_jobs(db: Database, limit: int = 20, states: Iterable[str] | None = None
         for c in chunks:
             by_job.setdefault(c.job_id, []).append(c)
         return [_job_view(j, by_job.get(j.id, [])) for j in jobs]
+
+
+def live_jobs(db: Database, limit: int | None = None) -> list[JobView]:
+    """The unfinished jobs (JOB_LIVE), newest first: what the metrics and `farm status
+    --follow` show progress of."""
+    return list_jobs(db, limit=limit, states=JOB_LIVE)
 
 
 def events(db: Database, job_id: str) -> list[tuple[dt.datetime, int | None, str, str]]:
@@ -226,23 +263,25 @@ class Claim:
     reason: str = ""
 
 
-def claim_chunk(db: Database, job_id: str, index: int, worker: str, max_attempts: int,
-                busy_after_s: float = 120.0, also: SessionHook | None = None) -> Claim:
-    """Take a chunk for `worker`, counting the attempt; a done chunk or a dead job is skipped.
+def claim_chunk(db: Database, job_id: str, index: int, worker: str, max_attempts: int, *,
+                stale_after_s: float, also: SessionHook | None = None) -> Claim:
+    """Take a chunk for `worker`, counting the attempt; a done chunk or a job that is not
+    rendering (JOB_RENDERING) is skipped.
 
-    A chunk already running with a heartbeat younger than `busy_after_s` seconds is "busy"
-    (a duplicate delivery): the caller checks again later instead of running it twice.
+    A chunk already running whose owner is not silent (is_silent with `stale_after_s`,
+    settings.stale_heartbeat_s) is "busy" (a duplicate delivery): the caller checks again
+    later instead of running it twice; a silent owner's chunk is taken over.
     `also(session)` runs in the same transaction when the chunk is taken (the worker's own
     row: one write transaction per claim instead of two).
     """
     with db.transaction() as s:
         job = _lock_job(s, job_id)
         chunk = _lock_chunk(s, job_id, index)
-        if JobState(job.state) in JOB_TERMINAL or job.cancel_requested:
+        if not _rendering(job):
             return Claim("skip", reason=f"job is {job.state}")
         if chunk.state in (ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED):
             return Claim("skip", reason=f"chunk is {chunk.state}")
-        if chunk.state == ChunkState.RUNNING and not is_silent(chunk.heartbeat_at, busy_after_s):
+        if chunk.state == ChunkState.RUNNING and not is_silent(chunk.heartbeat_at, stale_after_s):
             return Claim("busy", reason=f"running on {chunk.worker}, heartbeat {chunk.heartbeat_at:%H:%M:%S}")
         if chunk.attempts >= max_attempts:
             msg = (f"chunk {index} of job {job_id} gave up after {chunk.attempts} attempts"
@@ -317,7 +356,7 @@ def finish_chunk(db: Database, job_id: str, index: int, worker: str, window: int
         s.flush()
         left = s.execute(select(func.count()).select_from(Chunk).where(
             Chunk.job_id == job_id, Chunk.state != ChunkState.DONE.value)).scalar_one()
-        if left == 0 and job.state in (JobState.QUEUED, JobState.RUNNING) and not job.cancel_requested:
+        if left == 0 and _rendering(job):
             _set_job(job, JobState.FINALIZING)
             _event(s, job_id, "finalizing", "all chunks done")
             return Finish(True)
@@ -361,7 +400,7 @@ def take_chunks_to_enqueue(db: Database, job_id: str, window: int) -> list[tuple
 
 def _take_chunks(s: Any, job: Job, window: int) -> list[tuple[int, int]]:
     """take_chunks_to_enqueue inside an open transaction, the job row already locked."""
-    if JobState(job.state) in JOB_TERMINAL or job.cancel_requested:
+    if not _rendering(job):
         return []
     chunks = s.execute(select(Chunk).where(Chunk.job_id == job.id).with_for_update()).scalars().all()
     live = [c for c in chunks if c.queued_at is not None and c.state in (ChunkState.PENDING, ChunkState.RUNNING)]
@@ -388,12 +427,10 @@ def release_chunks(db: Database, workers: list[str]) -> int:
         return len(chunks)
 
 
-def live_job_ids(db: Database) -> list[str]:
-    """Jobs that still have chunks to run (queued or running)."""
+def rendering_job_ids(db: Database) -> list[str]:
+    """Jobs that still have chunks to run (JOB_RENDERING: queued or running)."""
     with db.transaction() as s:
-        return list(s.execute(select(Job.id).where(
-            Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
-            Job.cancel_requested.is_(False))).scalars())
+        return list(s.execute(select(Job.id).where(*_rendering_sql())).scalars())
 
 
 # ---- job life cycle ------------------------------------------------------------------
@@ -453,14 +490,6 @@ def requeue_lost_chunks(db: Database, job_id: str, owner: str, lost: dict[int, s
         job.finalize_owner = job.finalize_claimed_at = None
         s.flush()
         return _take_chunks(s, job, window)
-
-
-def finish_job(db: Database, job_id: str, message: str = "") -> None:
-    with db.transaction() as s:
-        job = _lock_job(s, job_id)
-        _set_job(job, JobState.DONE)
-        job.finished_at, job.error = utcnow(), None
-        _event(s, job_id, "done", message)
 
 
 def publish_and_finish(db: Database, job_id: str, owner: str, publish: Callable[[], None],
@@ -546,50 +575,42 @@ def retry_job(db: Database, job_id: str) -> list[int]:
         return sorted(todo)
 
 
-def stale_running(db: Database, stale_after_s: float) -> list[tuple[str, int]]:
-    """Running chunks of live jobs whose heartbeat is older than `stale_after_s` seconds."""
-    cutoff = stale_cutoff(stale_after_s)
-    with db.transaction() as s:
-        rows = s.execute(
-            select(Chunk.job_id, Chunk.index).join(Job, Job.id == Chunk.job_id)
-            .where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]), Job.cancel_requested.is_(False),
-                   Chunk.state == ChunkState.RUNNING.value, Chunk.heartbeat_at < cutoff)
-        ).all()
-        return [(j, i) for j, i in rows]
-
-
 def note(db: Database, job_id: str, kind: str, message: str, chunk: int | None = None) -> None:
     """Append an event to a job's log."""
     with db.transaction() as s:
         _event(s, job_id, kind, message, chunk)
 
 
-def unfinished_work(db: Database, stale_after_s: float) -> tuple[list[tuple[str, int, int]], list[str]]:
+class UnfinishedWork(NamedTuple):
+    """What the broker may have lost, read in one transaction (unfinished_work)."""
+
+    chunks: list[tuple[str, int, int]]   # (job_id, chunk_index, priority) to enqueue again
+    finals: list[str]                    # finalizing jobs to finalize again
+    stale_chunks: frozenset[tuple[str, int]] = frozenset()   # of `chunks`: running, owner silent
+    stale_finals: frozenset[str] = frozenset()               # of `finals`: claimed, owner silent
+
+
+def unfinished_work(db: Database, stale_after_s: float) -> UnfinishedWork:
     """Chunks and finalize steps that the broker may have lost, for re-enqueueing.
 
-    Returns ([(job_id, chunk_index, priority)], [job_ids to finalize]): pending chunks of
-    live jobs already handed to the broker, running chunks whose heartbeat is older than `stale_after_s`, and
-    finalizing jobs that no live owner holds (never claimed, or the owner went silent).
+    chunks: pending chunks of rendering jobs (JOB_RENDERING) already handed to the broker,
+    and their running chunks whose owner is silent (is_silent with `stale_after_s`,
+    settings.stale_heartbeat_s); finals: finalizing jobs that no live owner holds (never
+    claimed, or the owner went silent: the same rule claim_finalize applies). stale_chunks
+    and stale_finals say which of them had an owner that went silent.
     """
     with db.transaction() as s:
-        live = [JobState.QUEUED.value, JobState.RUNNING.value]
         rows = s.execute(
             select(Chunk.job_id, Chunk.index, Job.priority, Chunk.state, Chunk.heartbeat_at)
             .join(Job, Job.id == Chunk.job_id)
-            .where(Job.state.in_(live), Job.cancel_requested.is_(False), Chunk.queued_at.is_not(None),
+            .where(*_rendering_sql(), Chunk.queued_at.is_not(None),
                    Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))
         ).all()
-        chunks = [(j, i, p) for j, i, p, st, hb in rows
-                  if st == ChunkState.PENDING or is_silent(hb, stale_after_s)]
-        fin = s.execute(select(Job.id, Job.finalize_claimed_at).where(
+        stale = frozenset((j, i) for j, i, _p, st, hb in rows
+                          if st == ChunkState.RUNNING and is_silent(hb, stale_after_s))
+        chunks = [(j, i, p) for j, i, p, st, _hb in rows if st == ChunkState.PENDING or (j, i) in stale]
+        fin = s.execute(select(Job.id, Job.finalize_owner, Job.finalize_claimed_at).where(
             Job.state == JobState.FINALIZING.value)).all()
-        finals = [j for j, at in fin if is_silent(at, stale_after_s)]
-        return chunks, finals
-
-
-def stale_finalizing(db: Database, stale_after_s: float) -> list[str]:
-    """Finalizing jobs whose finalize owner claimed them and then went silent (is_silent)."""
-    with db.transaction() as s:
-        rows = s.execute(select(Job.id, Job.finalize_claimed_at).where(
-            Job.state == JobState.FINALIZING.value, Job.finalize_owner.is_not(None))).all()
-        return [j for j, at in rows if is_silent(at, stale_after_s)]
+        finals = [j for j, _owner, at in fin if is_silent(at, stale_after_s)]
+        stale_finals = frozenset(j for j, owner, at in fin if owner is not None and is_silent(at, stale_after_s))
+        return UnfinishedWork(chunks, finals, stale, stale_finals)

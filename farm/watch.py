@@ -264,9 +264,8 @@ def job_table(job: store.JobView, width: int = 80) -> Table:
     rows = []
     for c in job.chunks:
         secs = c.seconds
-        rows.append([str(c.index), _state(c.state), f"{c.frames_planned if c.state == 'done' else c.frames_done}/"
-                     f"{c.frames_planned}", str(c.attempts), c.worker or "-", f"{secs:.1f}" if secs is not None else "-",
-                     c.error or ""])
+        rows.append([str(c.index), _state(c.state), f"{c.frames_rendered}/{c.frames_planned}", str(c.attempts),
+                     c.worker or "-", f"{secs:.1f}" if secs is not None else "-", c.error or ""])
     if any(c.error for c in job.chunks):
         columns.append(Column("error", fold=True))
     return fitted_table(columns, rows, width,

@@ -60,16 +60,16 @@ class WorkerContext:
 
         One database read per job and process: a job's encoder never changes."""
         if job_id not in self._job_encoders:
-            from farm import records, store
+            from farm import store
+            from farm.encoder_check import job_encoder
             from farm.errors import JobNotFound
-            from farm.media.chunk_codec import EncoderSettings
             from farm.media.hwaccel import encoder_problem, parse_encoder_list
 
             try:
                 job = store.get_job(self.db, job_id)
             except JobNotFound:
                 return None                 # the claim says what happened to it
-            enc = records.load(EncoderSettings, job.encoder)
+            enc = job_encoder(job)
             problem = encoder_problem(enc.codec, enc.pix_fmt, parse_encoder_list(self.settings.disabled_encoders))
             if len(self._job_encoders) >= 256:
                 self._job_encoders.clear()

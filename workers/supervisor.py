@@ -156,7 +156,7 @@ def start_reaper(stop: list[bool]) -> None:
     from farm.reaper import running_loop
 
     settings = load_settings()
-    threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, settings.stale_heartbeat_s, stop),
+    threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, stop),
                      daemon=True, name="reaper").start()
 
 

@@ -189,7 +189,7 @@ def test_chunks_rendered_before_the_counts_keep_the_altered_label(db):
                      source_path="/s/source.mp4", output_path="/out.mp4", frames_total=20, fps=30.0,
                      options={"faces": "all"}, models={"pack": "demo", "demo": True})
     for i in range(2):
-        store.claim_chunk(db, "old1", i, "w", 3)
+        store.claim_chunk(db, "old1", i, "w", 3, stale_after_s=120)
         store.finish_chunk(db, "old1", i, "w", changed=(0, 0))
     assert "no face found; unaltered" in output_label(store.get_job(db, "old1"))
     # Given a database from before migration 0006 (its chunk rows have no counts)

@@ -77,7 +77,7 @@ def finalizing_job(ctx: SimpleNamespace, src: Path, out: Path, job_id: str = "lb
     store.create_job(ctx.db, job_id=job_id, chunks=[spec], input_path=str(src), source_path=str(source),
                      output_path=str(out), options={"faces": "off"}, encoder=records.dump(encoder), models={},
                      frames_total=info.video.frame_count, fps=float(info.video.fps))
-    store.claim_chunk(ctx.db, job_id, 0, "w1", 3)
+    store.claim_chunk(ctx.db, job_id, 0, "w1", 3, stale_after_s=120)
     assert store.complete_chunk(ctx.db, job_id, 0, "w1") is True
 
 

@@ -26,9 +26,9 @@ def test_one_snapshot_shows_jobs_with_frames_fps_eta_and_workers_with_their_chun
     # a finished job, and two workers: gpu0 busy on j1/1 with CUDA, gpu1 idle
     make_job(db, "j1", [100, 100])
     make_job(db, "old", [10])
-    store.claim_chunk(db, "j1", 0, "gpu1@n", 3)
+    store.claim_chunk(db, "j1", 0, "gpu1@n", 3, stale_after_s=120)
     store.complete_chunk(db, "j1", 0, "gpu1@n")
-    store.claim_chunk(db, "j1", 1, "gpu0@n", 3)
+    store.claim_chunk(db, "j1", 1, "gpu0@n", 3, stale_after_s=120)
     store.heartbeat(db, "j1", 1, 50)
     with db.transaction() as s:
         for c in s.query(Chunk).filter_by(job_id="j1"):
@@ -97,7 +97,7 @@ def test_the_follow_command_redraws_as_chunks_progress_and_stops_on_ctrl_c(setti
     db = Database(settings.database)
     upgrade_schema(db)
     make_job(db, "live1", [100, 100])
-    store.claim_chunk(db, "live1", 0, "gpu0@n", 3)
+    store.claim_chunk(db, "live1", 0, "gpu0@n", 3, stale_after_s=120)
     store.heartbeat(db, "live1", 0, 10)
     env = dict(os.environ, FARM_HOME=str(settings.home), FORCE_COLOR="1", COLUMNS="200", LINES="40")
     proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,

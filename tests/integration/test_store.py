@@ -30,7 +30,7 @@ def test_a_job_runs_to_done(db):
     assert (job.state, job.chunk_count, job.frames_done) == ("queued", 3, 0)
     finals = []
     for i in range(3):
-        claim = store.claim_chunk(db, "job1", i, "w1", max_attempts=3)
+        claim = store.claim_chunk(db, "job1", i, "w1", max_attempts=3, stale_after_s=120)
         assert claim.outcome == "run" and claim.chunk.attempts == 1
         assert store.heartbeat(db, "job1", i, 5) is False
         finals.append(store.complete_chunk(db, "job1", i, "w1"))
@@ -39,7 +39,7 @@ def test_a_job_runs_to_done(db):
     assert job.state == "finalizing" and job.frames_done == 30 and job.chunks_done == 3
     assert store.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
     assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None  # owned by fin-a
-    store.finish_job(db, "job1")
+    assert store.publish_and_finish(db, "job1", "fin-a", lambda: None) == "done"
     assert store.get_job(db, "job1").state == "done"
     kinds = [e[2] for e in store.events(db, "job1")]
     assert kinds[0] == "submitted" and kinds[-1] == "done"
@@ -47,25 +47,25 @@ def test_a_job_runs_to_done(db):
 
 def test_done_chunk_is_skipped_and_duplicate_completion_is_ignored(db):
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 3)
+    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
     assert store.complete_chunk(db, "job1", 0, "w1") is True
-    assert store.claim_chunk(db, "job1", 0, "w2", 3).outcome == "skip"
+    assert store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=120).outcome == "skip"
     assert store.complete_chunk(db, "job1", 0, "w2") is False
 
 
 def test_live_duplicate_is_busy_but_a_stale_one_is_taken_over(db):
     make_job(db, chunks=1)
-    assert store.claim_chunk(db, "job1", 0, "w1", 3).outcome == "run"
-    assert store.claim_chunk(db, "job1", 0, "w2", 3, busy_after_s=60).outcome == "busy"
-    claim = store.claim_chunk(db, "job1", 0, "w2", 3, busy_after_s=0)
+    assert store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120).outcome == "run"
+    assert store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=60).outcome == "busy"
+    claim = store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=0)
     assert claim.outcome == "run" and claim.chunk.attempts == 2 and claim.chunk.worker == "w2"
 
 
 def test_attempts_are_bounded_and_the_job_fails_naming_the_chunk(db):
     make_job(db, chunks=2)
     for attempt in range(2):
-        assert store.claim_chunk(db, "job1", 1, "w1", 2, busy_after_s=0).outcome == "run"
-    claim = store.claim_chunk(db, "job1", 1, "w1", 2, busy_after_s=0)
+        assert store.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0).outcome == "run"
+    claim = store.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0)
     assert claim.outcome == "exhausted" and "chunk 1" in claim.reason
     job = store.get_job(db, "job1")
     assert job.state == "failed" and "chunk 1" in job.error and "2 attempts" in job.error
@@ -73,9 +73,9 @@ def test_attempts_are_bounded_and_the_job_fails_naming_the_chunk(db):
 
 def test_retryable_failure_goes_back_to_pending_then_fails(db):
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 2)
+    store.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
     assert store.fail_chunk(db, "job1", 0, "boom", retryable=True, max_attempts=2) == "pending"
-    store.claim_chunk(db, "job1", 0, "w1", 2)
+    store.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
     assert store.fail_chunk(db, "job1", 0, "boom again", retryable=True, max_attempts=2) == "failed"
     job = store.get_job(db, "job1")
     assert job.state == "failed" and "boom again" in job.error
@@ -83,13 +83,13 @@ def test_retryable_failure_goes_back_to_pending_then_fails(db):
 
 def test_cancel_then_retry_reruns_only_unfinished_chunks(db):
     make_job(db, chunks=3)
-    store.claim_chunk(db, "job1", 0, "w1", 3)
+    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
     store.complete_chunk(db, "job1", 0, "w1")
-    store.claim_chunk(db, "job1", 1, "w1", 3)
+    store.claim_chunk(db, "job1", 1, "w1", 3, stale_after_s=120)
     job = store.request_cancel(db, "job1")
     assert job.state == "cancelled" and job.cancel_requested
     assert store.heartbeat(db, "job1", 1, 3) is True          # the running worker learns of it
-    assert store.claim_chunk(db, "job1", 2, "w1", 3).outcome == "skip"
+    assert store.claim_chunk(db, "job1", 2, "w1", 3, stale_after_s=120).outcome == "skip"
     assert store.retry_job(db, "job1") == [1, 2]
     job = store.get_job(db, "job1")
     assert job.state == "queued" and not job.cancel_requested
@@ -105,12 +105,12 @@ def test_unknown_job_is_a_clear_error(db):
 
 def test_unfinished_work_lists_pending_and_stale_chunks(db):
     make_job(db, chunks=2)
-    assert store.unfinished_work(db, stale_after_s=0) == ([], [])   # nothing handed to the broker yet
+    assert store.unfinished_work(db, stale_after_s=0)[:2] == ([], [])   # nothing handed to the broker yet
     assert store.take_chunks_to_enqueue(db, "job1", window=8) == [(0, 5), (1, 5)]
-    store.claim_chunk(db, "job1", 0, "w1", 3)
-    chunks, finals = store.unfinished_work(db, stale_after_s=3600)
+    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
+    chunks, finals, *_ = store.unfinished_work(db, stale_after_s=3600)
     assert chunks == [("job1", 1, 5)] and finals == []
-    chunks, _ = store.unfinished_work(db, stale_after_s=0)
+    chunks, *_ = store.unfinished_work(db, stale_after_s=0)
     assert sorted(chunks) == [("job1", 0, 5), ("job1", 1, 5)]
 
 
@@ -119,7 +119,7 @@ def test_concurrent_completions_pick_exactly_one_finalizer(db):
     chunks = 8
     make_job(db, chunks=chunks)
     for i in range(chunks):
-        store.claim_chunk(db, "job1", i, f"w{i}", 3)
+        store.claim_chunk(db, "job1", i, f"w{i}", 3, stale_after_s=120)
     results: list[bool] = []
     barrier = threading.Barrier(chunks)
 
@@ -144,7 +144,7 @@ def test_a_job_window_keeps_a_long_job_from_filling_the_queue(db):
     first = store.take_chunks_to_enqueue(db, "job1", window=2)
     assert [i for i, _ in first] == [0, 1]
     assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
-    store.claim_chunk(db, "job1", 0, "w", 3)
+    store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120)
     store.complete_chunk(db, "job1", 0, "w")
     assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [2]
     store.request_cancel(db, "job1")
@@ -162,7 +162,7 @@ def test_longest_chunks_are_handed_out_first(db):
 def finalizing_job(db: Database, owner: str = "fin-a") -> None:
     """job1 with its one chunk done, its finalize step owned by `owner`."""
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 3)
+    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
     assert store.complete_chunk(db, "job1", 0, "w1") is True
     assert store.claim_finalize(db, "job1", owner, stale_after_s=60) is not None
 
@@ -250,7 +250,8 @@ def test_finish_chunk_records_the_result_and_tops_up_in_one_transaction(db):
     registry.report_start(db, "w", 1, None, "")
     assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
     # Given a chunk claimed with the worker's busy mark in the same transaction
-    claim = store.claim_chunk(db, "job1", 0, "w", 3, also=lambda s: registry.mark_busy(s, "w", "job1", 0))
+    claim = store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120,
+                              also=lambda s: registry.mark_busy(s, "w", "job1", 0))
     assert claim.outcome == "run"
     row = next(r for r in registry.list_workers(db) if r.hostname == "w")
     assert (row.state, row.job_id, row.chunk_index) == ("busy", "job1", 0)
@@ -268,7 +269,7 @@ def test_finish_chunk_records_the_result_and_tops_up_in_one_transaction(db):
 def test_finish_chunk_of_the_last_chunk_asks_for_finalize_and_nothing_else(db):
     make_job(db, chunks=2)
     for i in range(2):
-        store.claim_chunk(db, "job1", i, "w", 3)
+        store.claim_chunk(db, "job1", i, "w", 3, stale_after_s=120)
     assert store.finish_chunk(db, "job1", 0, "w", window=4).finalize is False
     last = store.finish_chunk(db, "job1", 1, "w", window=4)
     assert last.finalize is True and last.enqueue == []
@@ -283,7 +284,7 @@ def test_a_hook_that_fails_rolls_the_whole_claim_back(db):
         raise RuntimeError("registry write failed")
 
     with pytest.raises(RuntimeError):
-        store.claim_chunk(db, "job1", 0, "w", 3, also=broken)
+        store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120, also=broken)
     chunk = store.get_job(db, "job1").chunks[0]
     assert (chunk.state, chunk.attempts) == ("pending", 0)
 

@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -22,8 +22,7 @@ from rich.console import Console
 from farm import __version__, local, store
 from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
-from farm.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError,
-                         InputError)
+from farm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError
 from farm.cli_help import plain_help
 from farm.cli_models import models_app
 from farm.reaper import reap
@@ -95,8 +94,8 @@ def submit(
     consent: Optional[str] = typer.Option(None, "--consent", metavar="TEXT", help="Reference to the consent record (release form, ticket, document hash); recorded and signed into the output."),
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
+    from farm.job_service import submit_job
     from farm.spec import CLI, load_spec, option_origins, submit_request, with_overrides
-    from farm.submit import submit as do_submit
 
     settings = _settings()
     given = {  # flags count only when given, so a spec file's values stand otherwise
@@ -111,19 +110,15 @@ def submit(
     req = submit_request(video, options, option_origins(from_spec, given), where=CLI, spec=spec)
     db = _database(settings)
 
-    def start_local_farm() -> None:
-        # Only the embedded farm is started here, once the job has passed every check: on a
-        # cluster (FARM_BROKER_URL set) its own workers run the job, and local workers would
-        # join its queue.
-        started = local.up(settings) if settings.embedded_broker else []
-        if started:
-            err.print(f"[dim]started the local farm: {', '.join(started)} (stop it with `farm down`)[/]")
-
     with err.status("submitting", spinner="dots") as status:
-        job_id = do_submit(req, settings, db, on_step=lambda msg: status.update(msg), before_store=start_local_farm)
+        submitted = submit_job(req, settings, db, on_step=lambda msg: status.update(msg),
+                               before_store=lambda: _start_local_farm(settings))
+    job_id = submitted.job.id
+    if submitted.warning:   # recorded, so submitted: the farm hands it to the broker later
+        err.print(f"[yellow]warning:[/] {submitted.warning}", highlight=False)
     if not wait:
         if as_json:
-            print(json.dumps(job_json(store.get_job(db, job_id))))
+            print(json.dumps({**job_json(submitted.job), "warning": submitted.warning}))
         else:
             print(job_id)
         return
@@ -142,6 +137,14 @@ def submit(
         raise
     _report(job, as_json)
     raise typer.Exit(exit_code_for(job.state))
+
+
+def _start_local_farm(settings: Settings) -> None:
+    """Start the embedded farm (once a job or a retry has passed every check): on a cluster
+    (FARM_BROKER_URL set) its own workers run the job, and local workers would join its queue."""
+    started = local.up(settings) if settings.embedded_broker else []
+    if started:
+        err.print(f"[dim]started the local farm: {', '.join(started)} (stop it with `farm down`)[/]")
 
 
 def _report(job: store.JobView, as_json: bool) -> None:
@@ -221,31 +224,25 @@ def cancel(job_id: str) -> None:
     Refused (exit 2) once the job is done, including when its output was being
     published as the cancel came: publishing and finishing happen under the job's lock.
     """
-    job = store.request_cancel(_database(_settings()), job_id)
+    from farm.job_service import cancel_job
+
+    settings = _settings()
+    job = cancel_job(settings, _database(settings), job_id)
     err.print(f"job {job.id} cancelled: workers stop between frames and nothing will be published")
 
 
 @app.command()
 def retry(job_id: str) -> None:
-    """Run again only the chunks of a failed or cancelled job that are not done."""
-    from farm.celery_app import create_app, enqueue_finalize
-    from farm.submit import enqueue_job
+    """Run a job again from what is left: a failed or cancelled job's unfinished chunks (or its
+    finalize); for a queued or running job (a stopped farm's), what the broker lost. A done job
+    is refused (exit 2)."""
+    from farm.job_service import retry_job
 
     settings = _settings()
-    db = _database(settings)
-    job = store.get_job(db, job_id)
-    if job.state in ("queued", "running"):   # e.g. after the farm was stopped mid-job
-        local.up(settings) if settings.embedded_broker else None
-        counts = reap(settings, db, stale_after_s=settings.stale_heartbeat_s)
-        err.print(f"job {job_id} is {job.state}; queued again what the broker did not hold: {counts}")
-        return
-    todo = store.retry_job(db, job_id)
-    local.up(settings) if settings.embedded_broker else None
-    if todo:
-        enqueue_job(settings, db, job_id)
-    else:
-        enqueue_finalize(create_app(settings), job_id)
-    err.print(f"job {job_id}: {len(todo)} chunk(s) queued again" + ("" if todo else "; finalizing"))
+    retried = retry_job(settings, _database(settings), job_id, before_enqueue=lambda: _start_local_farm(settings))
+    err.print(retried.message, highlight=False)
+    if retried.warning:
+        err.print(f"[yellow]warning:[/] {retried.warning}", highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,4 +1,4 @@
-"""Submit a job: validate, ingest, split, record, enqueue.
+"""Submit a job: validate, ingest, split, record (record), then enqueue (enqueue_job).
 
 Every check that can refuse the job runs before anything is stored; if a later
 step fails, what was written for the job is removed again, so a refused or broken
@@ -19,7 +19,7 @@ from farm import records, store
 from farm.celery_app import create_app, enqueue_chunk
 from farm.config import Settings
 from farm.db import Database
-from farm.errors import FarmError, InputError
+from farm.errors import FarmError, InputError, UnavailableError
 from farm.media.chunk_codec import choose_encoder
 from farm.media.join import muxer_for_encoder, streams_not_kept
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
@@ -172,7 +172,20 @@ def new_job_id() -> str:
 def submit(req: SubmitRequest, settings: Settings, db: Database,
            on_step: Callable[[str], None] | None = None,
            before_store: Callable[[], None] | None = None) -> str:
-    """Validate, ingest, split, record and enqueue; returns the new job id.
+    """Record the job and hand it to the broker; returns the new job id. A broker that
+    refuses the hand-over raises FarmError (the job stays recorded); the CLI and the API
+    call farm.job_service.submit_job instead, which reports that as a warning."""
+    job_id = record(req, settings, db, on_step, before_store)
+    (on_step or (lambda _msg: None))("enqueueing")
+    enqueue_job(settings, db, job_id)
+    return job_id
+
+
+def record(req: SubmitRequest, settings: Settings, db: Database,
+           on_step: Callable[[str], None] | None = None,
+           before_store: Callable[[], None] | None = None) -> str:
+    """Validate, ingest, split and record the job (queued, nothing handed to the broker yet);
+    returns its id, so that the caller knows the job it made whatever the broker does next.
 
     before_store: called once every check has passed, before anything is written (the
     CLI starts the embedded local farm there, so a refused job starts nothing).
@@ -225,8 +238,6 @@ def submit(req: SubmitRequest, settings: Settings, db: Database,
         log.warning("job %s: %s", job_id, note)
     log.info("job %s: %s ingested by %s, %d chunks; video %s", job_id, video, ingested.how, len(specs),
              info.video_choice)
-    step("enqueueing")
-    enqueue_job(settings, db, job_id)
     return job_id
 
 
@@ -242,8 +253,16 @@ def enqueue_job(settings: Settings, db: Database, job_id: str) -> int:
         for index, priority in todo:
             enqueue_chunk(app, job_id, index, priority)
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
-        raise FarmError(f"job {job_id} is recorded but the broker {settings.broker_shown} refused it: {exc}",
-                        hint="start the farm (`farm up`, or `farm worker` on a cluster); it re-enqueues the job") from None
+        raise broker_refused(settings, job_id, exc) from None
     finally:
         app.close()
     return len(todo)
+
+
+def broker_refused(settings: Settings, job_id: str, exc: BaseException) -> UnavailableError:
+    """The error (exit 4) for a job the database holds as queued that the broker would not take."""
+    detail = exc.message if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
+    return UnavailableError(f"job {job_id} is recorded (queued in the database) but the broker "
+                            f"{settings.broker_shown} refused it: {detail}",
+                            hint="start the farm (`farm up`, or `farm worker` on a cluster); it hands the "
+                                 "broker what the database says is left")

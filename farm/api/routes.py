@@ -16,12 +16,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from farm import store
+from farm import job_service, store
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.submission import Submission, confine, from_form, from_json
 from farm.api.uploads import UnsupportedBody, read_limited, read_multipart
-from farm.errors import FarmError, InputError, JobNotFound, StateError, UnavailableError
+from farm.errors import InputError, JobNotFound, StateError
+from farm.job_service import Submitted, submit_job
 from farm.output_places import API_UPLOADS_DIR
 from farm.states import JobState
 from farm.tokens import TokenView
@@ -103,7 +104,7 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
     ctx = request.app.state.ctx
     folder = ctx.storage.root / API_UPLOADS_DIR / uuid.uuid4().hex
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    submitted = False
+    done = False   # a job was submitted: its upload folder holds its output
     try:
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
@@ -123,59 +124,41 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
                 return JSONResponse(job_detail(job), status_code=200,
                                     headers={"Location": f"/jobs/{job.id}", "Idempotent-Replayed": "true"})
         try:
-            job_id = await run_in_threadpool(_submit, ctx, sub, token.id)
+            submitted = await run_in_threadpool(_submit, ctx, sub, token.id)
         except BaseException:
             if reservation is not None:
                 await run_in_threadpool(idempotency.release, ctx.db, reservation)
             raise
-        submitted = True
+        done = True
+        job = submitted.job
         if reservation is not None:
-            await run_in_threadpool(idempotency.complete, ctx.db, reservation, job_id)
-        log.info("job %s submitted over the API by token %r", job_id, token.name)
-        job = await run_in_threadpool(store.get_job, ctx.db, job_id)
-        return JSONResponse(job_detail(job), status_code=201, headers={"Location": f"/jobs/{job_id}"})
+            await run_in_threadpool(idempotency.complete, ctx.db, reservation, job.id)
+        log.info("job %s submitted over the API by token %r", job.id, token.name)
+        if submitted.warning:
+            log.warning("%s", submitted.warning)
+        return JSONResponse({**job_detail(job), "warning": submitted.warning}, status_code=201,
+                            headers={"Location": f"/jobs/{job.id}"})
     finally:
         # the upload was ingested (hard link or copy) into the job's folder; keep only the output folder
         shutil.rmtree(folder / "in", ignore_errors=True)
-        if not submitted:
+        if not done:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _submit(ctx: Any, sub: Submission, token_id: int) -> str:
-    """Submit as token `token_id`, once its output is allowed and claimed (farm.api.outputs)."""
+def _submit(ctx: Any, sub: Submission, token_id: int) -> Submitted:
+    """Submit as token `token_id` (farm.job_service.submit_job), once its output is allowed
+    and claimed (farm.api.outputs); a job recorded but refused by the broker is submitted,
+    with its warning."""
     claim = outputs.claim_output(ctx.settings, ctx.db, token_id, sub.request.output, given=sub.output_given,
                                  own_folder=sub.own_folder, overwrite=sub.request.overwrite)
     req = dataclasses.replace(sub.request, api_token_id=token_id, output=claim.path)
     try:
-        job_id = _submit_recorded(ctx, req)
+        submitted = submit_job(req, ctx.settings, ctx.db)
     except BaseException:
         outputs.release(ctx.db, claim)
         raise
-    outputs.record_job(ctx.db, claim, token_id, job_id)
-    return job_id
-
-
-def _submit_recorded(ctx: Any, req: Any) -> str:
-    """Submit; a job that was recorded but not handed to the broker still counts as submitted.
-
-    The database is the truth: the reaper (`farm up`, `farm worker`) hands such a job to the
-    broker once it is back, so answering with an error here would make a CI retry start a
-    second render of it.
-    """
-    from farm.submit import submit
-
-    steps: list[str] = []
-    try:
-        return submit(req, ctx.settings, ctx.db, on_step=steps.append)
-    except FarmError as exc:
-        if not steps or steps[-1] != "enqueueing":
-            raise
-        video = str(Path(req.video).expanduser().absolute())
-        recorded = [j for j in store.list_jobs(ctx.db, limit=50) if j.input_path == video and j.state == "queued"]
-        if not recorded:
-            raise
-        log.warning("job %s is recorded but not yet handed to the broker: %s", recorded[0].id, exc.message)
-        return recorded[0].id
+    outputs.record_job(ctx.db, claim, token_id, submitted.job.id)
+    return submitted
 
 
 @router.get("/limits", summary="The largest upload and image this farm takes (bytes)")
@@ -204,38 +187,28 @@ def get_job(request: Request, job_id: str) -> dict[str, Any]:
     return job_detail(store.get_job(request.app.state.ctx.db, _check_id(job_id)))
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a job: workers stop between frames; nothing is published")
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job: workers stop between frames; nothing is published",
+             responses={409: {"description": "the job is done: nothing to cancel"}})
 def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
-    db = request.app.state.ctx.db
-    store.request_cancel(db, _check_id(job_id))
-    log.info("job %s cancelled over the API by token %r", job_id, request.state.token_name)
-    return job_detail(store.get_job(db, job_id))
-
-
-@router.post("/jobs/{job_id}/retry", summary="Run again the chunks of a failed or cancelled job that are not done")
-def retry_job(request: Request, job_id: str) -> dict[str, Any]:
-    from farm.celery_app import create_app, enqueue_finalize
-
     ctx = request.app.state.ctx
-    from farm.submit import enqueue_job
+    job = job_service.cancel_job(ctx.settings, ctx.db, _check_id(job_id))
+    log.info("job %s cancelled over the API by token %r", job_id, request.state.token_name)
+    return job_detail(job)
 
-    todo = store.retry_job(ctx.db, _check_id(job_id))
-    try:
-        if todo:
-            enqueue_job(ctx.settings, ctx.db, job_id)
-        else:
-            celery = create_app(ctx.settings)
-            try:
-                enqueue_finalize(celery, job_id)
-            finally:
-                celery.close()
-    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds
-        msg = exc.message if isinstance(exc, FarmError) else str(exc)
-        raise UnavailableError(f"job {job_id} is queued again in the database but the broker refused it: {msg}",
-                               hint="start the farm (`farm up`, or `farm worker`): it queues again what the "
-                                    "database says is left") from None
-    log.info("job %s retried over the API by token %r (%d chunks)", job_id, request.state.token_name, len(todo))
-    return job_detail(store.get_job(ctx.db, job_id))
+
+@router.post("/jobs/{job_id}/retry",
+             summary="Run a job again from what is left: a failed or cancelled job's unfinished chunks "
+                     "(or its finalize); a queued or running job's chunks the broker lost",
+             responses={200: {"description": "the job; `message` says what was queued again, `warning` "
+                                             "is set when the broker refused it (the farm queues it later)"},
+                        409: {"description": "the job is done: nothing to retry"}})
+def retry_job(request: Request, job_id: str) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    retried = job_service.retry_job(ctx.settings, ctx.db, _check_id(job_id))
+    log.info("job %s retried over the API by token %r: %s", job_id, request.state.token_name, retried.message)
+    if retried.warning:
+        log.warning("%s", retried.warning)
+    return {**job_detail(retried.job), "message": retried.message, "warning": retried.warning}
 
 
 @router.get("/jobs/{job_id}/output", summary="Download the output of a done job",

@@ -67,44 +67,44 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """farm: a render farm for face-swapped video."""
 
 
-@app.command()
 def submit(
     video: Path = typer.Argument(..., help="The video to process (a local file; never modified)."),
-    source: list[Path] = typer.Option([], "--source", "-s", metavar="IMAGE", help="Image(s) of the face to swap in; averaged."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH", help="Default: <name>.farm.<ext> beside the input."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
-    chunk_seconds: Optional[float] = typer.Option(None, "--chunk-seconds", metavar="SECONDS", callback=_finite, help="Target chunk length (s; default: from resolution and fps)."),
-    codec: Optional[str] = typer.Option(None, "--codec", metavar="CODEC", help="h264, hevc, ... (default: the input's family)."),
-    preset: Optional[str] = typer.Option(None, "--preset", metavar="PRESET", help="Encoder preset (e.g. veryfast, medium)."),
-    crf: Optional[int] = typer.Option(None, "--crf", metavar="CRF", help="Encoder quality (lower is better)."),
-    priority: Optional[int] = typer.Option(None, "--priority", metavar="0..9", help="0..9; 9 runs first (default 5)."),
-    keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep chunk files after publishing."),
-    models: Optional[str] = typer.Option(None, "--models", metavar="PACK", help="Model pack: default, demo, or a directory."),
-    faces: Optional[str] = typer.Option(None, "--faces", metavar="MODE", help="all | largest | reference (default all)"),
-    detector: Optional[str] = typer.Option(None, "--detector", metavar="NAME", help="auto | scrfd | yunet (default auto)"),
-    reference: Optional[Path] = typer.Option(None, "--reference", metavar="IMAGE", help="Image of the face to replace (--faces reference)."),
-    reference_frame: Optional[int] = typer.Option(None, "--reference-frame", metavar="N", help="Take the reference from this frame."),
-    similarity: Optional[float] = typer.Option(None, "--similarity", metavar="0..1", callback=_finite, help="Cosine similarity for --faces reference."),
-    no_enhance: bool = typer.Option(False, "--no-enhance", help="Skip face restoration (GFPGAN)."),
-    enhance_blend: Optional[float] = typer.Option(None, "--enhance-blend", metavar="0..1", callback=_finite, help="0..1, share of the restored face."),
-    passthrough: bool = typer.Option(False, "--passthrough", help="No face work: re-encode only (tests, benchmarks)."),
     spec: Optional[Path] = typer.Option(None, "--spec", metavar="FILE", help="A TOML job spec; options given here override it."),
-    consent: Optional[str] = typer.Option(None, "--consent", metavar="TEXT", help="Reference to the consent record (release form, ticket, document hash); recorded and signed into the output."),
+    **options: Any,
 ) -> None:
     """Submit a video; prints the job id (or waits, with --wait)."""
+    # every other option is a row of the job option table (farm.options): register_submit
+    from farm.cli_options import given_options
+    from farm.options import job_options
+
+    run_submit(video, given_options(options, job_options()), spec=spec, wait=wait, as_json=as_json)
+
+
+def register_submit(faces: bool = True) -> None:
+    """(Re)declare `farm submit` with a flag for every row of the option table as it is now.
+
+    faces=False leaves the face stages' options out: reading them imports the face
+    pipeline (OpenCV, ~0.5 s), which `farm cancel` or `farm jobs` should not wait for;
+    main() declares the whole table when the command is `submit`."""
+    from farm.cli_options import with_table_options
+    from farm.options import SUBMIT_OPTIONS, job_options
+
+    app.registered_commands[:] = [c for c in app.registered_commands if c.name != "submit"]
+    app.command(name="submit")(with_table_options(submit, job_options() if faces else dict(SUBMIT_OPTIONS)))
+
+
+register_submit(faces=False)
+
+
+def run_submit(video: Path, given: dict[str, Any], *, spec: Path | None, wait: bool, as_json: bool) -> None:
+    """Submit `video` with the options `given` on the command line over those of `spec`."""
     from farm.job_service import submit_job
-    from farm.spec import CLI, load_spec, option_origins, submit_request, with_overrides
+    from farm.spec import CLI, check_options, load_spec, option_origins, submit_request, with_overrides
 
     settings = _settings()
-    given = {  # flags count only when given, so a spec file's values stand otherwise
-        "source": list(source) or None, "output": output, "overwrite": overwrite or None,
-        "keep_chunks": keep_chunks or None, "chunk_seconds": chunk_seconds, "codec": codec, "preset": preset,
-        "crf": crf, "priority": priority, "models": models, "faces": faces, "detector": detector, "reference": reference,
-        "reference_frame": reference_frame, "similarity": similarity, "enhance": False if no_enhance else None,
-        "enhance_blend": enhance_blend, "passthrough": passthrough or None, "consent": consent,
-    }
+    given = check_options(given, "the command line", names=CLI)
     from_spec = load_spec(spec) if spec else {}
     options = with_overrides(from_spec, given)
     req = submit_request(video, options, option_origins(from_spec, given), where=CLI, spec=spec)
@@ -168,10 +168,9 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help=
     video = write_sample_video(folder / "sample.mp4", seconds)
     face = write_face_image(folder / "face.jpg")
     err.print(f"sample clip {video}, source face {face}")
-    submit(video=video, source=[face], output=folder / "sample.farm.mp4", overwrite=True, wait=True,
-           as_json=False, chunk_seconds=1.0, codec=None, preset=None, crf=None, priority=5, keep_chunks=False,
-           models="demo", faces="all", detector=None, reference=None, reference_frame=None, similarity=None, no_enhance=False,
-           enhance_blend=None, passthrough=False, spec=None, consent="farm demo: the public-domain sample face")
+    run_submit(video, {"source": [str(face)], "output": str(folder / "sample.farm.mp4"), "overwrite": True,
+                       "chunk_seconds": 1.0, "models": "demo", "consent": "farm demo: the public-domain sample face"},
+               spec=None, wait=True, as_json=False)
 
 
 @app.command()
@@ -330,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         if as_json:
             print(json.dumps(outcome_json(exit_code, error, hint, job_id)))
 
+    if "submit" in args:
+        register_submit()
     root = plain_help(typer.main.get_command(app))
     try:
         rc = root(args=args, prog_name="farm", standalone_mode=False)

@@ -54,11 +54,10 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     from farm.faces.chain import latent_for_pack
     from farm.faces.detect import build_detector
     from farm.faces.identity import ImageLimits, compute_identity
-    from farm.faces.options import validate_options
     from farm.faces.stages import face_label, required_roles
     from farm.models.packs import load_pack
 
-    options = validate_options(dict(req.face_options))
+    options = req.face_options   # validated when the request was made (SubmitRequest)
     pack_name = req.models or settings.models
     pack = load_pack(pack_name, models_dir=settings.models_path, providers="cpu",
                      cache_dir=settings.storage_dir / "trt-cache")

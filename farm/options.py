@@ -50,17 +50,25 @@ class Option:
         dashed = name.replace("_", "-")
         return f"--no-{dashed}" if self.kind == "bool" and self.default is True else f"--{dashed}"
 
-    def hint(self) -> str:
-        """What a valid value looks like, for a refusal's 'what to do' line."""
+    def rule(self) -> str:
+        """What a valid value is, in a few words: `0..9`, `one of all, largest`, `a path`."""
+        unit = f" {self.unit}" if self.unit else ""
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        unit = f" ({self.unit})" if self.unit else ""
-        if self.minimum is not None or self.maximum is not None:
-            lo = "" if self.minimum is None else f"{self.minimum:g}"
-            hi = "" if self.maximum is None else f"{self.maximum:g}"
-            return f"{self.kind} in {lo}..{hi}{unit}: {self.help}"
-        return {"bool": "true or false", "str": "a non-empty string", "path": "a path",
-                "paths": "a path or a list of paths"}.get(self.kind, self.kind) + f"{unit}: {self.help}"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum:g}..{self.maximum:g}{unit}"
+        if self.minimum is not None:
+            return f"at least {self.minimum:g}{unit}"
+        if self.maximum is not None:
+            return f"at most {self.maximum:g}{unit}"
+        return {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a non-empty string",
+                "path": "a path", "paths": "a path or a list of paths"}[self.kind]
+
+    def hint(self) -> str:
+        """A refusal's 'what to do' line: the rule and what the option is for."""
+        kind = {"int": "a whole number", "float": "a number"}.get(self.kind)
+        rule = self.rule() if not kind or self.choices or "." not in self.rule() else f"{kind} in {self.rule()}"
+        return f"{rule}: {self.help}"
 
 
 SUBMIT_OPTIONS: dict[str, Option] = {
@@ -112,7 +120,8 @@ def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = 
     a list of str for 'paths'; None stays None for an option without a default."""
     if value is None and option.default is None:
         return None
-    bad = InputError(f"option {name} = {value!r} in {origin} is invalid", hint=option.hint())
+    bad = InputError(f"option {name} = {value!r} in {origin} is invalid: {name} must be {option.rule()}",
+                     hint=option.hint())
     kind = option.kind
     if kind == "paths":
         values = value if isinstance(value, list) else [value]

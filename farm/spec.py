@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from farm.errors import InputError
-from farm.faces.options import FACE_OPTIONS, validate_options
+from farm.faces.options import FACE_OPTIONS
 from farm.options import convert, job_options, path_options
 
 SPEC_TABLE = "submit"
@@ -46,24 +46,24 @@ def option_origins(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dict[st
     return {**{key: SPEC for key in spec}, **{key: CLI for key, value in given.items() if value is not None}}
 
 
-def check_option(key: str, value: Any, origin: str, *, text: bool = False) -> Any:
+def check_option(key: str, value: Any, origin: str, *, text: bool = False, names: str = SPEC) -> Any:
     """One option's value checked and converted (farm.options.convert); `text`: values
-    come as strings (a form). Returns bool/int/float/str, a str for a path, a list of str
-    for `source`."""
+    come as strings (a form); `names`: how messages name it (option_name: CLI for flags).
+    Returns bool/int/float/str, a str for a path, a list of str for `source`."""
     table = job_options()
     if key not in table:
         raise InputError(f"unknown option {key!r} in {origin}", hint="known options: " + ", ".join(table))
-    return convert(key, table[key], value, origin, text=text)
+    return convert(option_name(key, names), table[key], value, origin, text=text)
 
 
-def check_options(raw: Mapping[str, Any], origin: str, *, text: bool = False) -> dict[str, Any]:
+def check_options(raw: Mapping[str, Any], origin: str, *, text: bool = False, names: str = SPEC) -> dict[str, Any]:
     """Every option of `raw` checked (keys may use dashes); see check_option."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name in out:
             raise InputError(f"option {name!r} is given twice in {origin}")
-        out[name] = check_option(name, value, origin, text=text)
+        out[name] = check_option(name, value, origin, text=text, names=names)
     return out
 
 
@@ -134,8 +134,8 @@ def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str
         if spec is not None:
             hint += f"; or set source = [...] or passthrough = true in spec file {spec}"
         raise InputError("no source image given: farm needs the face to swap in", hint=hint)
-    face_options = validate_options({key: str(value) if isinstance(value, Path) else value
-                                     for key, value in options.items() if key in FACE_OPTIONS and value is not None})
+    face_options = {key: str(value) if isinstance(value, Path) else value
+                    for key, value in options.items() if key in FACE_OPTIONS and value is not None}
     output = options.get("output")
     return SubmitRequest(
         video=Path(video), sources=[] if passthrough else sources,

@@ -52,6 +52,13 @@ class SubmitRequest:
     origins: dict[str, str] = field(default_factory=dict)   # option -> where it was given (farm.spec)
     where: str = CLI                  # where the request is made: farm.spec.CLI or REQUEST (the API)
 
+    def __post_init__(self) -> None:
+        # a typed request: the face options converted and checked once, defaults filled in
+        # (a pass-through job, with no source, does no face work and keeps none)
+        from farm.faces.options import validate_options
+
+        self.face_options = validate_options(dict(self.face_options)) if self.sources else {}
+
     def option(self, key: str) -> str:
         """Option `key` named as the user gave it: `--output` on the command line, `output`
         in a spec file or an API request (farm.spec.option_name)."""
@@ -105,13 +112,9 @@ def probe_limits(settings: Settings) -> ProbeLimits:
 def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, Any, int]:
     """All checks that may refuse the job; nothing is written. Returns (info, output, encoder, chunk_frames)."""
     video = req.video.expanduser()
-    if not (0 <= req.priority <= 9):
-        raise InputError(f"{req.option('priority')} must be 0..9 (9 runs first), got {req.priority}",
-                         hint=f"give {req.option('priority')} a whole number from 0 to 9 (default 5)")
+    # the options' types and ranges were checked once, against the option table, when the
+    # request was made (farm.spec.check_options); settings.chunk_seconds by load_settings
     chunk_seconds = req.chunk_seconds if req.chunk_seconds is not None else settings.chunk_seconds
-    if chunk_seconds is not None and not (0.2 <= chunk_seconds <= 3600):
-        raise InputError(f"{req.option('chunk_seconds')} must be between 0.2 and 3600, got {chunk_seconds}",
-                         hint="leave it out for a length chosen from the resolution and frame rate")
     check_consent(req.consent, settings, req.option("consent"))
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video), settings)

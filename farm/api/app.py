@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from farm import __version__
 from farm.api.drain import DrainUnreadBody
 from farm.api.idempotency import KeyConflict
-from farm.api.routes import router
+from farm.api.routes import create_body, router
 from farm.api.uploads import PayloadTooLarge, UnsupportedBody
 from farm.config import Settings
 from farm.db import Database
@@ -67,6 +67,9 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
     app.state.ctx = ApiContext(settings=settings, db=db or Database(settings.database),
                                storage=Storage(settings.storage_dir),
                                max_upload_bytes=max_upload_bytes or settings.max_input_bytes)
+    for route in router.routes:   # POST /jobs takes the option table as it is now
+        if getattr(route, "path", None) == "/jobs" and "POST" in getattr(route, "methods", ()):
+            route.openapi_extra = create_body()
     app.include_router(router)
     app.add_middleware(DrainUnreadBody)
     (app.state.ctx.storage.root / API_OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)   # outputs clients name

@@ -57,43 +57,26 @@ def _check_id(job_id: str) -> str:
     return job_id
 
 
-_CREATE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["video"],
-                "properties": {
-                    "video": {"type": "string", "format": "binary", "description": "the video to process"},
-                    "source": {"type": "array", "items": {"type": "string", "format": "binary"},
-                               "description": "image(s) of the face to swap in (or paths on storage)"},
-                    "reference": {"type": "string", "format": "binary"},
-                    "passthrough": {"type": "boolean"}, "overwrite": {"type": "boolean"},
-                    "keep_chunks": {"type": "boolean"}, "enhance": {"type": "boolean"},
-                    "chunk_seconds": {"type": "number"}, "crf": {"type": "integer"},
-                    "priority": {"type": "integer", "minimum": 0, "maximum": 9},
-                    "codec": {"type": "string"}, "preset": {"type": "string"}, "models": {"type": "string"},
-                    "faces": {"type": "string", "enum": ["all", "largest", "reference"]},
-                    "detector": {"type": "string", "enum": ["auto", "scrfd", "yunet"]},
-                    "reference_frame": {"type": "integer"}, "similarity": {"type": "number"},
-                    "enhance_blend": {"type": "number"},
-                    "consent": {"type": "string", "description": "reference to the consent record "
-                                "(release form, ticket, document hash); signed into the output"},
-                    "output": {"type": "string", "description": "a path on storage (default: beside the upload)"},
-                }}},
-            "application/json": {"schema": {
-                "type": "object", "required": ["path"],
-                "properties": {"path": {"type": "string", "description": "the video, on the farm's storage"},
-                               "source": {"type": "array", "items": {"type": "string"}},
-                               "reference": {"type": "string"}, "output": {"type": "string"},
-                               "passthrough": {"type": "boolean"}},
-                "additionalProperties": True}},
-        },
-    }
-}
+def create_body() -> dict[str, Any]:
+    """The OpenAPI request body of POST /jobs: every job option of the table
+    (farm.options.job_options), as a multipart form with the video (and images) uploaded,
+    or as JSON naming files on storage. Made when the app is made (farm.api.app)."""
+    from farm.options import openapi_properties
+
+    form = {"video": {"type": "string", "format": "binary", "description": "the video to process"},
+            **openapi_properties(files=("source",))}
+    form["reference"] = {"type": "string", "format": "binary",
+                         "description": "image of the face to replace (faces=reference), uploaded or a path on storage"}
+    form["output"]["description"] = "a path on storage, under outputs/ (default: beside the upload)"
+    as_json = {"path": {"type": "string", "description": "the video, on the farm's storage"}, **openapi_properties()}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["video"], "properties": form}},
+        "application/json": {"schema": {"type": "object", "required": ["path"], "properties": as_json,
+                                         "additionalProperties": False}},
+    }}}
 
 
-@router.post("/jobs", status_code=201, openapi_extra=_CREATE_BODY,
+@router.post("/jobs", status_code=201,
              summary="Submit a job (multipart upload, or JSON naming a video on storage)",
              responses={200: {"description": "an earlier request with this Idempotency-Key made this job"},
                         409: {"description": "the Idempotency-Key was used for a different request"},

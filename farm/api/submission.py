@@ -20,12 +20,14 @@ from typing import Any
 
 from farm.api.uploads import Form
 from farm.errors import InputError
+from farm.options import SUBMIT_OPTIONS
 from farm.spec import check_options, submit_request
 from farm.storage import Storage
 from farm.user_files import check_regular_file
 
 FILE_FIELDS = ("video", "source", "reference")
-_LIST_FIELDS = ("source",)
+_LIST_FIELDS = tuple(name for name, option in SUBMIT_OPTIONS.items() if option.kind == "paths")
+"""Form fields that may repeat: the options that take several paths."""
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 

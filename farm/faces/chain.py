@@ -16,7 +16,7 @@ import numpy as np
 from farm.faces import stages
 from farm.faces.detect import Detector, build_detector, detector_for_session
 from farm.faces.identity import compute_identity
-from farm.faces.options import validate_options
+from farm.faces.options import FACE_OPTIONS
 from farm.faces.swap import emap_latent, load_emap
 from farm.pipeline.stage import StageChain
 
@@ -87,7 +87,10 @@ def build_chain(
 ) -> StageChain:
     """The StageChain of the registered stages a job with these face options runs.
 
-    options are validated (defaults filled in) first; see ChainInputs for the rest.
+    options: the job's face options as validated at submit and stored with the job; they
+    are not checked again here, only an option added since the job was stored gets its
+    default. See ChainInputs for the rest.
     """
-    inputs = ChainInputs(validate_options(dict(options)), sessions, source_latent, reference_embedding)
+    stored = {name: option.default for name, option in FACE_OPTIONS.items()} | dict(options)
+    inputs = ChainInputs(stored, sessions, source_latent, reference_embedding)
     return StageChain(stage.build(inputs) for stage in stages.wanted_stages(inputs.options))

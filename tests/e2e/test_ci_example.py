@@ -8,19 +8,14 @@ README's way to try it without the default pack) are the test's own."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FARM, FarmCLI
-from tests.integration.test_api import free_port
+from tests.api_server import farm_api
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "deploy" / "ci" / "README.md"
@@ -28,38 +23,10 @@ COMMAND = "python3 deploy/ci/farm_render.py clip.mp4 --spec deploy/ci/render.tom
 
 
 @pytest.fixture(scope="module")
-def farm_api() -> Iterator[dict[str, str]]:
+def ci_env() -> Iterator[dict[str, str]]:
     """The environment a CI step gets: FARM_API_URL and FARM_API_TOKEN of a running farm."""
-    home = Path("/tmp") / f"farm-ci-{uuid.uuid4().hex[:8]}"
-    home.mkdir()
-    farm = FarmCLI(home)
-    server = None
-    try:
-        farm.run("up", check=True, timeout_s=120)
-        token = farm.run("tokens", "create", "my-ci", check=True).stdout.strip()
-        port = free_port()
-        log = home / "api.log"
-        with open(log, "w") as fh:
-            server = subprocess.Popen([*FARM, "api", "--port", str(port)], env=farm.env, stdout=fh,
-                                      stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"farm api did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield {"PATH": "/usr/bin:/bin", "FARM_API_URL": url, "FARM_API_TOKEN": token}
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        farm.down()
-        shutil.rmtree(home, ignore_errors=True)
+    with farm_api("ci", token_name="my-ci") as server:
+        yield {"PATH": "/usr/bin:/bin", "FARM_API_URL": server.url, "FARM_API_TOKEN": server.token}
 
 
 def readme_command(clip: Path, out: Path, *extra: str) -> list[str]:
@@ -76,10 +43,10 @@ def run(argv: list[str], env: dict[str, str], timeout_s: float = 120) -> subproc
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
-def test_the_readme_command_renders_with_the_demo_pack_and_downloads_a_frame_exact_output(farm_api, tmp_path):
+def test_the_readme_command_renders_with_the_demo_pack_and_downloads_a_frame_exact_output(ci_env, tmp_path):
     clip = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=1.0, moving_face=True)
     out = tmp_path / "out" / "clip.farm.mp4"
-    proc = run(readme_command(clip, out, "--set", "models=demo"), farm_api)
+    proc = run(readme_command(clip, out, "--set", "models=demo"), ci_env)
     assert proc.returncode == 0, proc.stderr
     job = json.loads(proc.stdout)
     assert job["state"] == "done" and job["models"] == "demo" and job["downloaded_to"] == str(out), job
@@ -88,15 +55,15 @@ def test_the_readme_command_renders_with_the_demo_pack_and_downloads_a_frame_exa
     assert media_checks.video_stream(out)["codec_name"] == "hevc"      # render.toml's codec
 
 
-def test_a_refused_request_exits_2_and_says_why(farm_api, tmp_path):
+def test_a_refused_request_exits_2_and_says_why(ci_env, tmp_path):
     clip = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=0.5)
     out = tmp_path / "out" / "clip.farm.mp4"
-    proc = run(readme_command(clip, out, "--set", "models=demo", "--set", "faces=everyone"), farm_api)
+    proc = run(readme_command(clip, out, "--set", "models=demo", "--set", "faces=everyone"), ci_env)
     assert proc.returncode == 2, proc.stderr
     assert "HTTP 422" in proc.stderr and "faces" in proc.stderr and "trying again" not in proc.stderr
-    proc = run(readme_command(clip, out, "--set", "models=demo", "--set", "source=faces/nobody.jpg"), farm_api)
+    proc = run(readme_command(clip, out, "--set", "models=demo", "--set", "source=faces/nobody.jpg"), ci_env)
     assert proc.returncode == 2, proc.stderr
     assert "deploy/ci/faces/nobody.jpg" in proc.stderr
-    proc = run(readme_command(tmp_path / "missing.mp4", out, "--set", "models=demo"), farm_api)
+    proc = run(readme_command(tmp_path / "missing.mp4", out, "--set", "models=demo"), ci_env)
     assert proc.returncode == 2 and "missing.mp4" in proc.stderr, proc.stderr
     assert not out.exists() and not proc.stdout

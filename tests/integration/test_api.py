@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,16 +16,11 @@ import httpx
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FARM, FarmCLI
+from tests.api_server import farm_api
+from tests.e2e.farmcli import FarmCLI
 
 MAX_UPLOAD_BYTES = 2_000_000
 TERMINAL = {"done", "failed", "cancelled"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:
@@ -59,36 +52,8 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    home = Path("/tmp") / f"farm-api-{uuid.uuid4().hex[:8]}"
-    home.mkdir()
-    farm = FarmCLI(home)
-    server = None
-    try:
-        farm.run("up", check=True, timeout_s=120)
-        token = farm.run("tokens", "create", "ci", check=True).stdout.strip()
-        port = free_port()
-        log = home / "api.log"
-        with open(log, "w") as fh:
-            server = subprocess.Popen([*FARM, "api", "--port", str(port), "--max-upload-bytes", str(MAX_UPLOAD_BYTES)],
-                                      env=farm.env, stdout=fh, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"farm api did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Api(home, url, token, log)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        farm.down()
-        shutil.rmtree(home, ignore_errors=True)
+    with farm_api("api", max_upload_bytes=MAX_UPLOAD_BYTES) as server:
+        yield Api(server.home, server.url, server.token, server.log)
 
 
 def upload(api: Api, video: Path, headers: dict | None = None, **fields: str) -> httpx.Response:

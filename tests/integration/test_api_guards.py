@@ -9,22 +9,20 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 
 from tests import clips
-from tests.e2e.farmcli import FARM, FarmCLI
-from tests.integration.test_api import Api, free_port, upload
+from tests.e2e.farmcli import FarmCLI
+from tests.api_server import farm_api
+from tests.integration.test_api import Api, upload
 
 MAX_UPLOAD_BYTES = 2_000_000
 MAX_IMAGE_BYTES = 100_000
@@ -34,36 +32,9 @@ CI_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "farm_render
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    home = Path("/tmp") / f"farm-guard-{uuid.uuid4().hex[:8]}"
-    home.mkdir()
-    farm = FarmCLI(home, {"FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES), "FARM_MAX_IMAGE_SIDE": str(MAX_IMAGE_SIDE)})
-    server = None
-    try:
-        farm.run("up", check=True, timeout_s=120)
-        token = farm.run("tokens", "create", "ci", check=True).stdout.strip()
-        port = free_port()
-        log = home / "api.log"
-        with open(log, "w") as fh:
-            server = subprocess.Popen([*FARM, "api", "--port", str(port), "--max-upload-bytes", str(MAX_UPLOAD_BYTES)],
-                                      env=farm.env, stdout=fh, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"farm api did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Api(home, url, token, log)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        farm.down()
-        shutil.rmtree(home, ignore_errors=True)
+    env = {"FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES), "FARM_MAX_IMAGE_SIDE": str(MAX_IMAGE_SIDE)}
+    with farm_api("guard", env, max_upload_bytes=MAX_UPLOAD_BYTES) as server:
+        yield Api(server.home, server.url, server.token, server.log)
 
 
 @pytest.fixture(scope="module")

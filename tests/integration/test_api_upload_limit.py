@@ -7,22 +7,19 @@ Redis (no workers are started) and its own SQLite database."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from farm.api.drain import DISCARD_LIMIT_BYTES
-from tests.e2e.farmcli import FARM, FarmCLI
-from tests.integration.test_api import Api, free_port
+from tests.api_server import farm_api, free_port
+from tests.integration.test_api import Api
 
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_IMAGE_BYTES = 100_000
@@ -31,32 +28,9 @@ CI_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "farm_render
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    home = Path("/tmp") / f"farm-limit-{uuid.uuid4().hex[:8]}"
-    home.mkdir()
-    farm = FarmCLI(home, {"FARM_BROKER_URL": "redis://127.0.0.1:6379/14", "FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)})
-    token = farm.run("tokens", "create", "ci", check=True).stdout.strip()
-    port = free_port()
-    log = home / "api.log"
-    with open(log, "w") as fh:
-        server = subprocess.Popen([*FARM, "api", "--port", str(port), "--max-upload-bytes", str(MAX_UPLOAD_BYTES)],
-                                  env=farm.env, stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"farm api did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Api(home, url, token, log)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
+    env = {"FARM_BROKER_URL": "redis://127.0.0.1:6379/14", "FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}
+    with farm_api("limit", env, local_farm=False, max_upload_bytes=MAX_UPLOAD_BYTES) as server:
+        yield Api(server.home, server.url, server.token, server.log)
 
 
 def post(api: Api, body: bytes, token: str) -> tuple[int, dict]:

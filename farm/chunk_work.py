@@ -24,7 +24,7 @@ import errno
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from farm import records, registry, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk, enqueue_finalize
@@ -34,6 +34,7 @@ from farm.media.chunk_codec import transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import StageChain
+from farm.runtime import Runtime
 from farm.states import ChunkState
 
 log = logging.getLogger("farm.chunk")
@@ -48,7 +49,7 @@ STORAGE_ERRNOS = {                    # the storage's fault, not the worker's: n
 }
 
 
-def run_chunk(ctx: Any, job_id: str, index: int, worker: str) -> str:
+def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
     """Run chunk `index` of `job_id` on this worker; returns what happened, for the logs."""
     problem = ctx.encoder_problem(job_id)   # checked before the claim: a refusal counts no attempt
     if problem is not None:
@@ -139,7 +140,7 @@ def batch_for(chain: StageChain) -> Callable[[list[Frame]], list[Frame]] | None:
     return chain.process_batch if chain.batches else None
 
 
-def quarantine(ctx: Any, worker: str, failures: int, last_error: str) -> None:
+def quarantine(ctx: Runtime, worker: str, failures: int, last_error: str) -> None:
     """A worker that failed `failures` chunks in a row (a broken GPU?) stops taking chunks."""
     note = f"stopped taking chunks after {failures} failures in a row; last: {last_error}"
     registry.report_state(ctx.db, worker, "quarantined", note)

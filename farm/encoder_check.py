@@ -19,7 +19,9 @@ from typing import Any
 from farm import records, store
 from farm.celery_app import QUEUE_GPU, enqueue_chunk
 from farm.media.chunk_codec import EncoderSettings
+from farm.runtime import Runtime
 from farm.states import ChunkState
+from farm.store import JobView
 
 log = logging.getLogger("farm.encoder_check")
 
@@ -28,14 +30,14 @@ RECHECK_S = 5.0           # a refused chunk is offered again after this (seconds
 INSPECT_TIMEOUT_S = 1.0   # how long to wait for the workers' answers on which queues they consume
 
 
-def job_encoder(job: Any) -> EncoderSettings:
+def job_encoder(job: JobView) -> EncoderSettings:
     """The job's encoder: the one submit chose (choose_encoder) and stored with the job.
     Every chunk is encoded with it and the finalizer picks the output's muxer from it;
     no worker chooses again."""
     return records.load(EncoderSettings, job.encoder)
 
 
-def refuse_chunk(ctx: Any, job_id: str, index: int, worker: str, problem: str) -> str:
+def refuse_chunk(ctx: Runtime, job_id: str, index: int, worker: str, problem: str) -> str:
     """This worker cannot produce the job's encoder: leave chunk `index` to another worker,
     or fail the job when no worker consuming the chunk queue can produce it."""
     job = store.get_job(ctx.db, job_id)

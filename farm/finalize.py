@@ -22,7 +22,15 @@ from farm.media.join import join_chunks, muxer_for, uses_free_tags
 from farm.media.probe import MediaInfo, probe
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
-from farm.storage import IngestRecord, check_source, commit_publish, stage_for_publish, temp_name
+from farm.runtime import Runtime
+from farm.storage import (
+    IngestRecord,
+    check_source,
+    commit_publish,
+    stage_for_publish,
+    temp_name,
+)
+from farm.store import JobView
 
 log = logging.getLogger("farm.finalize")
 
@@ -30,13 +38,13 @@ log = logging.getLogger("farm.finalize")
 TS_SERVICE_NAME_MAX_BYTES = 255
 
 
-def face_job(job: Any) -> bool:
+def face_job(job: JobView) -> bool:
     """True if the job ran face stages (False for --passthrough: a re-encode only)."""
     options = job.options or {}
     return bool(job.models) and options.get("faces", "off") != "off"
 
 
-def changed_counts(job: Any) -> tuple[int, int] | None:
+def changed_counts(job: JobView) -> tuple[int, int] | None:
     """(frames, faces) the job's workers replaced faces in, summed over its chunks; None
     when some chunk was not counted (rendered before the counts were kept)."""
     chunks = getattr(job, "chunks", None) or []
@@ -46,7 +54,7 @@ def changed_counts(job: Any) -> tuple[int, int] | None:
     return sum(f for f, _ in counts), sum(n for _, n in counts)
 
 
-def faces_altered(job: Any) -> bool:
+def faces_altered(job: JobView) -> bool:
     """True if the output has a face the job changed: a face job, unless its workers
     counted no replaced face at all (a job without counts is taken as altered)."""
     if not face_job(job):
@@ -55,7 +63,7 @@ def faces_altered(job: Any) -> bool:
     return counted is None or counted[1] > 0
 
 
-def output_label(job: Any) -> str:
+def output_label(job: JobView) -> str:
     """One line saying what the output is: synthetic media made by farm, the job, what changed.
 
     A face job names the stages that changed pixels and, where the workers counted them,
@@ -80,7 +88,7 @@ def output_label(job: Any) -> str:
     return label
 
 
-def output_metadata(job: Any, muxer: str | None = None) -> dict[str, str]:
+def output_metadata(job: JobView, muxer: str | None = None) -> dict[str, str]:
     """The container tags an output carries: the synthetic-media label, job id, models.
 
     muxer: the output's muxer (None: one that keeps free-form tags). AVI keeps only its
@@ -128,7 +136,7 @@ def recorded_source(db: Any, job_id: str) -> tuple[IngestRecord | None, int | No
     return ingested, video_index
 
 
-def output_muxer(info: MediaInfo, job: Any) -> str:
+def output_muxer(info: MediaInfo, job: JobView) -> str:
     """The muxer finalize writes the job's output with (the source's kind of container)."""
     codec = av.codec.Codec(job_encoder(job).codec, "w").canonical_name
     return muxer_for(info, codec)
@@ -195,7 +203,7 @@ def parse_ffmetadata(text: str) -> dict[str, str]:
     return tags
 
 
-def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
+def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     """Join, verify and publish `job_id` if this caller owns its finalize step.
 
     Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published),
@@ -266,7 +274,7 @@ def run_finalize(ctx: Any, job_id: str, owner: str) -> str:
     return "done"
 
 
-def requeue_lost(ctx: Any, job_id: str, owner: str, lost: dict[int, str]) -> str:
+def requeue_lost(ctx: Runtime, job_id: str, owner: str, lost: dict[int, str]) -> str:
     """Send the chunks whose output was lost back to the workers; finalize runs again after them."""
     todo = store.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)
     if todo is None:

@@ -16,6 +16,8 @@ import numpy as np
 
 from farm.errors import FarmError, InputError
 from farm.pipeline.stage import PassThrough, StageChain
+from farm.runtime import Runtime
+from farm.store import JobView
 
 
 @dataclass
@@ -134,7 +136,7 @@ def reference_from_video(video: Path, index: int, detector: Any, recognizer: Any
                      hint=f"use a frame index from 0 to {count - 1}" if count else "the video has no frames")
 
 
-def load_identity(ctx: Any, job: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def load_identity(ctx: Runtime, job: JobView) -> tuple[np.ndarray, np.ndarray | None]:
     """(source latent, reference embedding or None) saved for `job` at submit.
 
     Never recomputed from the user's files: every chunk reads the same saved arrays.
@@ -154,7 +156,7 @@ def load_identity(ctx: Any, job: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return source, reference
 
 
-def build_job_chain(ctx: Any, job: Any) -> StageChain:
+def build_job_chain(ctx: Runtime, job: JobView) -> StageChain:
     """The stage chain a worker runs for `job` (pass-through when the job has no faces to swap)."""
     options = job.options or {}
     if options.get("faces", "off") == "off":

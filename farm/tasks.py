@@ -31,14 +31,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             state["ctx"].report_start(app_hostname[0])
         return state["ctx"]
 
-    @app.task(name=TASK_PROCESS_CHUNK, bind=True)
+    @app.task(name=TASK_PROCESS_CHUNK, bind=True, shared=False)   # shared: every later app would get this one
     def process_chunk(self, job_id: str, index: int) -> str:  # noqa: ANN001
         from farm.chunk_work import run_chunk
 
         app_hostname[0] = self.request.hostname or "worker"
         return run_chunk(context(), job_id, index, worker=self.request.hostname or "worker")
 
-    @app.task(name=TASK_FINALIZE_JOB, bind=True)
+    @app.task(name=TASK_FINALIZE_JOB, bind=True, shared=False)
     def finalize_job(self, job_id: str) -> str:  # noqa: ANN001
         from farm.finalize import run_finalize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -13,10 +13,16 @@ from farm.config import Settings
 from farm.db import Database
 from farm.storage import Storage
 
+if TYPE_CHECKING:
+    from farm.pipeline.stage import StageChain
+    from farm.store import JobView
+
 log = logging.getLogger("farm.worker")
 
 
 class WorkerContext:
+    """The Runtime (farm.runtime) of a Celery worker process."""
+
     def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
         self.app = app
@@ -27,7 +33,7 @@ class WorkerContext:
         self.reported_providers = ""   # what this process last wrote to its registry row
         self._job_encoders: dict[str, str | None] = {}   # job id -> why this process cannot produce its encoder
 
-    def chain_for(self, job: Any) -> Any:
+    def chain_for(self, job: JobView) -> StageChain:
         """The stage chain for a job: faces when the job asks for them, else pass-through."""
         from farm.job_pipeline import build_job_chain
 
@@ -41,7 +47,7 @@ class WorkerContext:
         registry.report_start(self.db, hostname, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES") or None,
                               self._providers)
 
-    def providers_in_use(self, job: Any) -> str | None:
+    def providers_in_use(self, job: JobView) -> str | None:
         """The ONNX Runtime providers this process's sessions report, e.g. 'CPUExecutionProvider'.
 
         Read from the sessions themselves (session.get_providers()), not from the settings.

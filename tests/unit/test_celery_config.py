@@ -29,6 +29,23 @@ def test_tasks_have_explicit_stable_names(tmp_path):
     assert TASK_PROCESS_CHUNK == "farm.process_chunk" and TASK_FINALIZE_JOB == "farm.finalize_job"
 
 
+def test_each_app_runs_its_own_tasks(tmp_path):
+    # Two apps in one process (a test run, an API next to a worker): each app's task is the
+    # one registered on it, bound to its own settings. Celery shares app.task by default,
+    # so every later app used to get the first app's task (and its database).
+    import warnings
+
+    first, second = (load_settings({"FARM_HOME": str(tmp_path / name)}) for name in ("a", "b"))
+    app_a, app_b = create_app(first), create_app(second)
+    register_tasks(app_a, first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a duplicate task name would warn
+        register_tasks(app_b, second)
+        task_a, task_b = app_a.tasks[TASK_PROCESS_CHUNK], app_b.tasks[TASK_PROCESS_CHUNK]
+    assert task_a is not task_b and task_b.app is app_b
+    assert create_app(first).tasks.get(TASK_PROCESS_CHUNK) is None   # a new app has none until registered
+
+
 def test_user_priority_maps_to_redis_order():
     assert celery_priority(9) == 0 and celery_priority(0) == 9 and celery_priority(5) == 4
     assert celery_priority(42) == 0 and celery_priority(-3) == 9

@@ -130,7 +130,8 @@ def test_a_failed_job_is_one_failed_object_naming_the_job(cli, tmp_path):
 
 
 def test_a_cancelled_job_is_one_cancelled_object_with_an_error(cli, tmp_path):
-    video = clips.make_clip(tmp_path / "long.mp4", width=960, height=540, seconds=6.0, gop=15)
+    # long enough that the job cannot end before `farm cancel` (a process start) reaches it
+    video = clips.make_clip(tmp_path / "long.mp4", width=960, height=540, seconds=20.0, gop=15)
     proc, job_id = _waiting_submit(cli, video)
     assert cli.run("cancel", job_id).returncode == 0
     stdout, stderr = proc.communicate(timeout=120)

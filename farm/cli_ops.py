@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import socket
 import urllib.error
 import urllib.request
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
     def health_cmd(
         url: str = typer.Option(None, "--url", help="An HTTP endpoint that must answer 200."),
         workers: bool = typer.Option(False, "--workers", help="A chunk worker of this host answers a Celery ping."),
-        timeout_s: float = typer.Option(5.0, "--timeout", help="Seconds to wait."),
+        timeout_s: float = typer.Option(5.0, "--timeout", callback=_positive_seconds, help="Seconds to wait."),
     ) -> None:
         """Container health check: exit 0 when healthy, 4 when not (no shell, no curl needed)."""
         if not url and not workers:
@@ -69,6 +71,13 @@ def register(app: typer.Typer) -> None:
             err.print(f"unhealthy: no chunk worker of {socket.gethostname()} answered a ping")
             raise typer.Exit(EXIT_UNAVAILABLE)
         raise typer.Exit(EXIT_OK)
+
+
+def _positive_seconds(value: float) -> float:
+    """--timeout: a finite number of seconds above 0 (nan or 0 would never wait or never end)."""
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a number of seconds above 0")
+    return value
 
 
 def _http_ok(url: str, timeout_s: float) -> bool:

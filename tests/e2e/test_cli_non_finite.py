@@ -45,3 +45,10 @@ def test_chunk_seconds_nan_in_the_config_file_names_the_file(farm_home, clip):
 def test_a_non_finite_float_option_is_refused_naming_the_option(farm_home, clip, option, value):
     proc = FarmCLI(farm_home).run("submit", str(clip), "--source", str(clip), option, value, timeout_s=60)
     _assert_refused(proc, farm_home, option, "not a finite number")
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+def test_health_refuses_a_timeout_that_is_not_seconds_above_zero(farm_home, value):
+    proc = FarmCLI(farm_home).run("health", "--timeout", value, timeout_s=60)
+    assert proc.returncode == EXIT_REFUSED, proc.stdout + proc.stderr
+    assert "--timeout" in proc.stderr and "seconds above 0" in proc.stderr and "Traceback" not in proc.stderr

@@ -226,10 +226,11 @@ def test_frames_are_writable_without_touching_the_decoders_references(tmp_path: 
 def test_progress_goes_on_while_the_encoder_flushes_its_lookahead(clip, tmp_path: Path) -> None:
     """x264's lookahead takes every frame of a short chunk at once and encodes at the flush:
     the heartbeat must keep coming while it does (else the reaper sees a stale chunk)."""
-    # Given a 40-frame 1280x720 chunk and a slow preset (the lookahead holds all 40 frames)
-    src = make_clip(tmp_path / "hd.mp4", width=1280, height=720, seconds=2.0, fps=20, gop=40)
+    # Given a 60-frame 1600x900 chunk and a slow preset (the lookahead holds all 60 frames;
+    # big enough that even a fast, idle machine takes several progress intervals)
+    src = make_clip(tmp_path / "hd.mp4", width=1600, height=900, seconds=3.0, fps=20, gop=60)
     info = probe(src)
-    plan = plan_chunks(info, 40)[0]
+    plan = plan_chunks(info, 60)[0]
     segment = split_chunks(src, info, [plan], tmp_path / "in")[0]
     settings = dataclasses.replace(choose_encoder(info.video), preset="veryslow", options={"rc-lookahead": "60"})
     seen: list[tuple[float, int]] = []

@@ -232,9 +232,10 @@ def cancel(job_id: str) -> None:
 
 @app.command()
 def retry(job_id: str) -> None:
-    """Run a job again from what is left: a failed or cancelled job's unfinished chunks (or its
-    finalize); for a queued or running job (a stopped farm's), what the broker lost. A done job
-    is refused (exit 2)."""
+    """Run a job again from what is left (a done job is refused).
+
+    A failed or cancelled job runs its unfinished chunks (or its finalize) again; a queued or
+    running job left by a stopped farm gets what the broker lost queued again."""
     from farm.job_service import retry_job
 
     settings = _settings()

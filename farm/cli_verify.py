@@ -17,8 +17,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def verify(file: Path = typer.Argument(..., help="A video the farm made (or any MP4/MOV/AVI)."),
                as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object.")) -> None:
-        """Check a file's signed C2PA manifest: who made it, with which models, from which job, and
-        whether anything changed after signing (exit 0 valid, 1 invalid or tampered, 2 no manifest)."""
+        """Check a file's signed C2PA manifest (exit 0 valid, 1 tampered, 2 none).
+
+        Prints who made the file, with which models, from which job, and whether anything
+        changed after signing (exit 1 also for an invalid manifest)."""
         from farm.config import load_settings
         from farm.provenance.check import report_lines, verify_file
 

@@ -96,8 +96,9 @@ def test_duplicate_deliveries_still_finalize_once(cli, tmp_path):
 
 
 def test_a_poison_chunk_that_kills_its_worker_fails_the_job_after_bounded_attempts(cli, tmp_path):
-    src = long_clip(tmp_path)
-    job_id = submit(cli, src, "--chunk-seconds", "2", catch_running=True)   # longer chunks: the victim is easy to catch
+    src = long_clip(tmp_path, seconds=8.0)
+    # long chunks: each run of the victim lasts seconds, so it is caught again after every redelivery
+    job_id = submit(cli, src, "--chunk-seconds", "4", catch_running=True)
     victim, pid, _ = busy_worker(cli.home, job_id)
     killed = 0
     deadline = time.monotonic() + 180

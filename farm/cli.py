@@ -11,7 +11,6 @@ import atexit
 import gc
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,7 @@ from farm.config import Settings, load_settings
 from farm.db import Database, upgrade_schema
 from farm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError
 from farm.cli_help import plain_help
+from farm.cli_options import finite as _finite
 from farm.cli_models import models_app
 from farm.reaper import reap
 from farm.watch import (exit_code_for, farm_not_running, job_json, job_outcome_json, job_view, jobs_table,
@@ -46,13 +46,6 @@ def _database(settings: Settings) -> Database:
     db = Database(settings.database)
     upgrade_schema(db)
     return db
-
-
-def _finite(value: Optional[float]) -> Optional[float]:
-    """A float option's callback: nan and inf are refused (a usage error, exit 2)."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a finite number")
-    return value
 
 
 def _version(value: bool) -> None:

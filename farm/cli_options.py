@@ -25,8 +25,8 @@ _ANNOTATIONS: dict[str, Any] = {"bool": bool, "int": Optional[int], "float": Opt
                                 "choice": Optional[str], "path": Optional[Path], "paths": list[Path]}
 
 
-def _finite(value: Optional[float]) -> Optional[float]:
-    """nan and inf are refused as the flag's usage error."""
+def finite(value: Optional[float]) -> Optional[float]:
+    """A float option's callback: nan and inf are refused (a usage error, exit 2)."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number")
     return value
@@ -63,7 +63,7 @@ def typer_parameter(name: str, option: Option) -> inspect.Parameter:
     else:
         default = typer.Option([] if option.kind == "paths" else None, *decls, help=_help(option),
                                metavar=metavar(name, option),
-                               callback=_finite if option.kind == "float" else None)
+                               callback=finite if option.kind == "float" else None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=_ANNOTATIONS[option.kind])
 

@@ -62,12 +62,6 @@ def _pid_alive(pid_file: Path) -> int | None:
     return pid
 
 
-# The broker's clients live in farm.broker; these names stay for the local farm's callers.
-redis_client = broker.client
-broker_alive = broker.alive
-require_broker = broker.require
-
-
 @contextlib.contextmanager
 def _start_lock(settings: Settings, what: str):  # noqa: ANN202
     """Held while one process checks for `what` and starts it: eight `farm submit` at once on
@@ -83,10 +77,10 @@ def _start_lock(settings: Settings, what: str):  # noqa: ANN202
 
 def start_redis(settings: Settings) -> bool:
     """Start the private Redis if it is not answering; True if it was started now."""
-    if broker_alive(settings):
+    if broker.alive(settings):
         return False
     with _start_lock(settings, "redis"):
-        return not broker_alive(settings) and _start_redis_now(settings)
+        return not broker.alive(settings) and _start_redis_now(settings)
 
 
 def _start_redis_now(settings: Settings) -> bool:
@@ -102,7 +96,7 @@ def _start_redis_now(settings: Settings) -> bool:
     (run / "redis.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + REDIS_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if broker_alive(settings):
+        if broker.alive(settings):
             return True
         if proc.poll() is not None:
             break
@@ -121,7 +115,7 @@ def watch_broker(settings: Settings, stop: list[bool], every_s: float = BROKER_W
     db = None
     while not stop[0]:
         time.sleep(every_s)
-        if stop[0] or broker_alive(settings):
+        if stop[0] or broker.alive(settings):
             continue
         try:
             if not start_redis(settings):
@@ -148,7 +142,7 @@ class BrokerWatch:
         if now - self.checked_at < BROKER_WATCH_S:
             return
         self.checked_at = now
-        if broker_alive(self.settings):
+        if broker.alive(self.settings):
             self.down_since = None
             return
         self.down_since = now if self.down_since is None else self.down_since
@@ -233,9 +227,9 @@ def down(settings: Settings) -> list[str]:
     stopped = []
     if _stop(supervisor_pid_file(settings), STOP_TIMEOUT_S):
         stopped.append("workers")
-    if settings.embedded_broker and broker_alive(settings):
+    if settings.embedded_broker and broker.alive(settings):
         try:
-            redis_client(settings).shutdown(nosave=False)
+            broker.client(settings).shutdown(nosave=False)
         except (redis.RedisError, OSError):
             pass
         _stop(settings.run_dir / "redis.pid", 10)

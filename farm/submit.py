@@ -198,7 +198,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
     step(f"probing {video}")
     info, output, encoder, chunk_frames = validate(req, settings)
     if not settings.embedded_broker:
-        from farm.local import require_broker
+        from farm.broker import require as require_broker
 
         require_broker(settings)      # refuse now, with nothing stored, rather than half-submit
     from farm.job_pipeline import prepare_faces  # face options, model pack, identity

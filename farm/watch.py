@@ -11,7 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Column as RichColumn, Table
 from rich.text import Text
 
-from farm import registry, store
+from farm import broker, registry, store
 from farm.db import Database, utcnow
 from farm.config import Settings
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
@@ -86,11 +86,11 @@ def farm_not_running(settings: Settings) -> str | None:
     from farm import local
 
     if not settings.embedded_broker:
-        if local.broker_alive(settings):
+        if broker.alive(settings):
             return None
         return (f"the broker {settings.broker_shown} does not answer: no work reaches the workers "
                 f"(check FARM_BROKER_URL and that Redis runs)")
-    redis_up, workers_up = local.broker_alive(settings), local.workers_running(settings) is not None
+    redis_up, workers_up = broker.alive(settings), local.workers_running(settings) is not None
     if redis_up and workers_up:
         return None
     if not redis_up and not workers_up:

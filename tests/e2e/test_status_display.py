@@ -21,7 +21,7 @@ import pytest
 
 from farm import registry, store
 from farm.db import Database, WorkerRow, upgrade_schema, utcnow
-from farm.store import ChunkSpec
+from tests import job_rows
 
 LONG_DIR = "/srv/render/projects/2026/a-long-client-name/episode-042/plates"
 
@@ -42,13 +42,7 @@ def farm(settings, *args: str, columns: int = 80, timeout_s: float = 120) -> sub
 
 
 def make_job(db, job_id: str, frames: list[int], name: str = "clip") -> None:
-    specs, first = [], 0
-    for i, n in enumerate(frames):
-        specs.append(ChunkSpec(i, first, n, {}, f"/in/{i}.mp4", f"/out/{i}.mp4"))
-        first += n
-    store.create_job(db, job_id=job_id, chunks=specs, input_path=f"{LONG_DIR}/{name}.mp4",
-                     source_path="/s/src.mp4", output_path=f"{LONG_DIR}/{name}.farm.mp4", frames_total=first,
-                     fps=30.0)
+    job_rows.make_job(db, job_id, frames, input_path=f"{LONG_DIR}/{name}.mp4", output_path=f"{LONG_DIR}/{name}.farm.mp4")
 
 
 def run_chunk(db, job_id: str, index: int, worker: str) -> None:

@@ -9,16 +9,7 @@ from rich.console import Console
 from farm import registry, store
 from farm.db import Chunk, utcnow
 from farm.follow import RateMeter, follow, format_eta
-from farm.store import ChunkSpec
-
-
-def make_job(db, job_id: str, frames: list[int]) -> None:
-    specs, first = [], 0
-    for i, n in enumerate(frames):
-        specs.append(ChunkSpec(i, first, n, {}, f"/in/{i}.mp4", f"/out/{i}.mp4"))
-        first += n
-    store.create_job(db, job_id=job_id, chunks=specs, input_path=f"/videos/{job_id}.mp4",
-                     source_path="/s/src.mp4", output_path="/o/out.mp4", frames_total=first, fps=30.0)
+from tests.job_rows import make_job
 
 
 def test_one_snapshot_shows_jobs_with_frames_fps_eta_and_workers_with_their_chunk(db, settings):

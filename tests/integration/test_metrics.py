@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from farm import local, registry, store
 from farm.db import Chunk, Database, upgrade_schema
+from farm import broker
 from farm.broker import queue_keys
 from farm.metrics import CONTENT_TYPE, Family, exposition, metrics_app, render_metrics
-from farm.store import ChunkSpec
+from tests.job_rows import make_job
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0)
 
@@ -27,15 +28,6 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
-
-
-def make_job(db, job_id: str, chunk_frames: list[int]) -> None:
-    specs, first = [], 0
-    for i, n in enumerate(chunk_frames):
-        specs.append(ChunkSpec(i, first, n, {}, f"/in/{i}.mp4", f"/out/{i}.mp4"))
-        first += n
-    store.create_job(db, job_id=job_id, chunks=specs, input_path=f"/videos/{job_id}.mp4",
-                     source_path="/s/source.mp4", output_path="/o/out.mp4", frames_total=first, fps=30.0)
 
 
 def set_span(db, job_id: str, index: int, seconds: float) -> None:
@@ -111,7 +103,7 @@ def test_queue_depth_sums_the_priority_sub_queues_of_a_real_broker(settings, tmp
     upgrade_schema(db)
     local.start_redis(settings)
     try:
-        client = local.redis_client(settings)
+        client = broker.client(settings)
         client.lpush("gpu", "m1")
         client.lpush("gpu:3", "m2", "m3")
         client.lpush("gpu:9", "m4")

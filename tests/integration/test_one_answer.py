@@ -24,18 +24,10 @@ from farm.storage import Storage
 from farm.watch import job_json, job_table
 from tests import clips
 from tests.integration.test_finalize import finalizing_job
+from tests.job_rows import make_job
 
 STALE_S = 1.0
 """The farm's stale time in these tests (FARM_STALE_HEARTBEAT_S), in seconds."""
-
-
-def make_job(db, job_id: str, chunk_frames: list[int]) -> None:
-    specs, first = [], 0
-    for i, n in enumerate(chunk_frames):
-        specs.append(store.ChunkSpec(i, first, n, {}, f"/in/{job_id}/{i}.mp4", f"/out/{job_id}/{i}.mp4"))
-        first += n
-    store.create_job(db, job_id=job_id, chunks=specs, input_path=f"/videos/{job_id}.mp4",
-                     source_path="/s/source.mp4", output_path=f"/o/{job_id}.mp4", frames_total=first, fps=30.0)
 
 
 def run_to_done(db, job_id: str, index: int) -> bool:

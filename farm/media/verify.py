@@ -39,6 +39,12 @@ def verify_output(info: MediaInfo, out_path: str | os.PathLike[str],
         raise VerifyError(f"output {Path(out_path).name} differs from {info.path.name}: " + "; ".join(problems))
 
 
+def _layout(pix_fmt: str) -> str:
+    """A pixel format as samples are laid out: FFmpeg names full-range H.264/MJPEG pictures
+    yuvj420p (...), VP9 and others yuv420p with range pc; the range is compared on its own."""
+    return "yuv" + pix_fmt[4:] if pix_fmt.startswith("yuvj") else pix_fmt
+
+
 def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None = None) -> list[str]:
     """Every difference between a source and an output probe, as short sentences."""
     problems: list[str] = []
@@ -51,7 +57,7 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
         problems.append(f"video lasts {ov.duration_s:.6f} s, source {sv.duration_s:.6f} s")
     if (ov.width, ov.height) != (sv.width, sv.height):
         problems.append(f"size {ov.width}x{ov.height}, source {sv.width}x{sv.height}")
-    if ov.pix_fmt != sv.pix_fmt:
+    if _layout(ov.pix_fmt) != _layout(sv.pix_fmt):
         problems.append(f"pixel format {ov.pix_fmt} ({ov.bit_depth}-bit), "
                         f"source {sv.pix_fmt} ({sv.bit_depth}-bit)")
     if ov.rotation != sv.rotation or (ov.display_matrix or None) != (sv.display_matrix or None):

@@ -162,3 +162,15 @@ def test_other_codecs_come_out_in_the_default_codec_with_their_colour(case: str,
     assert all(got[k] == want[k] for k in COLOUR_KEYS), (got, want)
     assert limited(got["color_range"]) == limited(want["color_range"]), (got, want)
     assert mc.frame_count(out) == 24
+
+
+def test_a_full_range_vp9_comes_out_as_full_range_h264(tmp_path: Path) -> None:
+    # Given a full-range VP9 WebM (yuv420p, range pc), as ffmpeg makes one from MJPEG frames
+    src = ffmpeg_made(tmp_path / "full.webm", "-vf", "format=yuvj420p", "-c:v", "libvpx-vp9", "-deadline",
+                      "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40", "-color_range", "pc")
+    assert mc.video_stream(src)["color_range"] == "pc" and mc.video_stream(src)["pix_fmt"] == "yuv420p"
+    # When it goes through the farm in the default codec (H.264, which FFmpeg reports as
+    # yuvj420p when full range), Then verify passes and the picture is still full range
+    out = render(src, tmp_path / "work", None)
+    stream = mc.video_stream(out)
+    assert stream["codec_name"] == "h264" and stream["color_range"] == "pc", stream

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import farm.chunk_work as chunk_work  # noqa: E402
+import farm.workers.chunk_runner as chunk_work  # noqa: E402
 from farm.pipeline.stage import PassThrough, StageChain  # noqa: E402
-from farm.worker_context import WorkerContext  # noqa: E402
+from farm.workers.context import WorkerContext  # noqa: E402
 
 FRAME_S = float(os.environ.get("BENCH_FRAME_S", "0.01"))
 PROGRESS_S = 1.0
@@ -49,6 +49,6 @@ chunk_work.transcode_chunk = simulated_transcode
 WorkerContext.chain_for = lambda self, job: StageChain([PassThrough()])
 
 if __name__ == "__main__":
-    from workers.celery_worker import main
+    from farm.workers.celery_worker import main
 
     main(["--queues", "gpu", "--loglevel", "WARNING", *sys.argv[1:]])

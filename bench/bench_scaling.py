@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_scaling.py [--workers 1 2 4 8] [--runs 3] [--broker redis://127.0.0.1:PORT/N]
                                             [--pg postgresql://postgres@127.0.0.1:5432/test]
 
-Each simulated worker is a real farm Celery worker process (workers.celery_worker,
+Each simulated worker is a real farm Celery worker process (farm.workers.celery_worker,
 prefork, concurrency 1, prefetch 1) running the real chunk task (claim in the database,
 heartbeats, finish with the top-up of the job window, broker enqueue) with the decode/stage/
 encode work replaced by a fixed cost per frame (bench/_sim_worker.py). Broker: Redis on
@@ -60,12 +60,12 @@ def main() -> int:
     if args.broker and not args.broker.startswith("redis://"):
         ap.error("--broker takes a redis://HOST:PORT/N URL (TCP)")
 
-    from farm import records, store
+    from farm.config import load_settings, redact_url
+    from farm.jobs.submit import enqueue_job
     from farm.media.chunk_codec import EncoderSettings
     from farm.media.plan import ChunkPlan
-    from farm.config import load_settings, redact_url
-    from farm.db import Database, upgrade_schema
-    from farm.submit import enqueue_job
+    from farm.state import records, store
+    from farm.state.db import Database, upgrade_schema
 
     header("scaling: N simulated GPU workers (real farm task path), many jobs at once")
     home = Path("/tmp") / f"farm-bench-{uuid.uuid4().hex[:8]}"
@@ -123,7 +123,7 @@ def main() -> int:
         """One read (polled every 50 ms): are all chunks of these jobs done? Exits on a failed chunk."""
         from sqlalchemy import func, select
 
-        from farm.db import Chunk
+        from farm.state.db import Chunk
 
         with db.sessions() as s:
             rows = s.execute(select(Chunk.state, func.count()).where(Chunk.job_id.in_(ids))
@@ -204,7 +204,7 @@ def start_loopback_redis(run_dir: Path, timeout_s: float = 15.0) -> tuple[subpro
     """Start a private redis-server on a free 127.0.0.1 port (no persistence); (process, URL)."""
     import redis
 
-    from farm.local import redis_server_exe
+    from farm.broker.embedded import redis_server_exe
 
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_loopback_port()
@@ -259,7 +259,7 @@ def check_empty(url: str) -> None:
 
 def wait_ready(settings, n: int, timeout_s: float = 120.0) -> None:
     """Until n workers answer a ping (startup is not part of the measurement)."""
-    from farm.celery_app import create_app
+    from farm.broker.celery_app import create_app
 
     app = create_app(settings)
     deadline = time.monotonic() + timeout_s

@@ -75,7 +75,7 @@ class Settings:
     max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work
     broker_down_s: float = 30.0            # `--wait` gives up (exit 4) on a broker silent this long
     disabled_encoders: str = ""            # video encoders this worker must not use, e.g. "h264_nvenc,hevc_nvenc"
-    orphan_grace_s: float = 3600.0         # a job folder no job owns, untouched this long, is swept (farm.sweep)
+    orphan_grace_s: float = 3600.0         # a job folder no job owns, untouched this long, is swept (farm.jobs.sweep)
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     max_width: int = 8192                  # input limits (pixels, frames, bytes)
@@ -219,7 +219,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
 def _check_ranges(settings: Settings, origins: Mapping[str, str]) -> None:
     """ConfigError naming where a value out of its range came from (variable or file key)."""
-    from farm.options import SUBMIT_OPTIONS   # the one declaration of the chunk length's range
+    from farm.options import SUBMIT_OPTIONS  # the one declaration of the chunk length's range
 
     lo_s, hi_s = SUBMIT_OPTIONS["chunk_seconds"].minimum, SUBMIT_OPTIONS["chunk_seconds"].maximum
     checks = [("max_attempts", settings.max_attempts >= 1, "at least 1"),

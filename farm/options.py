@@ -3,8 +3,8 @@
 Each option is declared once, as an `Option` row: here for the job's own options (input,
 output, encoder, queue, models, provenance), and in the face stage that reads it for the
 face options (farm.faces.stages assembles those from the registry). Everything else is
-derived from `job_options()`: the CLI's flags (farm.cli_options), the spec-file keys
-and the API's form fields and JSON body (farm.spec.check_options), and the OpenAPI
+derived from `job_options()`: the CLI's flags (farm.cli.flags), the spec-file keys
+and the API's form fields and JSON body (farm.jobs.spec.check_options), and the OpenAPI
 schema (openapi_properties). Values are converted once, at submit, by `convert`.
 """
 

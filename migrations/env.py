@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection farm.db.upgrade_schema passes in."""
+"""Alembic environment: runs on the connection farm.state.db.upgrade_schema passes in."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from farm.db import Base
+from farm.state.db import Base
 
 config = context.config
 target_metadata = Base.metadata

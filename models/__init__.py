@@ -1,0 +1,1 @@
+"""The default model pack's manifest (data; installed as farm.models.default)."""

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from farm.config import Settings, load_settings
-from farm.db import Database, upgrade_schema
+from farm.state.db import Database, upgrade_schema
 
 PG_ADMIN_URL = os.environ.get("FARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

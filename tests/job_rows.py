@@ -3,7 +3,7 @@ reads the store (status views, metrics, follow, the one-answer rules): no video,
 
 from __future__ import annotations
 
-from farm import store
+from farm.state import store
 
 
 def make_job(db, job_id: str, chunk_frames: list[int], *, input_path: str | None = None,  # noqa: ANN001

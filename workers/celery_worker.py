@@ -1,6 +1,6 @@
 """One Celery worker process (run by the supervisor with its own environment).
 
-    python -m workers.celery_worker --hostname gpu0@node --queues gpu,cpu
+    python -m farm.workers.celery_worker --hostname gpu0@node --queues gpu,cpu
 
 Concurrency 1 and prefetch 1: one chunk at a time, and a queued chunk is never held
 by a busy worker.
@@ -12,9 +12,9 @@ import argparse
 import logging
 import sys
 
-from farm.celery_app import create_app
+from farm.broker.celery_app import create_app
+from farm.broker.tasks import register_tasks
 from farm.config import load_settings
-from farm.tasks import register_tasks
 
 EXIT_GPU_MISSING = 4   # the supervisor does not restart a child that exits with this
 

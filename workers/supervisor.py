@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.gpus import count_gpus, parse_gpus, pinned_env
+from farm.workers.gpus import count_gpus, parse_gpus, pinned_env
 
-EXIT_GPU_MISSING = 4   # workers.celery_worker: the GPU provider asked for is missing
+EXIT_GPU_MISSING = 4   # farm.workers.celery_worker: the GPU provider asked for is missing
 
 log = logging.getLogger("farm.supervisor")
 
@@ -43,7 +43,7 @@ class Child:
     restart_at: float = 0.0
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "workers.celery_worker", "--hostname", self.hostname,
+        argv = [sys.executable, "-m", "farm.workers.celery_worker", "--hostname", self.hostname,
                 "--queues", self.queues]
         self.proc = subprocess.Popen(argv, env=self.env)
         self.started_at = time.monotonic()
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid-file", default=None)
     parser.add_argument("--node", default=None, help="node name in worker hostnames (default: this host's name)")
     parser.add_argument("--watch-broker", action="store_true",
-                        help="restart the embedded farm's private Redis when it dies (farm.local starts us so)")
+                        help="restart the embedded farm's private Redis when it dies (farm.broker.embedded starts us so)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     available = count_gpus()
@@ -152,8 +152,8 @@ def start_reaper(stop: list[bool]) -> None:
     """Look for work the broker lost (dead workers, a restarted Redis) every reap_interval_s."""
     import threading
 
+    from farm.broker.reaper import running_loop
     from farm.config import load_settings
-    from farm.reaper import running_loop
 
     settings = load_settings()
     threading.Thread(target=running_loop, args=(settings, settings.reap_interval_s, stop),
@@ -163,8 +163,7 @@ def start_reaper(stop: list[bool]) -> None:
 def start_heartbeat(children: list[Child], stop: list[bool], interval_s: float | None = None) -> threading.Thread:
     """Every `interval_s` (registry.WORKER_HEARTBEAT_S) mark the children whose process runs as
     seen now, so `farm status` tells an idle worker from one whose node went away."""
-    from farm import registry
-
+    from farm.state import registry
     thread = threading.Thread(target=heartbeat_loop, daemon=True, name="heartbeat",
                               args=(children, stop, interval_s or registry.WORKER_HEARTBEAT_S))
     thread.start()
@@ -172,9 +171,9 @@ def start_heartbeat(children: list[Child], stop: list[bool], interval_s: float |
 
 
 def heartbeat_loop(children: list[Child], stop: list[bool], interval_s: float) -> None:
-    from farm import registry
     from farm.config import load_settings
-    from farm.db import Database
+    from farm.state import registry
+    from farm.state.db import Database
 
     db = Database(load_settings().database)
     while not stop[0]:
@@ -192,9 +191,9 @@ def heartbeat_loop(children: list[Child], stop: list[bool], interval_s: float) -
 
 def report_stopped(hostnames: list[str]) -> None:
     """Our workers are stopped: `farm status` shows them offline from now on."""
-    from farm import registry
     from farm.config import load_settings
-    from farm.db import Database
+    from farm.state import registry
+    from farm.state.db import Database
 
     try:
         registry.report_stopped(Database(load_settings().database), hostnames)
@@ -203,20 +202,20 @@ def report_stopped(hostnames: list[str]) -> None:
 
 
 def start_broker_watch(stop: list[bool]) -> None:
-    """The local farm's own Redis is started again when it dies (farm.local.watch_broker)."""
+    """The local farm's own Redis is started again when it dies (farm.broker.embedded.watch_broker)."""
     import threading
 
+    from farm.broker.embedded import watch_broker
     from farm.config import load_settings
-    from farm.local import watch_broker
 
     threading.Thread(target=watch_broker, args=(load_settings(), stop), daemon=True, name="broker-watch").start()
 
 
 def release_chunks(hostnames: list[str]) -> None:
     """Chunks our workers were running when stopped go back to pending (the reaper re-queues them)."""
-    from farm import store
     from farm.config import load_settings
-    from farm.db import Database
+    from farm.state import store
+    from farm.state.db import Database
 
     try:
         released = store.release_chunks(Database(load_settings().database), hostnames)

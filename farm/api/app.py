@@ -21,10 +21,18 @@ from farm.api.idempotency import KeyConflict
 from farm.api.routes import create_body, router
 from farm.api.uploads import PayloadTooLarge, UnsupportedBody
 from farm.config import Settings
-from farm.db import Database
-from farm.errors import (ConfigError, FarmError, InputError, JobNotFound, ModelError, ProviderError, StateError,
-                         UnavailableError)
-from farm.output_places import API_OUTPUTS_DIR
+from farm.errors import (
+    ConfigError,
+    FarmError,
+    InputError,
+    JobNotFound,
+    ModelError,
+    ProviderError,
+    StateError,
+    UnavailableError,
+)
+from farm.jobs.output_places import API_OUTPUTS_DIR
+from farm.state.db import Database
 from farm.storage import Storage
 
 log = logging.getLogger("farm.api")

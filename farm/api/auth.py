@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from farm.tokens import TokenView, verify_token
+from farm.state.tokens import TokenView, verify_token
 
 bearer = HTTPBearer(auto_error=False, description="A token from `farm tokens create NAME`.")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from farm.db import Database, IdempotencyKey, utcnow
 from farm.errors import FarmError, InputError
+from farm.state.db import Database, IdempotencyKey, utcnow
 
 KEY_TTL_S = 24 * 3600
 """How long a key is remembered, in seconds."""

@@ -2,7 +2,7 @@
 
 "A client" is an API token. The rules, checked before the job is submitted:
 
-- never in the farm's own places (farm.output_places: `jobs/`, the engine cache, ...);
+- never in the farm's own places (farm.jobs.output_places: `jobs/`, the engine cache, ...);
 - an output the client names goes under `<storage>/outputs/` (API_OUTPUTS_DIR), or is
   an output of the same token's earlier job; the default output of an upload goes in
   the upload's own new folder `<storage>/api/<request>/`; the default output of a JSON
@@ -26,9 +26,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from farm.config import Settings
-from farm.db import Database, Job, OutputClaim
 from farm.errors import InputError
-from farm.output_places import API_OUTPUTS_DIR, API_UPLOADS_DIR, check_output_place, is_within
+from farm.jobs.output_places import API_OUTPUTS_DIR, API_UPLOADS_DIR, check_output_place, is_within
+from farm.state.db import Database, Job, OutputClaim
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,18 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from farm import job_service, store
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.submission import Submission, confine, from_form, from_json
 from farm.api.uploads import UnsupportedBody, read_limited, read_multipart
 from farm.errors import InputError, JobNotFound, StateError
-from farm.job_service import Submitted, submit_job
-from farm.output_places import API_UPLOADS_DIR
-from farm.states import JobState
-from farm.tokens import TokenView
-from farm.watch import exit_code_for, job_json
+from farm.jobs import service as job_service
+from farm.jobs.outcomes import exit_code_for, job_json
+from farm.jobs.output_places import API_UPLOADS_DIR
+from farm.jobs.service import Submitted, submit_job
+from farm.state import store
+from farm.state.states import JobState
+from farm.state.tokens import TokenView
 
 log = logging.getLogger("farm.api")
 
@@ -129,7 +130,7 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
 
 
 def _submit(ctx: Any, sub: Submission, token_id: int) -> Submitted:
-    """Submit as token `token_id` (farm.job_service.submit_job), once its output is allowed
+    """Submit as token `token_id` (farm.jobs.service.submit_job), once its output is allowed
     and claimed (farm.api.outputs); a job recorded but refused by the broker is submitted,
     with its warning."""
     claim = outputs.claim_output(ctx.settings, ctx.db, token_id, sub.request.output, given=sub.output_given,
@@ -221,7 +222,7 @@ def download_output(request: Request, job_id: str) -> Response:
              responses={200: {"description": "the report: status valid|invalid|no manifest, exit_code 0|1|2 "
                                               "as `farm verify`, signer, job, models, consent, problems"}})
 async def verify_upload(request: Request) -> dict[str, Any]:
-    from farm.cli_verify import farm_root
+    from farm.cli.verify_command import farm_root
     from farm.provenance.check import verify_file
 
     ctx = request.app.state.ctx

@@ -1,6 +1,6 @@
 """What a POST /jobs asks for, as a SubmitRequest: every path confined to the farm's storage.
 
-Two shapes, the same options as `farm submit` (farm.spec.SUBMIT_OPTIONS):
+Two shapes, the same options as `farm submit` (farm.jobs.spec.SUBMIT_OPTIONS):
 - multipart/form-data: the video as a file part `video`; `source` and `reference` as
   file parts (or as text: paths on storage); every other option a text field.
 - application/json: {"path": "<video on storage>", "source": [...], ...options}; paths
@@ -20,8 +20,8 @@ from typing import Any
 
 from farm.api.uploads import Form
 from farm.errors import InputError
+from farm.jobs.spec import check_options, submit_request
 from farm.options import SUBMIT_OPTIONS
-from farm.spec import check_options, submit_request
 from farm.storage import Storage
 from farm.user_files import check_regular_file
 
@@ -33,7 +33,7 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 @dataclass
 class Submission:
-    request: Any           # farm.submit.SubmitRequest, its output set (the default made explicit)
+    request: Any           # farm.jobs.submit.SubmitRequest, its output set (the default made explicit)
     sha256: str            # of what was asked (options + uploads or paths)
     output_given: bool = False        # the client named the output (farm.api.outputs rules)
     own_folder: Path | None = None    # this request's new upload folder
@@ -128,7 +128,7 @@ def from_json(body: bytes, storage: Storage) -> Submission:
     options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
     if "reference" in options:
         options["reference"] = confine(storage, options["reference"], "reference image", read=True)
-    from farm.submit import default_output
+    from farm.jobs.submit import default_output
 
     given = "output" in options
     options["output"] = confine(storage, options["output"], "output") if given else default_output(video)

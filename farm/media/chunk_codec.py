@@ -219,7 +219,7 @@ def transcode_chunk(
     replaces `process` and gets up to `batch_frames` frames at a time (in order; it
     returns them in the same order). The encoder is settings.codec with
     settings.encoder_options(), exactly as the job's record says (the caller checks that
-    this worker can produce it: farm.encoder_check).
+    this worker can produce it: farm.workers.encoder_check).
 
     Raises FrameCountMismatch if the frames written differ from plan.frame_count,
     ChunkCancelled if should_cancel() turns true (checked between frames); errors of the

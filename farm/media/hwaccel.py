@@ -7,7 +7,7 @@ encoder: the encoder must be in PyAV's FFmpeg, take the pixel format, actually o
 this machine (a build with h264_nvenc but no NVIDIA GPU, no driver, or a GPU without
 NVENC such as H100/H200 fails that test), and not be disabled for this worker
 (FARM_DISABLED_ENCODERS). A worker that cannot produce a job's encoder leaves its chunks
-to other workers (farm.encoder_check).
+to other workers (farm.workers.encoder_check).
 
 Probing NVENC initialises CUDA. Call these functions only in the process that encodes
 (a worker's child), never in the parent of a prefork pool: CUDA does not survive fork.

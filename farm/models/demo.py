@@ -43,8 +43,11 @@ _MARK = f"farm demo stand-ins v{DEMO_VERSION}"
 
 
 def default_manifest_path() -> Path:
-    """models/manifest.toml of this checkout (the real weights' contracts)."""
-    return Path(__file__).resolve().parents[2] / "models" / MANIFEST_FILE
+    """The default pack's manifest.toml (the real weights' contracts): the top-level models/
+    folder, installed as the package farm.models.default."""
+    import farm.models.default  # noqa: PLC0415
+
+    return Path(farm.models.default.__file__).parent / MANIFEST_FILE
 
 
 def haar_cascade_path() -> Path:
@@ -71,7 +74,7 @@ def build_demo_pack(dest: str | Path, base_manifest: str | Path | None = None) -
 
 
 def _build_locked(dest: Path, base: Manifest) -> Manifest:
-    from farm.models.standins import STANDINS   # onnx: only when building
+    from farm.models.standins import STANDINS  # onnx: only when building
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

@@ -39,7 +39,7 @@ class ProvenanceError(FarmError):
 
 def manifest_definition(job: Any, title: str) -> dict[str, Any]:
     """The C2PA manifest definition for `job`'s output (a pure function of the job row)."""
-    from farm.finalize import changed_counts, face_job, faces_altered, output_label
+    from farm.workers.finalize import changed_counts, face_job, faces_altered, output_label
 
     models = job.models or {}
     entries = [{"role": role, "name": m.get("name"), "sha256": m.get("sha256")}
@@ -115,7 +115,7 @@ def _signer(creds: Credentials) -> Any:
 
 def record_provenance(db: Any, job_id: str, note: str) -> None:
     """Keep what was signed (or why not) with the job: `farm status`, --json and the API show it."""
-    from farm.db import Job
+    from farm.state.db import Job
 
     with db.transaction() as s:
         job = s.get(Job, job_id)

@@ -29,7 +29,7 @@ def cli(farm_home: Path):
 
 def command_paths() -> list[list[str]]:
     """Every command and subcommand of `farm`, as the words that name it."""
-    from farm.cli import app
+    from farm.cli.main import app
 
     def walk(command, path):  # noqa: ANN001, ANN202
         yield path

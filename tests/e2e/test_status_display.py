@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from farm import registry, store
-from farm.db import Database, WorkerRow, upgrade_schema, utcnow
+from farm.state import registry, store
+from farm.state.db import Database, WorkerRow, upgrade_schema, utcnow
 from tests import job_rows
 
 LONG_DIR = "/srv/render/projects/2026/a-long-client-name/episode-042/plates"

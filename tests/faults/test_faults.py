@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.celery_app import create_app, enqueue_chunk
+from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import load_settings
 from tests import clips, media_checks
 from tests.e2e.farmcli import FarmCLI

@@ -1,13 +1,13 @@
-"""farm.broker reads kombu's Redis layout as Celery writes it: the reaper's holdings and
+"""farm.broker.transport reads kombu's Redis layout as Celery writes it: the reaper's holdings and
 the metrics' queue depths agree on every priority step. A real private Redis (the local
 farm's), real Celery messages; no worker runs, so nothing is taken off the queues."""
 
 from __future__ import annotations
 
-from farm import broker
-from farm.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, create_app, enqueue_chunk, enqueue_finalize
+from farm.broker import transport as broker
+from farm.broker.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, create_app, enqueue_chunk, enqueue_finalize
+from farm.broker.embedded import down, start_redis
 from farm.config import load_settings
-from farm.local import down, start_redis
 
 
 def test_holdings_and_depths_see_every_priority(farm_home):

@@ -59,7 +59,7 @@ def children_env(pid: int) -> dict[str, dict[str, str]]:
     found = {}
     for child in psutil.Process(pid).children(recursive=False):
         cmd = child.cmdline()
-        if "workers.celery_worker" in cmd:
+        if "farm.workers.celery_worker" in cmd:
             env = child.environ()
             found[cmd[cmd.index("--hostname") + 1]] = env
     return found

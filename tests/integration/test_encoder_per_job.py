@@ -1,6 +1,6 @@
 """The encoder is decided once per job, at submit, and every chunk is written with it.
 
-Two real Celery worker processes (`python -m workers.celery_worker`) on the machine's
+Two real Celery worker processes (`python -m farm.workers.celery_worker`) on the machine's
 Redis, PostgreSQL and a shared folder, as on a cluster. There is no NVENC here, so
 "this node lacks encoder X" is simulated with FARM_DISABLED_ENCODERS=X, which the
 encoder-availability probe of that worker reads (farm.media.hwaccel.encoder_problem);
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from farm.celery_app import create_app
+from farm.broker.celery_app import create_app
 from farm.config import load_settings
 from farm.media import hwaccel
 from farm.media.chunk_codec import choose_encoder, transcode_chunk
@@ -61,7 +61,7 @@ def shared(tmp_path: Path, pg_url: str, farm_home: Path):
         host = f"{name}@enc-{node}"
         worker_env = dict(cli.env, FARM_DISABLED_ENCODERS=disabled)
         log = open(farm_home / f"{name}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "workers.celery_worker", "--hostname", host,
+        procs.append(subprocess.Popen([sys.executable, "-m", "farm.workers.celery_worker", "--hostname", host,
                                        "--queues", queues], env=worker_env, stdout=log, stderr=subprocess.STDOUT))
         return host
 

@@ -21,15 +21,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import farm.chunk_work
-import farm.submit
-from farm import store
+import farm.jobs.submit
+import farm.workers.chunk_runner
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
 from farm.errors import InputError
 from farm.faces import stages
 from farm.faces.options import FACE_OPTIONS, validate_options
-from farm.finalize import run_finalize
+from farm.jobs.submit import SubmitRequest, submit
 from farm.models.manifest import (
     MANIFEST_FILE,
     ModelEntry,
@@ -39,8 +37,10 @@ from farm.models.manifest import (
 )
 from farm.models.packs import clear_pack_cache, load_pack
 from farm.provenance.check import verify_file
-from farm.submit import SubmitRequest, submit
-from farm.worker_context import WorkerContext
+from farm.state import store
+from farm.state.db import Database, upgrade_schema
+from farm.workers.context import WorkerContext
+from farm.workers.finalize import run_finalize
 from tests import clips, media_checks
 from tests.tint_stage import TintStage
 
@@ -53,9 +53,9 @@ def inproc(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
     settings = load_settings({"FARM_HOME": str(farm_home), "FARM_PROVIDERS": "cpu"})
     db = Database(settings.database)
     upgrade_schema(db)
-    monkeypatch.setattr(farm.submit, "enqueue_job", lambda *a, **k: 0)
-    monkeypatch.setattr(farm.chunk_work, "enqueue_chunk", lambda *a, **k: None)
-    monkeypatch.setattr(farm.chunk_work, "enqueue_finalize", lambda *a, **k: None)
+    monkeypatch.setattr(farm.jobs.submit, "enqueue_job", lambda *a, **k: 0)
+    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_chunk", lambda *a, **k: None)
+    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_finalize", lambda *a, **k: None)
     clear_pack_cache()
     ctx = WorkerContext(settings, app=None)
     yield settings, db, ctx
@@ -71,7 +71,7 @@ def render(settings, db, ctx, video: Path, out: Path, models: str = "demo", **fa
     job_id = submit(req, settings, db)
     job = store.get_job(db, job_id)
     for index in range(job.chunk_count):
-        assert farm.chunk_work.run_chunk(ctx, job_id, index, WORKER).startswith("done")
+        assert farm.workers.chunk_runner.run_chunk(ctx, job_id, index, WORKER).startswith("done")
     assert run_finalize(ctx, job_id, "fin") == "done", store.get_job(db, job_id).error
     return store.get_job(db, job_id)
 
@@ -169,7 +169,7 @@ def migrate(db: Database, action: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from farm.db import migrations_dir
+    from farm.state.db import migrations_dir
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
@@ -179,7 +179,7 @@ def migrate(db: Database, action: str, revision: str) -> None:
 
 
 def test_chunks_rendered_before_the_counts_keep_the_altered_label(db):
-    from farm.finalize import output_label
+    from farm.workers.finalize import output_label
 
     def chunk(i: int) -> store.ChunkSpec:
         return store.ChunkSpec(index=i, first_frame=10 * i, frames_planned=10, plan={"index": i},

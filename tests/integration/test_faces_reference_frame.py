@@ -11,16 +11,17 @@ import av
 import numpy as np
 import pytest
 
-import farm.job_pipeline as job_pipeline
+import farm.jobs.face_prep as face_prep
 from farm.errors import FarmError, InputError
 from farm.faces.detect import HaarDetector, detect_small
 from farm.faces.recognise import embed_frame_faces
-from farm.job_pipeline import load_identity, prepare_faces
+from farm.jobs.face_prep import prepare_faces
+from farm.jobs.submit import SubmitRequest
 from farm.media.formats import SAFE_INPUT_OPTIONS
 from farm.models.packs import clear_pack_cache, load_pack
 from farm.pipeline.frame import Frame
 from farm.storage import Storage
-from farm.submit import SubmitRequest
+from farm.workers.job_chain import load_identity
 from tests import clips
 
 FRAME = 7
@@ -95,7 +96,7 @@ def test_a_video_that_is_not_an_accepted_container_is_refused(material, tmp_path
     bogus = tmp_path / "clip.mp4"
     bogus.write_text("#EXTM3U\nhttp://example.invalid/x.ts\n")
     with pytest.raises(InputError) as info:
-        job_pipeline.reference_from_video(bogus, 0, HaarDetector(), None)
+        face_prep.reference_from_video(bogus, 0, HaarDetector(), None)
     assert str(bogus) in info.value.message
 
 

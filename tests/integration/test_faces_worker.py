@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import farm.chunk_work
 import farm.faces.chain
 import farm.faces.identity
-import farm.submit
-from farm import registry, store
+import farm.jobs.submit
+import farm.workers.chunk_runner
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
+from farm.jobs.submit import SubmitRequest, submit
 from farm.models.packs import clear_pack_cache
-from farm.submit import SubmitRequest, submit
-from farm.worker_context import WorkerContext
+from farm.state import registry, store
+from farm.state.db import Database, upgrade_schema
+from farm.workers.context import WorkerContext
 from tests import clips
 
 WORKER = "cpu0@test"
@@ -32,9 +32,9 @@ def worker(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
     db = Database(settings.database)
     upgrade_schema(db)
     enqueued: list[tuple] = []
-    monkeypatch.setattr(farm.submit, "enqueue_job", lambda *a, **k: 0)
-    monkeypatch.setattr(farm.chunk_work, "enqueue_chunk", lambda *a, **k: enqueued.append(("chunk", *a[1:3])))
-    monkeypatch.setattr(farm.chunk_work, "enqueue_finalize", lambda *a, **k: enqueued.append(("finalize", a[1])))
+    monkeypatch.setattr(farm.jobs.submit, "enqueue_job", lambda *a, **k: 0)
+    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_chunk", lambda *a, **k: enqueued.append(("chunk", *a[1:3])))
+    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_finalize", lambda *a, **k: enqueued.append(("finalize", a[1])))
     clear_pack_cache()
     ctx = WorkerContext(settings, app=None)
     ctx.report_start(WORKER)
@@ -76,7 +76,7 @@ def test_every_chunk_swaps_in_the_identity_saved_at_submit(worker, tmp_path, mon
 
     monkeypatch.setattr(farm.faces.chain, "build_chain", spy)
     # When a worker runs every chunk
-    results = [farm.chunk_work.run_chunk(ctx, job_id, i, worker=WORKER) for i in range(job.chunk_count)]
+    results = [farm.workers.chunk_runner.run_chunk(ctx, job_id, i, worker=WORKER) for i in range(job.chunk_count)]
     # Then each chunk is done, with the same saved identity
     assert all(r.startswith("done") for r in results), results
     assert len(used) == job.chunk_count
@@ -95,15 +95,15 @@ def test_pass_through_chunks_keep_the_providers_in_use(worker, tmp_path):
     # Given a fresh worker: nothing is in use yet, and a pass-through chunk does not invent any
     assert _worker_row(db).providers == ""
     first = submit(plain, settings, db)
-    assert farm.chunk_work.run_chunk(ctx, first, 0, worker=WORKER).startswith("done")
+    assert farm.workers.chunk_runner.run_chunk(ctx, first, 0, worker=WORKER).startswith("done")
     assert _worker_row(db).providers == ""
     # When it has run a face chunk, then a pass-through chunk
     face = clips.make_face_image(tmp_path / "source.jpg")
     swapped = submit(SubmitRequest(video=video, sources=[face], models="demo", output=tmp_path / "s.mp4"),
                      settings, db)
-    assert farm.chunk_work.run_chunk(ctx, swapped, 0, worker=WORKER).startswith("done")
+    assert farm.workers.chunk_runner.run_chunk(ctx, swapped, 0, worker=WORKER).startswith("done")
     assert _worker_row(db).providers == "CPUExecutionProvider"
     second = submit(SubmitRequest(video=video, output=tmp_path / "plain2.mp4"), settings, db)
-    assert farm.chunk_work.run_chunk(ctx, second, 0, worker=WORKER).startswith("done")
+    assert farm.workers.chunk_runner.run_chunk(ctx, second, 0, worker=WORKER).startswith("done")
     # Then the row still shows the providers the sessions reported
     assert _worker_row(db).providers == "CPUExecutionProvider"

@@ -17,14 +17,14 @@ from onnx import helper, numpy_helper
 from farm.errors import InputError, ModelError
 from farm.faces.chain import build_chain
 from farm.faces.detect import HaarDetector, ScrfdDetector, YunetDetector, build_detector
-from farm.job_pipeline import prepare_faces
+from farm.jobs.face_prep import prepare_faces
+from farm.jobs.submit import SubmitRequest
 from farm.models.demo import build_demo_pack, default_manifest_path
-from farm.models.standins import yunet_standin
 from farm.models.install import check_signature
 from farm.models.manifest import MANIFEST_FILE, dump_manifest, load_manifest
 from farm.models.packs import clear_pack_cache, load_pack
+from farm.models.standins import yunet_standin
 from farm.pipeline.frame import Frame
-from farm.submit import SubmitRequest
 from tests import clips
 
 SIZE = 640                      # the YuNet input side the detector letterboxes into (dynamic dims)

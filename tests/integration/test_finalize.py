@@ -12,16 +12,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from farm import records, store
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
 from farm.errors import VerifyError
-from farm.finalize import output_label, output_metadata, parse_ffmetadata, run_finalize, verify_label
 from farm.media.chunk_codec import choose_encoder, transcode_chunk
 from farm.media.plan import plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
+from farm.state import records, store
+from farm.state.db import Database, upgrade_schema
 from farm.storage import Storage
+from farm.workers.finalize import output_label, output_metadata, parse_ffmetadata, run_finalize, verify_label
 from tests import clips, media_checks
 
 
@@ -119,7 +119,7 @@ def test_avi_and_mpegts_outputs_carry_a_verified_label(ctx, tmp_path, suffix, ke
 
 
 def test_a_cancel_during_finalize_publishes_nothing(ctx, tmp_path, monkeypatch):
-    import farm.finalize as finalize
+    import farm.workers.finalize as finalize
 
     src = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=1.0)
     out = tmp_path / "clip.farm.mp4"

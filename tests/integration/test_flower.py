@@ -117,7 +117,7 @@ def test_flower_needs_credentials_and_lists_the_chunk_tasks_of_a_job(farm, tmp_p
     for p in psutil.process_iter(["cmdline"]):
         assert PASSWORD not in " ".join(p.info["cmdline"] or []), p.info["cmdline"]
     flower_pid = flower.proc.pid
-    assert "farm.flower" in " ".join(psutil.Process(flower_pid).cmdline())   # exec'd: the same pid
+    assert "farm.monitor.flower" in " ".join(psutil.Process(flower_pid).cmdline())   # exec'd: the same pid
 
     # A worker health check (as the compose file runs it) sees this host's chunk worker
     health = cli.run("health", "--workers", "--timeout", "2")

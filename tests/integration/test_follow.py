@@ -1,4 +1,4 @@
-"""farm.follow: one snapshot of the live view, rendered to a recording Console."""
+"""farm.cli.follow: one snapshot of the live view, rendered to a recording Console."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import datetime as dt
 
 from rich.console import Console
 
-from farm import registry, store
-from farm.db import Chunk, utcnow
-from farm.follow import RateMeter, follow, format_eta
+from farm.cli.follow import RateMeter, follow, format_eta
+from farm.state import registry, store
+from farm.state.db import Chunk, utcnow
 from tests.job_rows import make_job
 
 
@@ -83,7 +83,7 @@ def test_the_follow_command_redraws_as_chunks_progress_and_stops_on_ctrl_c(setti
     import sys
     import time
 
-    from farm.db import Database, upgrade_schema
+    from farm.state.db import Database, upgrade_schema
 
     db = Database(settings.database)
     upgrade_schema(db)

@@ -1,4 +1,4 @@
-"""The job service (farm.job_service) and its two front ends: `farm submit/cancel/retry` (the real
+"""The job service (farm.jobs.service) and its two front ends: `farm submit/cancel/retry` (the real
 CLI as a subprocess) and the HTTP API (FastAPI's TestClient over the same app `farm api` serves)
 give the same outcome and the same errors, and a submit answers with the job it recorded.
 
@@ -24,18 +24,19 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from farm import broker, store
 from farm.api.app import create_app as create_api
-from farm.celery_app import TASK_PROCESS_CHUNK, create_app
-from farm.chunk_work import run_chunk
+from farm.broker import transport as broker
+from farm.broker.celery_app import TASK_PROCESS_CHUNK, create_app
+from farm.broker.embedded import redis_server_exe
 from farm.config import Settings, load_settings
-from farm.db import Database, Job, upgrade_schema
-from farm.finalize import run_finalize
-from farm.job_service import cancel_job, retry_job, submit_job
-from farm.local import redis_server_exe
-from farm.submit import SubmitRequest
-from farm.tokens import create_token
-from farm.worker_context import WorkerContext
+from farm.jobs.service import cancel_job, retry_job, submit_job
+from farm.jobs.submit import SubmitRequest
+from farm.state import store
+from farm.state.db import Database, Job, upgrade_schema
+from farm.state.tokens import create_token
+from farm.workers.chunk_runner import run_chunk
+from farm.workers.context import WorkerContext
+from farm.workers.finalize import run_finalize
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
 
@@ -141,7 +142,7 @@ def test_submit_returns_each_job_it_records_when_the_broker_refuses_them(any_db_
         assert f"job {sub.job.id} is recorded" in sub.warning and "refused" in sub.warning, sub.warning
         assert store.get_job(farm.db, sub.job.id).chunk_count == sub.job.chunk_count == 2
     farm.refuse_work(False)
-    from farm.reaper import reap
+    from farm.broker.reaper import reap
 
     reap(farm.settings, farm.db)   # the farm, back
     held = {args for task, args in farm.held() if task == TASK_PROCESS_CHUNK}
@@ -187,7 +188,7 @@ def test_a_job_recorded_while_the_broker_refuses_it_is_submitted_by_the_cli_and_
     assert without_id(by_cli["warning"], by_cli["id"]) == without_id(by_api["warning"], by_api["id"])
     assert "warning:" in proc.stderr and by_cli["id"] in proc.stderr
     farm.refuse_work(False)
-    from farm.reaper import reap
+    from farm.broker.reaper import reap
 
     reap(farm.settings, farm.db)   # `farm up`/`farm worker`
     held = {args for task, args in farm.held() if task == TASK_PROCESS_CHUNK}

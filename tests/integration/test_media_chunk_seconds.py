@@ -39,7 +39,7 @@ def _uhd_clip(tmp_path):
 
 def test_submit_uses_the_resolution_default_when_no_length_is_given(tmp_path) -> None:
     from farm.config import load_settings
-    from farm.submit import SubmitRequest, validate
+    from farm.jobs.submit import SubmitRequest, validate
 
     src = _uhd_clip(tmp_path)
     settings = load_settings({"FARM_HOME": str(tmp_path / "home")})
@@ -53,7 +53,7 @@ def test_submit_uses_the_resolution_default_when_no_length_is_given(tmp_path) ->
 
 def test_an_explicit_chunk_length_wins_over_the_default(tmp_path) -> None:
     from farm.config import load_settings
-    from farm.submit import SubmitRequest, validate
+    from farm.jobs.submit import SubmitRequest, validate
 
     src = _uhd_clip(tmp_path)
     home = tmp_path / "home"

@@ -1,4 +1,4 @@
-"""farm.metrics: the Prometheus exposition read from a real job database (SQLite and
+"""farm.monitor.metrics: the Prometheus exposition read from a real job database (SQLite and
 PostgreSQL) and, for queue depth, a real private Redis; parsed back with prometheus_client's
 own parser (a dependency of Flower) as an independent check of the text format."""
 
@@ -11,11 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm import local, registry, store
-from farm.db import Chunk, Database, upgrade_schema
-from farm import broker
-from farm.broker import queue_keys
-from farm.metrics import CONTENT_TYPE, Family, exposition, metrics_app, render_metrics
+from farm.broker import embedded as local
+from farm.broker import transport as broker
+from farm.broker.transport import queue_keys
+from farm.monitor.metrics import CONTENT_TYPE, Family, exposition, metrics_app, render_metrics
+from farm.state import registry, store
+from farm.state.db import Chunk, Database, upgrade_schema
 from tests.job_rows import make_job
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0)

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from farm import store
-from farm.celery_app import create_app
-from farm.chunk_work import run_chunk
+from farm.broker.celery_app import create_app
+from farm.broker.embedded import down, start_redis
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
 from farm.errors import InputError, UnavailableError
-from farm.local import down, start_redis
+from farm.jobs.submit import SubmitRequest, submit
 from farm.media.formats import sniff_demuxer
-from farm.submit import SubmitRequest, submit
-from farm.worker_context import WorkerContext
+from farm.state import store
+from farm.state.db import Database, upgrade_schema
+from farm.workers.chunk_runner import run_chunk
+from farm.workers.context import WorkerContext
 from tests import clips
 
 

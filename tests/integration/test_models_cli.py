@@ -1,4 +1,4 @@
-"""`farm models list|verify|fetch|import` through the real command line (farm.cli.main, and one
+"""`farm models list|verify|fetch|import` through the real command line (farm.cli.main.main, and one
 subprocess), on a directory pack of generated stand-ins; fetch downloads from a local HTTP
 server on 127.0.0.1 (never the network). FARM_MODELS selecting the pack of a submit."""
 
@@ -17,16 +17,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from farm import cli_models
-from farm.cli import main
+from farm.cli import model_commands as cli_models
+from farm.cli.main import main
 from farm.config import load_settings
 from farm.errors import ModelError
-from farm.job_pipeline import prepare_faces
+from farm.jobs.face_prep import prepare_faces
+from farm.jobs.submit import SubmitRequest
 from farm.models.demo import build_demo_pack
 from farm.models.install import STAMP_FILE
 from farm.models.manifest import MANIFEST_FILE, dump_manifest
 from farm.models.packs import choose_pack, clear_pack_cache, load_pack
-from farm.submit import SubmitRequest
 from tests import clips
 
 ROLES = ("recognizer", "swapper", "enhancer")   # a small pack: what a Haar-detector job needs

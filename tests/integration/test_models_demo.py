@@ -108,7 +108,7 @@ def test_every_stand_in_role_is_generated_and_onnx_is_only_imported_to_build():
     from farm.models.standins import STANDINS
 
     assert STANDIN_ROLES == set(STANDINS)
-    code = ("import sys, farm.cli, farm.models, farm.models.packs, farm.job_pipeline, farm.worker_context; "
+    code = ("import sys, farm.cli.main, farm.models, farm.models.packs, farm.jobs.face_prep, farm.workers.context; "
             "print('onnx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

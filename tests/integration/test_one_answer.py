@@ -1,5 +1,5 @@
 """One answer per question (issue 13.5): which jobs are live, who is stale and how many
-frames are done are decided once (farm.states, farm.store) and every reader gives the
+frames are done are decided once (farm.state.states, farm.state.store) and every reader gives the
 same answer: the store's views, `farm status`, `--follow`, the metrics, the reaper and a
 redelivered chunk or finalize task. Real SQLite and PostgreSQL, real Redis, real ffmpeg."""
 
@@ -12,16 +12,19 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm import broker, local, store
-from farm.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK
+from farm.broker import embedded as local
+from farm.broker import transport as broker
+from farm.broker.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK
+from farm.broker.reaper import reap
+from farm.cli.follow import RateMeter, read_farm
+from farm.cli.watch import job_table
 from farm.config import load_settings
-from farm.finalize import run_finalize
-from farm.follow import RateMeter, read_farm
-from farm.metrics import render_metrics
-from farm.reaper import reap
-from farm.states import JOB_LIVE, JOB_RENDERING
+from farm.jobs.outcomes import job_json
+from farm.monitor.metrics import render_metrics
+from farm.state import store
+from farm.state.states import JOB_LIVE, JOB_RENDERING
 from farm.storage import Storage
-from farm.watch import job_json, job_table
+from farm.workers.finalize import run_finalize
 from tests import clips
 from tests.integration.test_finalize import finalizing_job
 from tests.job_rows import make_job

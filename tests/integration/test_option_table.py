@@ -12,14 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import farm.cli as cli
+import farm.cli.main as cli
 from farm.api.app import create_app
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
 from farm.errors import InputError
+from farm.jobs.spec import CLI, check_options, load_spec
 from farm.options import SUBMIT_OPTIONS, Option, job_options
-from farm.spec import CLI, check_options, load_spec
-from farm.tokens import create_token
+from farm.state.db import Database, upgrade_schema
+from farm.state.tokens import create_token
 
 GRAIN = Option("float", None, "film grain strength added after the swap", minimum=0.0, maximum=1.0,
                stage="encoder")
@@ -88,7 +88,7 @@ def test_true_false_options_are_real_flags_and_every_option_has_one(farm_home):
     for name, option in job_options().items():
         assert option.flag(name) in shown, name
     assert "--overwrite" in shown and "--no-enhance" in shown and "<bool>" not in shown and "BOOL" not in shown
-    import farm.cli_options as cli_options
+    import farm.cli.flags as cli_options
 
     values = {"overwrite": True, "enhance": True, "keep_chunks": False}   # --overwrite --no-enhance given
     given = cli_options.given_options(values, job_options())
@@ -97,7 +97,7 @@ def test_true_false_options_are_real_flags_and_every_option_has_one(farm_home):
 
 def test_face_options_are_validated_once_into_the_request(tmp_path):
     from farm.faces.options import validate_options
-    from farm.spec import submit_request
+    from farm.jobs.spec import submit_request
 
     face = tmp_path / "face.jpg"
     req = submit_request(Path("v.mp4"), {"source": [str(face)], "similarity": 0.5, "faces": "largest"})

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from farm import registry, store
-from farm.chunk_outputs import lost_chunk_outputs, output_problem
-from farm.chunk_work import storage_problem
-from farm.db import WorkerRow
+from farm.cli.watch import wait_for_job, workers_table
 from farm.errors import MediaError
-from farm.sweep import sweep_orphans
-from farm.watch import wait_for_job, workers_table
+from farm.jobs.sweep import sweep_orphans
+from farm.state import registry, store
+from farm.state.db import WorkerRow
+from farm.workers.chunk_outputs import lost_chunk_outputs, output_problem
+from farm.workers.chunk_runner import storage_problem
 from tests import clips
 from tests.integration.test_store import finalizing_job, make_job
 
@@ -180,7 +180,7 @@ def test_the_sweep_removes_only_old_folders_that_no_job_owns(db, tmp_path):
 
 
 def test_the_finalize_heartbeat_keeps_the_claim_fresh_and_stops_when_it_is_lost(db):
-    from farm.beats import Heartbeat
+    from farm.workers.beats import Heartbeat
 
     finalizing_job(db, owner="fin-a")
     beats: list[bool] = []

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from farm import store
+from farm.broker.embedded import start_redis
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
-from farm.local import start_redis
-from farm.submit import SubmitRequest, submit
+from farm.jobs.submit import SubmitRequest, submit
+from farm.state import store
+from farm.state.db import Database, upgrade_schema
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from farm.broker.embedded import redis_server_exe
 from farm.config import load_settings, redact_url
-from farm.local import redis_server_exe
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from farm import store
-from farm.db import Database, current_revision, upgrade_schema
 from farm.errors import JobNotFound, StateError
+from farm.state import store
+from farm.state.db import Database, current_revision, upgrade_schema
 
 
 def make_job(db: Database, job_id: str = "job1", chunks: int = 3) -> None:
@@ -244,8 +244,7 @@ def test_a_cancel_while_publishing_waits_and_is_refused(db):
 
 def test_finish_chunk_records_the_result_and_tops_up_in_one_transaction(db):
     """One write per finished chunk: done + the worker's result + the job's next chunks."""
-    from farm import registry
-
+    from farm.state import registry
     make_job(db, chunks=4)
     registry.report_start(db, "w", 1, None, "")
     assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
@@ -294,7 +293,7 @@ def test_schema_head_constant_is_alembics_head(db):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from farm.db import SCHEMA_HEAD, migrations_dir
+    from farm.state.db import SCHEMA_HEAD, migrations_dir
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from farm.local import start_redis
-from workers.supervisor import BACKOFF_S, plan_children
+from farm.broker.embedded import start_redis
+from farm.workers.supervisor import BACKOFF_S, plan_children
 
 
 def test_children_get_their_own_gpu_hostname_and_queue():
@@ -27,7 +27,7 @@ def test_children_get_their_own_gpu_hostname_and_queue():
 
 
 def test_the_supervisor_never_loads_onnxruntime_or_cuda():
-    code = ("import sys, workers.supervisor, workers.gpus; "
+    code = ("import sys, farm.workers.supervisor, farm.workers.gpus; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'torch', 'cupy')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -40,7 +40,7 @@ def _children(pid: int) -> dict[str, psutil.Process]:
             cmd = child.cmdline()
         except psutil.Error:   # a zombie not reaped yet
             continue
-        if "workers.celery_worker" in cmd:
+        if "farm.workers.celery_worker" in cmd:
             out[cmd[cmd.index("--hostname") + 1].split("@")[0]] = child
     return out
 
@@ -49,7 +49,7 @@ def test_a_killed_child_is_restarted_and_the_log_says_so(settings, farm_home):
     start_redis(settings)
     log = farm_home / "sup.log"
     env = dict(os.environ, FARM_HOME=str(farm_home))
-    sup = subprocess.Popen([sys.executable, "-m", "workers.supervisor", "--cpu", "1", "--providers", "cpu"],
+    sup = subprocess.Popen([sys.executable, "-m", "farm.workers.supervisor", "--cpu", "1", "--providers", "cpu"],
                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -86,7 +86,7 @@ def test_a_worker_asked_for_a_gpu_it_cannot_get_refuses_to_start(settings, farm_
 
 def _wait_for_pings(settings, hostnames: set[str], timeout_s: float = 90) -> None:
     """Until every worker in `hostnames` answers a Celery ping (it consumes from now on)."""
-    from farm.celery_app import create_app
+    from farm.broker.celery_app import create_app
 
     app = create_app(settings)
     seen: set[str] = set()
@@ -104,9 +104,9 @@ def test_embedded_farm_pins_each_gpu_child_and_spreads_a_job_over_both(settings,
     socket, SQLite): the same pinning as test_cluster_mode, with nothing else to run."""
     import json
 
-    from farm import registry, store
-    from farm.db import Database
-    from farm.local import supervisor_pid_file
+    from farm.broker.embedded import supervisor_pid_file
+    from farm.state import registry, store
+    from farm.state.db import Database
     from tests import clips, media_checks
     from tests.e2e.farmcli import FarmCLI
 

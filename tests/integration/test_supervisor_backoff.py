@@ -6,8 +6,8 @@ import sys
 import threading
 import time
 
-from workers import supervisor
-from workers.supervisor import BACKOFF_S, Child, restart_delay
+from farm.workers import supervisor
+from farm.workers.supervisor import BACKOFF_S, Child, restart_delay
 
 
 def test_the_restart_delay_grows_with_each_failure_then_stays_at_its_cap() -> None:

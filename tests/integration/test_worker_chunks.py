@@ -11,18 +11,18 @@ import av
 import numpy as np
 import pytest
 
-from farm import records, store
-from farm.celery_app import create_app
-from farm.chunk_work import batch_for, run_chunk
+from farm.broker.celery_app import create_app
+from farm.broker.embedded import down, start_redis
 from farm.config import load_settings
-from farm.db import Database, upgrade_schema
-from farm.local import down, start_redis
+from farm.jobs.submit import SubmitRequest, submit
 from farm.media.chunk_codec import BATCH_FRAMES, EncoderSettings, transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.models.packs import clear_pack_cache
 from farm.pipeline.stage import PassThrough, StageChain
-from farm.submit import SubmitRequest, submit
-from farm.worker_context import WorkerContext
+from farm.state import records, store
+from farm.state.db import Database, upgrade_schema
+from farm.workers.chunk_runner import batch_for, run_chunk
+from farm.workers.context import WorkerContext
 from tests import clips
 
 WORKER = "gpu0@test"
@@ -141,10 +141,10 @@ def test_models_load_once_per_worker_process_on_the_first_chunk(farm, tmp_path, 
     second = face_job(settings, db, tmp_path, "second")
     clear_pack_cache()   # submit loaded the pack in this process; a worker starts cold
 
-    import farm.models.sessions as sessions
     from celery.signals import worker_process_init
 
-    from farm.tasks import register_tasks
+    import farm.models.sessions as sessions
+    from farm.broker.tasks import register_tasks
 
     made: list[tuple[str, Path]] = []
     real_create = sessions.create_session

@@ -11,9 +11,9 @@ import socket
 import pytest
 import redis
 
+from farm.broker.embedded import BrokerWatch
 from farm.config import load_settings
 from farm.errors import EXIT_UNAVAILABLE, UnavailableError
-from farm.local import BrokerWatch
 
 
 class Clock:

@@ -1,9 +1,16 @@
 """Celery settings for long GPU tasks (see reference.md section 3)."""
 
-from farm.celery_app import (QUEUE_CPU, QUEUE_GPU, TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, celery_config,
-                             celery_priority, create_app)
+from farm.broker.celery_app import (
+    QUEUE_CPU,
+    QUEUE_GPU,
+    TASK_FINALIZE_JOB,
+    TASK_PROCESS_CHUNK,
+    celery_config,
+    celery_priority,
+    create_app,
+)
+from farm.broker.tasks import register_tasks
 from farm.config import load_settings
-from farm.tasks import register_tasks
 
 
 def test_long_task_settings(tmp_path):

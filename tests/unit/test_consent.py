@@ -8,8 +8,8 @@ import pytest
 
 from farm.config import load_settings
 from farm.errors import ConfigError, InputError
-from farm.spec import check_options, submit_request
-from farm.submit import CONSENT_MAX_CHARS, check_consent
+from farm.jobs.spec import check_options, submit_request
+from farm.jobs.submit import CONSENT_MAX_CHARS, check_consent
 
 
 def test_require_consent_from_the_file_and_the_environment(tmp_path):

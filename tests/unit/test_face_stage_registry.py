@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from farm.chunk_work import batch_for
 from farm.faces import stages
 from farm.faces.detect import DetectStage, HaarDetector
 from farm.faces.enhance import EnhanceStage
@@ -19,6 +18,7 @@ from farm.faces.swap import SwapStage, emap_latent
 from farm.faces.types import Face
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import Stage, StageChain
+from farm.workers.chunk_runner import batch_for
 from tests.unit.test_faces_standins import astronaut_frame, session, swapper_model
 
 

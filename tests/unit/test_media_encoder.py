@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from farm import records
-
 import dataclasses
 import json
 from fractions import Fraction
@@ -14,6 +12,7 @@ from farm.errors import InputError
 from farm.media.chunk_codec import EncoderSettings, choose_encoder
 from farm.media.colour import Colour
 from farm.media.probe import VideoInfo
+from farm.state import records
 
 H264 = VideoInfo(
     index=0, codec="h264", profile="High", width=320, height=180, pix_fmt="yuv420p", bit_depth=8,

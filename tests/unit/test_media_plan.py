@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from farm import records
-
 from fractions import Fraction
 
 import pytest
 
 from farm.media.plan import ChunkPlan, default_chunk_frames, plan_packets
 from farm.media.probe import PacketInfo
+from farm.state import records
 
 
 def cfr_ibp(n: int, gop: int, bframes: int = 0, tick: int = 512, open_gop: bool = False) -> list[PacketInfo]:

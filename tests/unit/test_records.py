@@ -5,10 +5,10 @@ from fractions import Fraction
 
 import pytest
 
-from farm import records
 from farm.media.chunk_codec import EncoderSettings
 from farm.media.colour import Colour
 from farm.media.plan import ChunkPlan
+from farm.state import records
 
 
 def test_chunk_plan_round_trips_through_json():

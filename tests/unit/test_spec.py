@@ -8,7 +8,7 @@ import pytest
 
 from farm.errors import InputError
 from farm.faces.options import validate_options
-from farm.spec import check_options, load_spec, submit_request, with_overrides
+from farm.jobs.spec import check_options, load_spec, submit_request, with_overrides
 
 
 def write(tmp_path: Path, text: str) -> Path:

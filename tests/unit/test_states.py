@@ -1,12 +1,20 @@
 """The state machine: allowed moves pass, everything else is refused.
 
 The life cycle is written out here by hand, move by move, from the design (not read back
-from farm.states), so a table entry added or dropped by mistake fails a test."""
+from farm.state.states), so a table entry added or dropped by mistake fails a test."""
 
 import pytest
 
 from farm.errors import StateError
-from farm.states import CHUNK_TRANSITIONS, JOB_TERMINAL, JOB_TRANSITIONS, ChunkState, JobState, check_chunk, check_job
+from farm.state.states import (
+    CHUNK_TRANSITIONS,
+    JOB_TERMINAL,
+    JOB_TRANSITIONS,
+    ChunkState,
+    JobState,
+    check_chunk,
+    check_job,
+)
 
 
 def test_every_state_has_a_transition_entry():
@@ -53,7 +61,7 @@ def test_chunk_transitions_follow_the_table(cur, new):
 
 
 def test_live_jobs_are_the_unfinished_ones_and_workers_have_four_states():
-    from farm.states import JOB_LIVE, WorkerState
+    from farm.state.states import JOB_LIVE, WorkerState
 
     assert {s.value for s in JOB_LIVE} == {"queued", "running", "finalizing"}
     assert {s.value for s in WorkerState} == {"idle", "busy", "quarantined", "stopped"}

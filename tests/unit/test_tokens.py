@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from farm import tokens
-from farm.db import ApiToken
 from farm.errors import InputError
+from farm.state import tokens
+from farm.state.db import ApiToken
 
 
 def test_a_created_token_verifies_and_only_its_hash_is_stored(db):

@@ -15,7 +15,7 @@ import pytest
 
 from farm.errors import InputError
 from farm.faces.identity import ImageLimits, compute_identity, read_image
-from farm.spec import load_spec
+from farm.jobs.spec import load_spec
 from farm.user_files import check_regular_file, open_regular_file
 
 
@@ -119,7 +119,7 @@ def test_header_sizes_match_the_decoded_image(tmp_path, ext, params):
 
 
 def test_header_sizes_of_other_writers(tmp_path):
-    from PIL import Image   # test-only: an independent writer (GIF, extended WebP with alpha)
+    from PIL import Image  # test-only: an independent writer (GIF, extended WebP with alpha)
 
     from farm.faces.image_header import image_size
 

@@ -7,8 +7,8 @@ import datetime as dt
 from rich.console import Console
 from rich.progress import Progress
 
-from farm.store import JobView
-from farm.watch import FpsColumn, jobs_table
+from farm.cli.watch import FpsColumn, jobs_table
+from farm.state.store import JobView
 
 
 def test_fps_is_shown_for_a_job_done_between_two_polls():

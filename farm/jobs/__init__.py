@@ -1,0 +1,1 @@
+"""Control plane: the job service (submit, cancel, retry) that the CLI and the API both call."""

@@ -1,0 +1,59 @@
+"""What a job's end means to a machine: the exit code and the one JSON object that the CLI's
+--json, `farm jobs --json` and the HTTP API all give (same keys every time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
+from farm.state.states import JobState
+from farm.state.store import JobView
+
+
+def exit_code_for(state: str) -> int:
+    return {JobState.DONE.value: EXIT_OK, JobState.CANCELLED.value: EXIT_CANCELLED}.get(state, EXIT_FAILED)
+
+
+def job_json(job: JobView) -> dict[str, Any]:
+    """The CI-facing result of a job (`farm submit --json`, `farm jobs --json`, the API)."""
+    return {
+        "id": job.id,
+        "state": job.state,
+        "input": job.input_path,
+        "output": job.output_path,
+        "frames": job.frames_total,
+        "frames_done": job.frames_done,
+        "chunks": job.chunk_count,
+        "chunks_done": job.chunks_done,
+        "priority": job.priority,
+        "created_at": job.created_at.isoformat() + "Z",
+        "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
+        "models": job.models.get("pack") if job.models else None,
+        "error": job.error,
+        "consent": job.consent,
+        "provenance": job.provenance,
+    }
+
+
+OUTCOME_STATES = {EXIT_FAILED: "failed", EXIT_REFUSED: "refused", EXIT_CANCELLED: "cancelled",
+                  EXIT_UNAVAILABLE: "unavailable", EXIT_INTERRUPTED: "interrupted"}
+"""The `state` of a --json outcome that is not a job's own, by exit code (see farm.errors)."""
+
+
+def outcome_json(exit_code: int, error: str, hint: str | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """The one JSON object a --json command prints when it ends without a job result:
+    refused (2), failed (1), cancelled (3), unavailable (4) or interrupted (130); `id` is
+    the job's once one exists, else null (the keys are the same every time)."""
+    return {"id": job_id, "state": OUTCOME_STATES.get(exit_code, "failed"), "error": error, "hint": hint,
+            "exit_code": exit_code}
+
+
+def job_outcome_json(job: JobView) -> dict[str, Any]:
+    """job_json plus the exit code and, for a failed or cancelled job, what to do; `error` is
+    null only when the job is done (a cancel leaves no error on the job itself)."""
+    hints = {JobState.FAILED.value: f"see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`",
+             JobState.CANCELLED.value: f"nothing was published; `farm retry {job.id}` runs what is left"}
+    error = job.error
+    if error is None and job.state == JobState.CANCELLED.value:
+        error = "the job was cancelled (`farm cancel` or the API)"
+    return {**job_json(job), "error": error, "hint": hints.get(job.state), "exit_code": exit_code_for(job.state)}

@@ -1,0 +1,1 @@
+"""Watching the farm from outside: Flower and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Control plane: the job database (tables, one-transaction state changes, states as enums)."""

@@ -1,0 +1,286 @@
+"""Finalize a job exactly once: join chunks, remux the original's other streams, verify, publish."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import av
+
+from farm import __version__
+from farm.broker.celery_app import enqueue_chunk
+from farm.errors import FarmError, VerifyError
+from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
+from farm.media.formats import keeps_free_tags
+from farm.media.join import join_chunks, muxer_for, uses_free_tags
+from farm.media.probe import MediaInfo, probe
+from farm.media.verify import verify_output
+from farm.provenance.sign import record_provenance, sign_output
+from farm.state import store
+from farm.state.store import JobView
+from farm.storage import (
+    IngestRecord,
+    check_source,
+    commit_publish,
+    stage_for_publish,
+    temp_name,
+)
+from farm.workers.beats import Heartbeat
+from farm.workers.chunk_outputs import lost_chunk_outputs
+from farm.workers.encoder_check import job_encoder
+from farm.workers.runtime import Runtime
+
+log = logging.getLogger("farm.workers.finalize")
+
+#: Longest label an MPEG-TS service_name can hold (a one-byte length in the SDT), in bytes.
+TS_SERVICE_NAME_MAX_BYTES = 255
+
+
+def face_job(job: JobView) -> bool:
+    """True if the job ran face stages (False for --passthrough: a re-encode only)."""
+    options = job.options or {}
+    return bool(job.models) and options.get("faces", "off") != "off"
+
+
+def changed_counts(job: JobView) -> tuple[int, int] | None:
+    """(frames, faces) the job's workers replaced faces in, summed over its chunks; None
+    when some chunk was not counted (rendered before the counts were kept)."""
+    chunks = getattr(job, "chunks", None) or []
+    counts = [(getattr(c, "frames_changed", None), getattr(c, "faces_changed", None)) for c in chunks]
+    if not counts or any(f is None or n is None for f, n in counts):
+        return None
+    return sum(f for f, _ in counts), sum(n for _, n in counts)
+
+
+def faces_altered(job: JobView) -> bool:
+    """True if the output has a face the job changed: a face job, unless its workers
+    counted no replaced face at all (a job without counts is taken as altered)."""
+    if not face_job(job):
+        return False
+    counted = changed_counts(job)
+    return counted is None or counted[1] > 0
+
+
+def output_label(job: JobView) -> str:
+    """One line saying what the output is: synthetic media made by farm, the job, what changed.
+
+    A face job names the stages that changed pixels and, where the workers counted them,
+    in how many frames and how many faces; one that found no face says it is unaltered."""
+    head = f"synthetic media made by farm {__version__}, job {job.id}"
+    if not face_job(job):
+        return f"{head}: a pass-through re-encode, no faces were changed"
+    models = job.models or {}
+    pack = models.get("pack", "unknown")
+    counted = changed_counts(job)
+    if counted is not None and counted[1] == 0:
+        return f"{head}: no face found; unaltered, a re-encode (faces searched for with model pack {pack})"
+    stages = models.get("stages") or []
+    label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")
+    if counted is not None:
+        frames, faces = counted
+        total = getattr(job, "frames_total", None)
+        label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces)"
+    label += f" with model pack {pack}"
+    if models.get("demo"):
+        label += " (demo stand-in models, not real face swap)"
+    return label
+
+
+def output_metadata(job: JobView, muxer: str | None = None) -> dict[str, str]:
+    """The container tags an output carries: the synthetic-media label, job id, models.
+
+    muxer: the output's muxer (None: one that keeps free-form tags). AVI keeps only its
+    RIFF INFO fields, so the label goes in `comment`; MPEG-TS keeps only the service
+    description, so it goes in `service_name` (at most 255 bytes), `service_provider`
+    naming farm. Other muxers get every tag below.
+    """
+    label = output_label(job)
+    if muxer == "avi":
+        return {"comment": label}
+    if muxer == "mpegts":
+        name = label.encode("utf-8")[:TS_SERVICE_NAME_MAX_BYTES].decode("utf-8", "ignore")
+        return {"service_provider": f"farm {__version__}", "service_name": name}
+    models = job.models or {}
+    entries = models.get("models", {})
+    model_text = "; ".join(f"{m['name']} sha256:{m.get('sha256') or 'unknown'}" for m in entries.values())
+    return {
+        "comment": label,
+        "description": label,
+        "farm_synthetic": "1",
+        "farm_faces_altered": "1" if faces_altered(job) else "0",
+        "farm_job_id": job.id,
+        "farm_model_pack": str(models.get("pack", "none (pass-through)")),
+        "farm_models": model_text or "none",
+        "farm_version": __version__,
+    }
+
+
+def itunes_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The tags of an MP4 whose iTunes tag list keeps cover art (join.uses_free_tags): only
+    iTunes' own `comment` (the label) and `description` (the label and the models)."""
+    return {"comment": metadata["comment"],
+            "description": f"{metadata['description']}; models: {metadata['farm_models']}"}
+
+
+def recorded_source(db: Any, job_id: str) -> tuple[IngestRecord | None, int | None]:
+    """What submit logged for the job: the ingested copy, and the index of its video stream
+    (None, None for jobs submitted before these were logged)."""
+    ingested = video_index = None
+    for _at, _chunk, kind, message in store.events(db, job_id):
+        if kind == "ingested":
+            ingested = IngestRecord.from_description(message)
+        elif kind == "video_stream" and (found := re.match(r"stream (\d+)", message)):
+            video_index = int(found[1])
+    return ingested, video_index
+
+
+def output_muxer(info: MediaInfo, job: JobView) -> str:
+    """The muxer finalize writes the job's output with (the source's kind of container)."""
+    codec = av.codec.Codec(job_encoder(job).codec, "w").canonical_name
+    return muxer_for(info, codec)
+
+
+def verify_label(path: Path, muxer: str, metadata: Mapping[str, str]) -> None:
+    """Raise VerifyError unless the output at `path` carries `metadata` where its container keeps it.
+
+    verify_output checks the tags of containers with free-form tags; this reads back
+    AVI's INFO fields and MPEG-TS's service description (program tags) with ffmpeg.
+    """
+    if keeps_free_tags(muxer):
+        return
+    if muxer not in ("avi", "mpegts"):
+        raise VerifyError(f"output {path.name}: the {muxer} container cannot carry the synthetic-media label",
+                          hint="submit the video in MP4, MOV, Matroska, AVI or MPEG-TS")
+    tags = read_tags(path, muxer, program=muxer == "mpegts")
+    wrong = [f"{k} is {tags.get(k)!r}, expected {v!r}" for k, v in metadata.items() if tags.get(k) != v]
+    if wrong:
+        raise VerifyError(f"output {path.name} lacks its synthetic-media label: " + "; ".join(wrong))
+
+
+def read_tags(path: Path, demuxer: str, *, program: bool = False) -> dict[str, str]:
+    """Container tags of a file as ffmpeg reads them; program=True: the first program's (MPEG-TS)."""
+    argv = base_args(ffmpeg_exe()) + input_args(path, demuxer)
+    argv += ["-map_metadata", "0:p:0" if program else "0", "-f", "ffmetadata", "pipe:1"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VerifyError(f"cannot read the tags of {path.name}: {exc}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace")[-1000:].strip()
+        raise VerifyError(f"cannot read the tags of {path.name} (ffmpeg exit {done.returncode}): {tail}")
+    return parse_ffmetadata(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_ffmetadata(text: str) -> dict[str, str]:
+    """The global key=value tags of ffmpeg's FFMETADATA1 output.
+
+    A backslash escapes the next character ('=', ';', '#', a backslash or a newline);
+    lines starting with ';' or '#' are comments; the first '[SECTION]' ends the globals.
+    """
+    lines: list[list[tuple[str, bool]]] = [[]]   # (character, escaped)
+    escaped = False
+    for ch in text:
+        if escaped:
+            lines[-1].append((ch, True))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "\n":
+            lines.append([])
+        else:
+            lines[-1].append((ch, False))
+    tags: dict[str, str] = {}
+    for line in lines:
+        if not line or (not line[0][1] and line[0][0] in ";#"):
+            continue
+        if not line[0][1] and line[0][0] == "[":
+            break
+        eq = next((k for k, (c, esc) in enumerate(line) if c == "=" and not esc), None)
+        if eq is not None:
+            tags["".join(c for c, _ in line[:eq]).lower()] = "".join(c for c, _ in line[eq + 1:])
+    return tags
+
+
+def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
+    """Join, verify and publish `job_id` if this caller owns its finalize step.
+
+    Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published),
+    "requeued" (a chunk output was lost: those chunks run again, then finalize) or
+    "error: ..." (the job failed with that reason; nothing published). While it works the
+    owner beats (store.touch_finalize); one silent for settings.stale_heartbeat_s loses its
+    claim to the next finalize the reaper enqueues.
+    """
+    stale_s = ctx.settings.stale_heartbeat_s
+    job = store.claim_finalize(ctx.db, job_id, owner, stale_after_s=stale_s)
+    if job is None:
+        log.info("job %s: finalize skipped (not finalizing, or owned by another worker)", job_id)
+        return "skip"
+    beat = Heartbeat(lambda: store.touch_finalize(ctx.db, job_id, owner), store.beat_interval_s(stale_s),
+                     name="farm-finalize-heartbeat").start()
+    lost = lost_chunk_outputs(job.chunks)
+    if lost:
+        beat.stop()
+        return requeue_lost(ctx, job_id, owner, lost)
+    source = Path(job.source_path)
+    final = Path(job.output_path)
+    joined = ctx.storage.output(job_id, source.suffix)
+    tmp = temp_name(joined)
+    staged: Path | None = None
+    published = False
+    try:
+        ingested, video_index = recorded_source(ctx.db, job_id)
+        if ingested is not None:
+            check_source(source, ingested)   # the farm's copy is still what was ingested
+        info = probe(source, video_index=video_index)
+        muxer = output_muxer(info, job)
+        metadata = output_metadata(job, muxer)
+        if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
+            metadata = itunes_metadata(metadata)
+        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
+        provenance = sign_output(tmp, source, job, muxer, ctx.settings)   # adds a box; checked below
+        verify_output(info, tmp, metadata)
+        verify_label(tmp, muxer, metadata)
+        record_provenance(ctx.db, job_id, provenance)
+        tmp.replace(joined)
+        staged = stage_for_publish(joined, final)   # any slow copy happens before the lock
+
+        def publish() -> None:
+            nonlocal published
+            commit_publish(staged, final, overwrite=job.overwrite)
+            published = True
+
+        outcome = store.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
+    except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
+        if published and not job.overwrite:
+            final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
+        message = str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
+        store.fail_job(ctx.db, job_id, f"finalize failed: {message}")
+        log.error("job %s: finalize failed: %s", job_id, message)
+        return f"error: {message}"
+    finally:
+        beat.stop()
+        tmp.unlink(missing_ok=True)
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+    joined.unlink(missing_ok=True)
+    if outcome != "done":
+        log.info("job %s: nothing published (%s)", job_id, outcome)
+        return "cancelled" if outcome == "cancelled" else "skip"
+    if not job.keep_chunks:
+        ctx.storage.remove_chunks(job_id)
+    log.info("job %s: done -> %s", job_id, final)
+    return "done"
+
+
+def requeue_lost(ctx: Runtime, job_id: str, owner: str, lost: dict[int, str]) -> str:
+    """Send the chunks whose output was lost back to the workers; finalize runs again after them."""
+    todo = store.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)
+    if todo is None:
+        return "skip"
+    for index, priority in todo:
+        enqueue_chunk(ctx.app, job_id, index, priority)
+    log.warning("job %s: %s; rendering again", job_id, "; ".join(lost.values()))
+    return "requeued"

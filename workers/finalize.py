@@ -16,7 +16,8 @@ from farm.errors import FarmError, VerifyError
 from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for, uses_free_tags
-from farm.media.probe import MediaInfo, probe
+from farm.media.media_info import MediaInfo
+from farm.media.probe import probe
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
 from farm.state import store

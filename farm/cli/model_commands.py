@@ -46,7 +46,7 @@ PACK_OPTION = typer.Option(None, "--models", help="default | demo | a directory 
 @models_app.command("list")
 def list_cmd(pack: Optional[str] = PACK_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
     """Installed? verified? size, for each model of the pack."""
-    from farm.models.install import list_models
+    from farm.models.inventory import list_models
 
     _show(list_models(_location(pack)), as_json)
 
@@ -55,7 +55,7 @@ def list_cmd(pack: Optional[str] = PACK_OPTION, as_json: bool = typer.Option(Fal
 def verify_cmd(names: list[str] = typer.Argument(None), pack: Optional[str] = PACK_OPTION,
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Hash every installed file and check it against the manifest (exit 1 if one is bad)."""
-    from farm.models.install import verify_pack
+    from farm.models.inventory import verify_pack
 
     loc = _location(pack)
     rows = verify_pack(loc, names or None)
@@ -80,7 +80,7 @@ def verify_cmd(names: list[str] = typer.Argument(None), pack: Optional[str] = PA
 def fetch_cmd(names: list[str] = typer.Argument(None), pack: Optional[str] = PACK_OPTION,
               include_optional: bool = typer.Option(False, "--all", help="Also the optional models.")) -> None:
     """Download (with resume), check sha256, install atomically."""
-    from farm.models.install import fetch_models
+    from farm.models.fetch import fetch_models
 
     _show(fetch_models(_location(pack), names or None, progress=True, include_optional=include_optional), False)
 

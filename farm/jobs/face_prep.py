@@ -104,13 +104,14 @@ def reference_from_video(video: Path, index: int, detector: Any, recognizer: Any
     """The raw embedding of the largest face in frame `index` (0-based, presentation order) of `video`.
 
     Frames are counted as the chunk decoder counts them: the video stream probe chooses
-    (farm.media.probe.choose_video_stream), decoded frames in output order. InputError
+    (farm.media.video_choice.choose_video_stream), decoded frames in output order. InputError
     when the frame is past the end or holds no face.
     """
     import av
 
     from farm.faces.identity import reference_from_frame
-    from farm.media.probe import ProbeLimits, probe
+    from farm.media.media_info import ProbeLimits
+    from farm.media.probe import probe
     from farm.pipeline.frame import PLANAR_FORMATS, Frame
 
     checked = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)

@@ -21,8 +21,9 @@ from farm.errors import FarmError, InputError, UnavailableError
 from farm.jobs.spec import CLI, SPEC, option_name
 from farm.media.chunk_codec import choose_encoder
 from farm.media.join import muxer_for_encoder, streams_not_kept
+from farm.media.media_info import MediaInfo, ProbeLimits
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
-from farm.media.probe import MediaInfo, ProbeLimits, probe
+from farm.media.probe import probe
 from farm.media.split import split_chunks
 from farm.state import records, store
 from farm.state.db import Database

@@ -8,8 +8,9 @@ join_chunks -> verify_output. The names below are the public surface.
 from farm.media.chunk_codec import EncoderSettings, choose_encoder, transcode_chunk
 from farm.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 from farm.media.join import join_chunks
+from farm.media.media_info import MediaInfo, PacketInfo, ProbeLimits, StreamInfo, VideoInfo
 from farm.media.plan import ChunkPlan, default_chunk_frames, plan_chunks
-from farm.media.probe import MediaInfo, PacketInfo, ProbeLimits, StreamInfo, VideoInfo, probe
+from farm.media.probe import probe
 from farm.media.split import split_chunks
 from farm.media.verify import verify_output
 

@@ -26,8 +26,8 @@ from farm.media.colour import Colour
 from farm.media.decode import BackgroundSink, iter_chunk_frames, prefetch
 from farm.media.hwaccel import HARDWARE_POLICIES, NVENC_PRESETS, encoder_in_build, nvdec_hwaccel
 from farm.media.intermediate import open_write, temp_path_for
+from farm.media.media_info import VideoInfo
 from farm.media.plan import ChunkPlan
-from farm.media.probe import VideoInfo
 from farm.pipeline.frame import PLANAR_FORMATS, Frame
 
 #: Seconds between two on_progress calls.

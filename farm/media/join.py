@@ -32,7 +32,7 @@ from farm.media.formats import (
     sniff_demuxer,
 )
 from farm.media.intermediate import open_read, open_write, temp_path_for
-from farm.media.probe import MediaInfo, StreamInfo
+from farm.media.media_info import MediaInfo, StreamInfo
 
 _TAG_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from farm.media.probe import MediaInfo, PacketInfo
+from farm.media.media_info import MediaInfo, PacketInfo
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from farm.errors import MediaError, UnavailableError
 from farm.media.ffmpeg import file_url
 from farm.media.formats import SAFE_INPUT_OPTIONS
 from farm.media.intermediate import chunk_file_name, open_write, temp_path_for
+from farm.media.media_info import MediaInfo
 from farm.media.plan import ChunkPlan
-from farm.media.probe import MediaInfo
 
 
 def split_chunks(source: str | os.PathLike[str], info: MediaInfo, plans: Sequence[ChunkPlan],

@@ -16,7 +16,8 @@ from typing import Mapping
 from farm.errors import InputError, VerifyError
 from farm.media.formats import keeps_data_streams, keeps_free_tags
 from farm.media.join import keeps_stream, muxer_for, output_video_index
-from farm.media.probe import MediaInfo, ProbeLimits, StreamInfo, probe
+from farm.media.media_info import MediaInfo, ProbeLimits, StreamInfo
+from farm.media.probe import probe
 
 #: The output is ours: probe it without the user-input size limits.
 _NO_LIMITS = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)

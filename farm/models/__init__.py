@@ -5,7 +5,9 @@ and then `pack.path(role)`, `pack.session(role)`, `pack.label()`.
 """
 
 from farm.models.demo import build_demo_pack, ensure_demo_pack, haar_cascade_path
-from farm.models.install import ModelRow, fetch_models, import_models, list_models, verify_pack
+from farm.models.fetch import fetch_models
+from farm.models.install import import_models
+from farm.models.inventory import ModelRow, list_models, verify_pack
 from farm.models.manifest import Manifest, ModelEntry, TensorSpec, load_manifest
 from farm.models.packs import ModelPack, PackLocation, choose_pack, clear_pack_cache, load_pack, locate_pack
 from farm.models.providers import diagnose, parse_providers, resolve_providers

@@ -18,6 +18,7 @@ from typing import Any
 
 from farm.errors import ModelError
 from farm.models import providers as prov
+from farm.models.checks import stamp_for
 from farm.models.demo import default_manifest_path, ensure_demo_pack, haar_cascade_path
 from farm.models.manifest import MANIFEST_FILE, Manifest, ModelEntry, load_manifest
 
@@ -73,8 +74,6 @@ def locate_pack(name_or_dir: str | Path | None, models_dir: str | Path,
 
 def missing_files(loc: PackLocation, roles: Sequence[str] | None = None) -> list[ModelEntry]:
     """Required (or the named) entries whose file is absent or has the wrong size (no hashing)."""
-    from farm.models.install import stamp_for  # noqa: PLC0415  (install imports this module)
-
     out = []
     for entry in loc.manifest.select(roles):
         path = loc.root / entry.file
@@ -161,8 +160,6 @@ class ModelPack:
 
     def sha256(self, role: str) -> str:
         """The manifest's sha256, or the measured one where the manifest has none ('' if unknown)."""
-        from farm.models.install import stamp_for  # noqa: PLC0415
-
         entry = self.entry(role)
         if entry.sha256:
             stamp = stamp_for(self.root, entry)

@@ -19,8 +19,8 @@ from farm.faces.chain import build_chain
 from farm.faces.detect import HaarDetector, ScrfdDetector, YunetDetector, build_detector
 from farm.jobs.face_prep import prepare_faces
 from farm.jobs.submit import SubmitRequest
+from farm.models.checks import check_signature
 from farm.models.demo import build_demo_pack, default_manifest_path
-from farm.models.install import check_signature
 from farm.models.manifest import MANIFEST_FILE, dump_manifest, load_manifest
 from farm.models.packs import clear_pack_cache, load_pack
 from farm.models.standins import yunet_standin

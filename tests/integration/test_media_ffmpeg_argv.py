@@ -19,7 +19,7 @@ from farm.media.ffmpeg import (
 )
 from farm.media.formats import demuxer_for_head, output_muxer
 from farm.media.join import finalize_spec
-from farm.media.probe import MediaInfo, PacketInfo, StreamInfo, VideoInfo
+from farm.media.media_info import MediaInfo, PacketInfo, StreamInfo, VideoInfo
 
 
 def media_info(path: str, demuxer: str, streams: list[StreamInfo], brand: str | None = None) -> MediaInfo:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from farm.errors import InputError
-from farm.media.probe import ProbeLimits, probe
+from farm.media.media_info import ProbeLimits
+from farm.media.probe import probe
 from tests import media_checks as mc
 from tests.clips import NOT_VIDEO_KINDS, make_clip, make_not_video, planned_frame_times
 

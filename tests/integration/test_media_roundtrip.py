@@ -19,8 +19,9 @@ import pytest
 from farm.media.chunk_codec import choose_encoder, transcode_chunk
 from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for
+from farm.media.media_info import MediaInfo
 from farm.media.plan import plan_chunks
-from farm.media.probe import MediaInfo, probe
+from farm.media.probe import probe
 from farm.media.split import split_chunks
 from farm.media.verify import verify_output
 from tests import media_checks as mc

@@ -23,8 +23,8 @@ from farm.config import load_settings
 from farm.errors import ModelError
 from farm.jobs.face_prep import prepare_faces
 from farm.jobs.submit import SubmitRequest
+from farm.models.checks import STAMP_FILE
 from farm.models.demo import build_demo_pack
-from farm.models.install import STAMP_FILE
 from farm.models.manifest import MANIFEST_FILE, dump_manifest
 from farm.models.packs import choose_pack, clear_pack_cache, load_pack
 from tests import clips

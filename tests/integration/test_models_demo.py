@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from farm.models.checks import check_signature
 from farm.models.demo import build_demo_pack, default_manifest_path, haar_cascade_path
-from farm.models.install import check_signature
 from farm.models.manifest import load_manifest
 from farm.models.sessions import create_session
 

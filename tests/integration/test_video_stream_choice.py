@@ -1,6 +1,6 @@
 """probe() picks the real video stream of a file with several, and refuses to guess.
 
-The rule (farm.media.probe.choose_video_stream): cover art and still-image streams are
+The rule (farm.media.video_choice.choose_video_stream): cover art and still-image streams are
 never the video; of the rest, the one with the most frames; streams within 10% of that
 count are rivals, and among rivals the only one flagged `default`, else one at least
 twice the pixel area of every other; otherwise the input is refused (exit 2).
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from farm.errors import EXIT_REFUSED, InputError
-from farm.media.probe import VideoCandidate, choose_video_stream, probe
+from farm.media.probe import probe
+from farm.media.video_choice import VideoCandidate, choose_video_stream
 from tests import media_checks as mc
 from tests.clips import make_clip, make_cover_art_clip, make_multi_video_clip
 

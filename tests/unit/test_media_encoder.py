@@ -11,7 +11,7 @@ import pytest
 from farm.errors import InputError
 from farm.media.chunk_codec import EncoderSettings, choose_encoder
 from farm.media.colour import Colour
-from farm.media.probe import VideoInfo
+from farm.media.media_info import VideoInfo
 from farm.state import records
 
 H264 = VideoInfo(

@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
+from farm.media.media_info import PacketInfo
 from farm.media.plan import ChunkPlan, default_chunk_frames, plan_packets
-from farm.media.probe import PacketInfo
 from farm.state import records
 
 

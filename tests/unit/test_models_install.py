@@ -11,7 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from farm.errors import ModelError
-from farm.models.install import PARTIAL_DIR, fetch_models, import_models, list_models, verify_pack
+from farm.models.fetch import fetch_models
+from farm.models.install import PARTIAL_DIR, import_models
+from farm.models.inventory import list_models, verify_pack
 from farm.models.manifest import MANIFEST_FILE
 from farm.models.packs import clear_pack_cache, load_pack, locate_pack
 

@@ -101,7 +101,7 @@ def test_the_committed_ci_spec_loads_and_its_encoder_options_are_accepted():
 
     from farm.media.chunk_codec import choose_encoder, encoder_name
     from farm.media.colour import Colour
-    from farm.media.probe import VideoInfo
+    from farm.media.media_info import VideoInfo
 
     spec = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "render.toml"
     opts = load_spec(spec)

@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from farm.media.join import keeps_stream, output_video_index, streams_not_kept, uses_free_tags
-from farm.media.probe import MediaInfo, PacketInfo, StreamInfo, VideoInfo
+from farm.media.media_info import MediaInfo, PacketInfo, StreamInfo, VideoInfo
 
 
 def info(demuxer: str, suffix: str, streams: list[StreamInfo], video_index: int = 0,

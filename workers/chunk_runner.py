@@ -32,7 +32,7 @@ from farm.media.chunk_codec import transcode_chunk
 from farm.media.plan import ChunkPlan
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import StageChain
-from farm.state import records, registry, store
+from farm.state import chunks, records, registry
 from farm.state.states import ChunkState
 from farm.workers.encoder_check import job_encoder, refuse_chunk
 from farm.workers.runtime import Runtime
@@ -54,9 +54,9 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
     problem = ctx.encoder_problem(job_id)   # checked before the claim: a refusal counts no attempt
     if problem is not None:
         return refuse_chunk(ctx, job_id, index, worker, problem)
-    claim = store.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
-                              stale_after_s=ctx.settings.stale_heartbeat_s,
-                              also=lambda s: registry.mark_busy(s, worker, job_id, index))
+    claim = chunks.claim_chunk(ctx.db, job_id, index, worker, ctx.settings.max_attempts,
+                               stale_after_s=ctx.settings.stale_heartbeat_s,
+                               also=lambda s: registry.mark_busy(s, worker, job_id, index))
     if claim.outcome == "busy":
         recheck = min(BUSY_RECHECK_MAX_S, ctx.settings.stale_heartbeat_s / 2)
         enqueue_chunk(ctx.app, job_id, index, 9, countdown_s=recheck)
@@ -67,7 +67,7 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
     cancelled = [False]
 
     def on_progress(frames_done: int) -> None:
-        cancelled[0] = store.heartbeat(ctx.db, job_id, index, frames_done)
+        cancelled[0] = chunks.heartbeat(ctx.db, job_id, index, frames_done)
 
     started = time.monotonic()
     try:
@@ -85,7 +85,7 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
                 process_batch=batch_for(chain), report_final=False,   # finish_chunk stores the end
             )
     except ChunkCancelled:
-        store.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)
+        chunks.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)
         registry.report_result(ctx.db, worker, ok=True)
         log.info("job %s chunk %d: cancelled between frames", job_id, index)
         return "cancelled"
@@ -93,8 +93,8 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
         storage = storage_problem(exc, Path(chunk.output_path).parent, job_id)
         message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
         retryable = not isinstance(exc, NOT_RETRYABLE)
-        state = store.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
-                                 max_attempts=ctx.settings.max_attempts)
+        state = chunks.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
+                                  max_attempts=ctx.settings.max_attempts)
         failures = registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
         if storage is None and failures >= ctx.settings.max_worker_failures:
             quarantine(ctx, worker, failures, message)
@@ -107,9 +107,9 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
     log.info("job %s chunk %d: %d frames in %.1f s (%.1f fps)", job_id, index, frames, seconds,
              frames / seconds if seconds else 0.0)
     fps = frames / seconds if seconds else 0.0
-    finish = store.finish_chunk(ctx.db, job_id, index, worker, window=ctx.settings.job_window,
-                                changed=(chain.changed.frames, chain.changed.faces),
-                                also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
+    finish = chunks.finish_chunk(ctx.db, job_id, index, worker, window=ctx.settings.job_window,
+                                 changed=(chain.changed.frames, chain.changed.faces),
+                                 also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
     if finish.finalize:
         enqueue_finalize(ctx.app, job_id)
         return "done, finalize enqueued"

@@ -20,7 +20,7 @@ from farm.media.media_info import MediaInfo
 from farm.media.probe import probe
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
-from farm.state import store
+from farm.state import finalizing, store
 from farm.state.store import JobView
 from farm.storage import (
     IngestRecord,
@@ -211,15 +211,15 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     Returns "done", "skip" (not ours), "cancelled" (cancel came first; nothing published),
     "requeued" (a chunk output was lost: those chunks run again, then finalize) or
     "error: ..." (the job failed with that reason; nothing published). While it works the
-    owner beats (store.touch_finalize); one silent for settings.stale_heartbeat_s loses its
-    claim to the next finalize the reaper enqueues.
+    owner beats (finalizing.touch_finalize); one silent for settings.stale_heartbeat_s
+    loses its claim to the next finalize the reaper enqueues.
     """
     stale_s = ctx.settings.stale_heartbeat_s
-    job = store.claim_finalize(ctx.db, job_id, owner, stale_after_s=stale_s)
+    job = finalizing.claim_finalize(ctx.db, job_id, owner, stale_after_s=stale_s)
     if job is None:
         log.info("job %s: finalize skipped (not finalizing, or owned by another worker)", job_id)
         return "skip"
-    beat = Heartbeat(lambda: store.touch_finalize(ctx.db, job_id, owner), store.beat_interval_s(stale_s),
+    beat = Heartbeat(lambda: finalizing.touch_finalize(ctx.db, job_id, owner), store.beat_interval_s(stale_s),
                      name="farm-finalize-heartbeat").start()
     lost = lost_chunk_outputs(job.chunks)
     if lost:
@@ -253,7 +253,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
             commit_publish(staged, final, overwrite=job.overwrite)
             published = True
 
-        outcome = store.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
+        outcome = finalizing.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
         if published and not job.overwrite:
             final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
@@ -278,7 +278,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
 
 def requeue_lost(ctx: Runtime, job_id: str, owner: str, lost: dict[int, str]) -> str:
     """Send the chunks whose output was lost back to the workers; finalize runs again after them."""
-    todo = store.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)
+    todo = finalizing.requeue_lost_chunks(ctx.db, job_id, owner, lost, window=ctx.settings.job_window)
     if todo is None:
         return "skip"
     for index, priority in todo:

@@ -214,11 +214,11 @@ def start_broker_watch(stop: list[bool]) -> None:
 def release_chunks(hostnames: list[str]) -> None:
     """Chunks our workers were running when stopped go back to pending (the reaper re-queues them)."""
     from farm.config import load_settings
-    from farm.state import store
+    from farm.state import chunks
     from farm.state.db import Database
 
     try:
-        released = store.release_chunks(Database(load_settings().database), hostnames)
+        released = chunks.release_chunks(Database(load_settings().database), hostnames)
     except Exception as exc:  # noqa: BLE001 - shutting down must not fail on the database
         log.warning("could not release running chunks: %s", exc)
         return

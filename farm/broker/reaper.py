@@ -22,7 +22,7 @@ from typing import Iterable
 from farm.broker import transport as broker
 from farm.broker.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK, create_app, enqueue_chunk, enqueue_finalize
 from farm.config import Settings
-from farm.state import store
+from farm.state import chunks, store
 from farm.state.db import Database
 
 log = logging.getLogger("farm.broker.reaper")
@@ -61,7 +61,7 @@ def reap(settings: Settings, db: Database, stale_after_s: float | None = None, i
                 store.note(db, pending_id, "requeued", "heartbeat stopped" if is_stale else "lost by the broker",
                            index)
         for live_id in live:   # windows that lost their top-up
-            for index, priority in store.take_chunks_to_enqueue(db, live_id, settings.job_window):
+            for index, priority in chunks.take_chunks_to_enqueue(db, live_id, settings.job_window):
                 enqueue_chunk(app, live_id, index, priority)
                 counts["topped_up"] = counts.get("topped_up", 0) + 1
         for final_id in finals:

@@ -25,7 +25,7 @@ from farm.media.media_info import MediaInfo, ProbeLimits
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
-from farm.state import records, store
+from farm.state import chunks, records, store
 from farm.state.db import Database
 from farm.storage import Storage, ingest
 
@@ -251,7 +251,7 @@ def enqueue_job(settings: Settings, db: Database, job_id: str) -> int:
     If the broker is down the job stays queued in the database; the reaper (run by every
     `farm worker` and by `farm up`) re-enqueues what the broker does not have.
     """
-    todo = store.take_chunks_to_enqueue(db, job_id, settings.job_window)
+    todo = chunks.take_chunks_to_enqueue(db, job_id, settings.job_window)
     app = create_app(settings)
     try:
         for index, priority in todo:

@@ -3,7 +3,7 @@
 The same code runs on SQLite (embedded default) and PostgreSQL (cluster). On SQLite
 every write transaction starts with BEGIN IMMEDIATE, so two processes that claim
 the same row serialise instead of deadlocking; on PostgreSQL rows are locked with
-SELECT ... FOR UPDATE (see store.py).
+SELECT ... FOR UPDATE (store.lock_job, store.lock_chunk).
 """
 
 from __future__ import annotations

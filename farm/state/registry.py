@@ -77,7 +77,7 @@ def report_busy(db: Database, hostname: str, job_id: str, chunk_index: int, prov
 
 
 def mark_busy(s, hostname: str, job_id: str, chunk_index: int, providers: str | None = None) -> None:  # noqa: ANN001
-    """report_busy inside an open transaction (store.claim_chunk's `also`)."""
+    """report_busy inside an open transaction (chunks.claim_chunk's `also`)."""
     row = _row(s, hostname)
     row.state, row.job_id, row.chunk_index, row.last_seen = WorkerState.BUSY.value, job_id, chunk_index, utcnow()
     if providers not in (None, *NO_PROVIDERS):
@@ -97,7 +97,7 @@ def report_result(db: Database, hostname: str, *, ok: bool, frames: int = 0, fps
 
 def mark_result(s, hostname: str, *, ok: bool, frames: int = 0, fps: float = 0.0,  # noqa: ANN001
                 blame_worker: bool = True) -> int:
-    """report_result inside an open transaction (store.finish_chunk's `also`)."""
+    """report_result inside an open transaction (chunks.finish_chunk's `also`)."""
     row = _row(s, hostname)
     row.last_seen = utcnow()
     row.job_id = row.chunk_index = None

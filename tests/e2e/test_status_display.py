@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from farm.state import registry, store
+from farm.state import chunks, registry, store
 from farm.state.db import Database, WorkerRow, upgrade_schema, utcnow
 from tests import job_rows
 
@@ -46,8 +46,8 @@ def make_job(db, job_id: str, frames: list[int], name: str = "clip") -> None:
 
 
 def run_chunk(db, job_id: str, index: int, worker: str) -> None:
-    store.claim_chunk(db, job_id, index, worker, 3, stale_after_s=120)
-    store.complete_chunk(db, job_id, index, worker)
+    chunks.claim_chunk(db, job_id, index, worker, 3, stale_after_s=120)
+    chunks.finish_chunk(db, job_id, index, worker)
 
 
 def test_status_of_a_job_whose_finalize_failed_says_why(db, settings):
@@ -68,9 +68,9 @@ def test_status_of_a_job_whose_chunk_failed_names_the_chunk_and_its_error(db, se
     make_job(db, "chunkfailed1", [30, 30])
     run_chunk(db, "chunkfailed1", 0, "cpu0@n")
     for _ in range(3):
-        store.claim_chunk(db, "chunkfailed1", 1, "gpu1@n", 3, stale_after_s=120)
-        store.fail_chunk(db, "chunkfailed1", 1, "RuntimeError: CUDA error: an illegal memory access", retryable=True,
-                         max_attempts=3)
+        chunks.claim_chunk(db, "chunkfailed1", 1, "gpu1@n", 3, stale_after_s=120)
+        chunks.fail_chunk(db, "chunkfailed1", 1, "RuntimeError: CUDA error: an illegal memory access", retryable=True,
+                          max_attempts=3)
     text = " ".join(farm(settings, "status", "chunkfailed1").stdout.split())
     assert "chunk 1 failed after 3 attempt(s): RuntimeError: CUDA error: an illegal memory access" in text
     assert "farm retry chunkfailed1" in text
@@ -103,9 +103,9 @@ def test_status_tables_fit_80_columns_without_cutting_anything(db, settings):
     make_job(db, "aaaaaaaaaaa1", [300, 300, 300], name="a-rather-long-shot-name_v003")
     run_chunk(db, "aaaaaaaaaaa1", 0, "gpu0@render-node-17")
     make_job(db, "bbbbbbbbbbb2", [30], name="short")
-    store.claim_chunk(db, "bbbbbbbbbbb2", 0, "gpu1@render-node-17", 3, stale_after_s=120)
-    store.fail_chunk(db, "bbbbbbbbbbb2", 0, "chunk input /srv/render/jobs/bbbbbbbbbbb2/chunks/in/00000.mp4 is missing "
-                     "on this node's storage", retryable=False, max_attempts=3)
+    chunks.claim_chunk(db, "bbbbbbbbbbb2", 0, "gpu1@render-node-17", 3, stale_after_s=120)
+    chunks.fail_chunk(db, "bbbbbbbbbbb2", 0, "chunk input /srv/render/jobs/bbbbbbbbbbb2/chunks/in/00000.mp4 is missing "
+                      "on this node's storage", retryable=False, max_attempts=3)
     registry.report_start(db, "gpu0@render-node-17", 1, "0", "TensorrtExecutionProvider,CUDAExecutionProvider,"
                           "CPUExecutionProvider")
     registry.report_busy(db, "gpu0@render-node-17", "aaaaaaaaaaa1", 1)
@@ -131,8 +131,8 @@ def test_follow_prints_plain_progress_lines_when_stdout_is_not_a_terminal(db, se
     """`farm status --follow` into a pipe (a log, CI): a line per change, no redraw codes,
     and Ctrl-C still ends it with 0."""
     make_job(db, "followplain1", [100, 100])
-    store.claim_chunk(db, "followplain1", 0, "gpu0@n", 3, stale_after_s=120)
-    store.heartbeat(db, "followplain1", 0, 10)
+    chunks.claim_chunk(db, "followplain1", 0, "gpu0@n", 3, stale_after_s=120)
+    chunks.heartbeat(db, "followplain1", 0, 10)
     env = dict(os.environ, FARM_HOME=str(settings.home), COLUMNS="80")
     env.pop("FORCE_COLOR", None)
     proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,
@@ -141,7 +141,7 @@ def test_follow_prints_plain_progress_lines_when_stdout_is_not_a_terminal(db, se
         deadline = time.monotonic() + 60
         first = proc.stdout.readline()       # the first line arrives while it runs, not at exit
         assert time.monotonic() < deadline and first, proc.stderr
-        store.heartbeat(db, "followplain1", 0, 77)
+        chunks.heartbeat(db, "followplain1", 0, 77)
         time.sleep(2.0)
     finally:
         proc.send_signal(signal.SIGINT)

@@ -37,7 +37,7 @@ from farm.models.manifest import (
 )
 from farm.models.packs import clear_pack_cache, load_pack
 from farm.provenance.check import verify_file
-from farm.state import store
+from farm.state import chunks, store
 from farm.state.db import Database, upgrade_schema
 from farm.workers.context import WorkerContext
 from farm.workers.finalize import run_finalize
@@ -189,8 +189,8 @@ def test_chunks_rendered_before_the_counts_keep_the_altered_label(db):
                      source_path="/s/source.mp4", output_path="/out.mp4", frames_total=20, fps=30.0,
                      options={"faces": "all"}, models={"pack": "demo", "demo": True})
     for i in range(2):
-        store.claim_chunk(db, "old1", i, "w", 3, stale_after_s=120)
-        store.finish_chunk(db, "old1", i, "w", changed=(0, 0))
+        chunks.claim_chunk(db, "old1", i, "w", 3, stale_after_s=120)
+        chunks.finish_chunk(db, "old1", i, "w", changed=(0, 0))
     assert "no face found; unaltered" in output_label(store.get_job(db, "old1"))
     # Given a database from before migration 0006 (its chunk rows have no counts)
     migrate(db, "downgrade", "0005")

@@ -18,7 +18,7 @@ from farm.media.chunk_codec import choose_encoder, transcode_chunk
 from farm.media.plan import plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
-from farm.state import records, store
+from farm.state import chunks, records, store
 from farm.state.db import Database, upgrade_schema
 from farm.storage import Storage
 from farm.workers.finalize import output_label, output_metadata, parse_ffmetadata, run_finalize, verify_label
@@ -77,8 +77,8 @@ def finalizing_job(ctx: SimpleNamespace, src: Path, out: Path, job_id: str = "lb
     store.create_job(ctx.db, job_id=job_id, chunks=[spec], input_path=str(src), source_path=str(source),
                      output_path=str(out), options={"faces": "off"}, encoder=records.dump(encoder), models={},
                      frames_total=info.video.frame_count, fps=float(info.video.fps))
-    store.claim_chunk(ctx.db, job_id, 0, "w1", 3, stale_after_s=120)
-    assert store.complete_chunk(ctx.db, job_id, 0, "w1") is True
+    chunks.claim_chunk(ctx.db, job_id, 0, "w1", 3, stale_after_s=120)
+    assert chunks.finish_chunk(ctx.db, job_id, 0, "w1").finalize is True
 
 
 def remuxed(tmp_path: Path, suffix: str) -> Path:

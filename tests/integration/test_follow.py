@@ -7,7 +7,7 @@ import datetime as dt
 from rich.console import Console
 
 from farm.cli.follow import RateMeter, follow, format_eta
-from farm.state import registry, store
+from farm.state import chunks, registry, store
 from farm.state.db import Chunk, utcnow
 from tests.job_rows import make_job
 
@@ -17,10 +17,10 @@ def test_one_snapshot_shows_jobs_with_frames_fps_eta_and_workers_with_their_chun
     # a finished job, and two workers: gpu0 busy on j1/1 with CUDA, gpu1 idle
     make_job(db, "j1", [100, 100])
     make_job(db, "old", [10])
-    store.claim_chunk(db, "j1", 0, "gpu1@n", 3, stale_after_s=120)
-    store.complete_chunk(db, "j1", 0, "gpu1@n")
-    store.claim_chunk(db, "j1", 1, "gpu0@n", 3, stale_after_s=120)
-    store.heartbeat(db, "j1", 1, 50)
+    chunks.claim_chunk(db, "j1", 0, "gpu1@n", 3, stale_after_s=120)
+    chunks.finish_chunk(db, "j1", 0, "gpu1@n")
+    chunks.claim_chunk(db, "j1", 1, "gpu0@n", 3, stale_after_s=120)
+    chunks.heartbeat(db, "j1", 1, 50)
     with db.transaction() as s:
         for c in s.query(Chunk).filter_by(job_id="j1"):
             c.started_at = utcnow() - dt.timedelta(seconds=10)
@@ -88,14 +88,14 @@ def test_the_follow_command_redraws_as_chunks_progress_and_stops_on_ctrl_c(setti
     db = Database(settings.database)
     upgrade_schema(db)
     make_job(db, "live1", [100, 100])
-    store.claim_chunk(db, "live1", 0, "gpu0@n", 3, stale_after_s=120)
-    store.heartbeat(db, "live1", 0, 10)
+    chunks.claim_chunk(db, "live1", 0, "gpu0@n", 3, stale_after_s=120)
+    chunks.heartbeat(db, "live1", 0, 10)
     env = dict(os.environ, FARM_HOME=str(settings.home), FORCE_COLOR="1", COLUMNS="200", LINES="40")
     proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(3.0)
-        store.heartbeat(db, "live1", 0, 77)       # progress while it is watching
+        chunks.heartbeat(db, "live1", 0, 77)       # progress while it is watching
         time.sleep(2.0)
     finally:
         proc.send_signal(signal.SIGINT)

@@ -31,7 +31,7 @@ from farm.broker.embedded import redis_server_exe
 from farm.config import Settings, load_settings
 from farm.jobs.service import cancel_job, retry_job, submit_job
 from farm.jobs.submit import SubmitRequest
-from farm.state import store
+from farm.state import chunks, store
 from farm.state.db import Database, Job, upgrade_schema
 from farm.state.tokens import create_token
 from farm.workers.chunk_runner import run_chunk
@@ -201,7 +201,7 @@ def left_running(farm: Farm, name: str) -> str:
     """A job whose chunk 0 a worker took before the farm stopped, and whose messages the broker lost."""
     sub = submit_job(request(farm.clip(f"{name}.mp4"), farm.out / f"{name}.mp4"),
                      farm.settings, farm.db)
-    claim = store.claim_chunk(farm.db, sub.job.id, 0, "gpu0@stopped", 3, stale_after_s=farm.settings.stale_heartbeat_s)
+    claim = chunks.claim_chunk(farm.db, sub.job.id, 0, "gpu0@stopped", 3, stale_after_s=farm.settings.stale_heartbeat_s)
     assert claim.outcome == "run", claim
     assert store.get_job(farm.db, sub.job.id).state == "running"
     return sub.job.id

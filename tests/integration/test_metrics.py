@@ -15,7 +15,7 @@ from farm.broker import embedded as local
 from farm.broker import transport as broker
 from farm.broker.transport import queue_keys
 from farm.monitor.metrics import CONTENT_TYPE, Family, exposition, metrics_app, render_metrics
-from farm.state import registry, store
+from farm.state import chunks, finalizing, registry
 from farm.state.db import Chunk, Database, upgrade_schema
 from tests.job_rows import make_job
 
@@ -45,16 +45,16 @@ def farm_db(db):
     make_job(db, "b", [60])
     make_job(db, "c", [15])
     for i in (0, 1):
-        assert store.claim_chunk(db, "a", i, "gpu1@n", 3, stale_after_s=120).outcome == "run"
-        store.complete_chunk(db, "a", i, "gpu1@n")
+        assert chunks.claim_chunk(db, "a", i, "gpu1@n", 3, stale_after_s=120).outcome == "run"
+        chunks.finish_chunk(db, "a", i, "gpu1@n")
     set_span(db, "a", 0, 4.0)
     set_span(db, "a", 1, 45.0)
-    store.claim_chunk(db, "a", 2, "gpu0@n", 3, stale_after_s=120)
-    store.heartbeat(db, "a", 2, 10)
-    store.claim_chunk(db, "c", 0, "gpu1@n", 3, stale_after_s=120)
-    assert store.complete_chunk(db, "c", 0, "gpu1@n")
-    assert store.claim_finalize(db, "c", "fin", stale_after_s=120) is not None
-    assert store.publish_and_finish(db, "c", "fin", lambda: None) == "done"
+    chunks.claim_chunk(db, "a", 2, "gpu0@n", 3, stale_after_s=120)
+    chunks.heartbeat(db, "a", 2, 10)
+    chunks.claim_chunk(db, "c", 0, "gpu1@n", 3, stale_after_s=120)
+    assert chunks.finish_chunk(db, "c", 0, "gpu1@n").finalize
+    assert finalizing.claim_finalize(db, "c", "fin", stale_after_s=120) is not None
+    assert finalizing.publish_and_finish(db, "c", "fin", lambda: None) == "done"
     set_span(db, "c", 0, 700.0)
     registry.report_start(db, "gpu0@n", 11, "0", "CUDAExecutionProvider,CPUExecutionProvider")
     registry.report_busy(db, "gpu0@n", "a", 2)

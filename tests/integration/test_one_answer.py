@@ -21,7 +21,7 @@ from farm.cli.watch import job_table
 from farm.config import load_settings
 from farm.jobs.outcomes import job_json
 from farm.monitor.metrics import render_metrics
-from farm.state import store
+from farm.state import chunks, finalizing, store
 from farm.state.states import JOB_LIVE, JOB_RENDERING
 from farm.storage import Storage
 from farm.workers.finalize import run_finalize
@@ -34,8 +34,8 @@ STALE_S = 1.0
 
 
 def run_to_done(db, job_id: str, index: int) -> bool:
-    assert store.claim_chunk(db, job_id, index, "w", 3, stale_after_s=120).outcome == "run"
-    return store.complete_chunk(db, job_id, index, "w")
+    assert chunks.claim_chunk(db, job_id, index, "w", 3, stale_after_s=120).outcome == "run"
+    return chunks.finish_chunk(db, job_id, index, "w").finalize
 
 
 def metric(text: str, name: str) -> dict[str, float]:
@@ -55,30 +55,30 @@ def farm_jobs(db):
     - done (published), failed and cancelled jobs, which are not live."""
     make_job(db, "mixed", [10, 10, 10, 10])
     run_to_done(db, "mixed", 0)
-    store.claim_chunk(db, "mixed", 1, "w", 3, stale_after_s=120)
-    store.heartbeat(db, "mixed", 1, 4)
-    store.claim_chunk(db, "mixed", 2, "w", 3, stale_after_s=120)
-    store.heartbeat(db, "mixed", 2, 7)
-    assert store.fail_chunk(db, "mixed", 2, "boom", retryable=True, max_attempts=3) == "pending"
+    chunks.claim_chunk(db, "mixed", 1, "w", 3, stale_after_s=120)
+    chunks.heartbeat(db, "mixed", 1, 4)
+    chunks.claim_chunk(db, "mixed", 2, "w", 3, stale_after_s=120)
+    chunks.heartbeat(db, "mixed", 2, 7)
+    assert chunks.fail_chunk(db, "mixed", 2, "boom", retryable=True, max_attempts=3) == "pending"
     make_job(db, "over", [10, 10])
     run_to_done(db, "over", 0)
-    store.claim_chunk(db, "over", 1, "w", 3, stale_after_s=120)
-    store.heartbeat(db, "over", 1, 15)
+    chunks.claim_chunk(db, "over", 1, "w", 3, stale_after_s=120)
+    chunks.heartbeat(db, "over", 1, 15)
     make_job(db, "fin", [5, 5])
     run_to_done(db, "fin", 0)
     assert run_to_done(db, "fin", 1) is True
     make_job(db, "queued", [8])
     make_job(db, "done", [6])
     assert run_to_done(db, "done", 0) is True
-    assert store.claim_finalize(db, "done", "f", stale_after_s=120) is not None
-    assert store.publish_and_finish(db, "done", "f", lambda: None) == "done"
+    assert finalizing.claim_finalize(db, "done", "f", stale_after_s=120) is not None
+    assert finalizing.publish_and_finish(db, "done", "f", lambda: None) == "done"
     make_job(db, "failed", [6])
-    store.claim_chunk(db, "failed", 0, "w", 3, stale_after_s=120)
-    store.heartbeat(db, "failed", 0, 3)
-    store.fail_chunk(db, "failed", 0, "bad input", retryable=False, max_attempts=3)
+    chunks.claim_chunk(db, "failed", 0, "w", 3, stale_after_s=120)
+    chunks.heartbeat(db, "failed", 0, 3)
+    chunks.fail_chunk(db, "failed", 0, "bad input", retryable=False, max_attempts=3)
     make_job(db, "cancelled", [6])
-    store.claim_chunk(db, "cancelled", 0, "w", 3, stale_after_s=120)
-    store.heartbeat(db, "cancelled", 0, 2)
+    chunks.claim_chunk(db, "cancelled", 0, "w", 3, stale_after_s=120)
+    chunks.heartbeat(db, "cancelled", 0, 2)
     store.request_cancel(db, "cancelled")
     return db
 
@@ -133,7 +133,7 @@ def test_a_silent_finalize_owner_is_taken_over_by_the_reaper_and_a_redelivered_f
     ctx = stale_farm
     src = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=1.0)
     finalizing_job(ctx, src, tmp_path / "out.mp4", job_id="fin1")
-    assert store.claim_finalize(ctx.db, "fin1", "fin-a", stale_after_s=ctx.settings.stale_heartbeat_s)
+    assert finalizing.claim_finalize(ctx.db, "fin1", "fin-a", stale_after_s=ctx.settings.stale_heartbeat_s)
     # Given an owner that has just beaten: the reaper leaves it, a redelivered finalize skips
     assert reap(ctx.settings, ctx.db)["finalize"] == 0
     assert run_finalize(ctx, "fin1", "fin-b") == "skip"
@@ -145,24 +145,24 @@ def test_a_silent_finalize_owner_is_taken_over_by_the_reaper_and_a_redelivered_f
     assert ("requeued", "finalize owner stopped beating") in [(k, m) for _at, _c, k, m in store.events(ctx.db, "fin1")]
     # and the finalize task it enqueued takes the job over and publishes it; the silent owner cannot
     assert run_finalize(ctx, "fin1", "fin-b") == "done", store.get_job(ctx.db, "fin1").error
-    assert store.publish_and_finish(ctx.db, "fin1", "fin-a", lambda: None) == "lost"
+    assert finalizing.publish_and_finish(ctx.db, "fin1", "fin-a", lambda: None) == "lost"
     assert (tmp_path / "out.mp4").is_file()
 
 
 def test_a_silent_chunk_owner_is_taken_over_by_the_reaper_and_a_redelivered_chunk_alike(stale_farm):
     ctx, stale_s = stale_farm, stale_farm.settings.stale_heartbeat_s
     make_job(ctx.db, "ch1", [10])
-    assert store.take_chunks_to_enqueue(ctx.db, "ch1", window=4) == [(0, 5)]
-    assert store.claim_chunk(ctx.db, "ch1", 0, "w1", 3, stale_after_s=stale_s).outcome == "run"
+    assert chunks.take_chunks_to_enqueue(ctx.db, "ch1", window=4) == [(0, 5)]
+    assert chunks.claim_chunk(ctx.db, "ch1", 0, "w1", 3, stale_after_s=stale_s).outcome == "run"
     # Given an owner that has just beaten: a redelivery is busy, the reaper sees no stale chunk
-    assert store.claim_chunk(ctx.db, "ch1", 0, "w2", 3, stale_after_s=stale_s).outcome == "busy"
+    assert chunks.claim_chunk(ctx.db, "ch1", 0, "w2", 3, stale_after_s=stale_s).outcome == "busy"
     assert reap(ctx.settings, ctx.db)["stale"] == 0
     # When it stays silent for longer than the stale time
     time.sleep(STALE_S * 2)
     # Then the reaper re-enqueues it as stale, and the redelivered task takes it over
     assert reap(ctx.settings, ctx.db)["stale"] == 1
     assert (TASK_PROCESS_CHUNK, ("ch1", 0)) in broker.holdings(broker.client(ctx.settings), ctx.settings)
-    claim = store.claim_chunk(ctx.db, "ch1", 0, "w2", 3, stale_after_s=stale_s)
+    claim = chunks.claim_chunk(ctx.db, "ch1", 0, "w2", 3, stale_after_s=stale_s)
     assert claim.outcome == "run" and claim.chunk.worker == "w2" and claim.chunk.attempts == 2
 
 

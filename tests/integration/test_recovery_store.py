@@ -16,7 +16,7 @@ from rich.console import Console
 from farm.cli.watch import wait_for_job, workers_table
 from farm.errors import MediaError
 from farm.jobs.sweep import sweep_orphans
-from farm.state import registry, store
+from farm.state import chunks, finalizing, registry, store
 from farm.state.db import WorkerRow
 from farm.workers.chunk_outputs import lost_chunk_outputs, output_problem
 from farm.workers.chunk_runner import storage_problem
@@ -26,43 +26,43 @@ from tests.integration.test_store import finalizing_job, make_job
 
 def test_a_finalize_owner_keeps_its_claim_while_it_beats_and_loses_it_when_silent(db):
     finalizing_job(db, owner="fin-a")
-    assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None
-    assert store.touch_finalize(db, "job1", "fin-a") is True
+    assert finalizing.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None
+    assert finalizing.touch_finalize(db, "job1", "fin-a") is True
     assert store.unfinished_work(db, stale_after_s=60).stale_finals == set()
     time.sleep(0.05)
     assert store.unfinished_work(db, stale_after_s=0.01).stale_finals == {"job1"}
     assert store.unfinished_work(db, stale_after_s=0.01)[1] == ["job1"]
-    assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=0.01) is not None
-    assert store.touch_finalize(db, "job1", "fin-a") is False   # fin-b owns it now
-    assert store.publish_and_finish(db, "job1", "fin-a", lambda: None) == "lost"
+    assert finalizing.claim_finalize(db, "job1", "fin-b", stale_after_s=0.01) is not None
+    assert finalizing.touch_finalize(db, "job1", "fin-a") is False   # fin-b owns it now
+    assert finalizing.publish_and_finish(db, "job1", "fin-a", lambda: None) == "lost"
 
 
 def test_lost_chunk_outputs_go_back_to_pending_and_count_their_attempts(db):
     make_job(db, chunks=2)
     for i in range(2):
-        store.claim_chunk(db, "job1", i, "w1", 3, stale_after_s=120)
-        store.complete_chunk(db, "job1", i, "w1")
-    assert store.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
+        chunks.claim_chunk(db, "job1", i, "w1", 3, stale_after_s=120)
+        chunks.finish_chunk(db, "job1", i, "w1")
+    assert finalizing.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
     lost = {1: "chunk 1's output /s/out/1 is missing"}
-    assert store.requeue_lost_chunks(db, "job1", "fin-b", lost, window=4) is None   # not the owner
-    assert store.requeue_lost_chunks(db, "job1", "fin-a", lost, window=4) == [(1, 5)]
+    assert finalizing.requeue_lost_chunks(db, "job1", "fin-b", lost, window=4) is None   # not the owner
+    assert finalizing.requeue_lost_chunks(db, "job1", "fin-a", lost, window=4) == [(1, 5)]
     job = store.get_job(db, "job1")
     assert job.state == "running" and [c.state for c in job.chunks] == ["done", "pending"]
     assert job.chunks[1].error == lost[1]
-    assert store.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is None   # not finalizing now
-    claim = store.claim_chunk(db, "job1", 1, "w2", 3, stale_after_s=120)
+    assert finalizing.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is None   # not finalizing now
+    claim = chunks.claim_chunk(db, "job1", 1, "w2", 3, stale_after_s=120)
     assert claim.outcome == "run" and claim.chunk.attempts == 2
-    assert store.complete_chunk(db, "job1", 1, "w2") is True
+    assert chunks.finish_chunk(db, "job1", 1, "w2").finalize is True
     assert store.get_job(db, "job1").state == "finalizing"
 
 
 def test_a_chunk_whose_output_keeps_getting_lost_fails_the_job_after_its_attempts(db):
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 1, stale_after_s=120)
-    store.complete_chunk(db, "job1", 0, "w1")
-    store.claim_finalize(db, "job1", "fin-a", stale_after_s=60)
-    store.requeue_lost_chunks(db, "job1", "fin-a", {0: "chunk 0's output /s/out/0 is missing"}, window=4)
-    assert store.claim_chunk(db, "job1", 0, "w1", max_attempts=1, stale_after_s=120).outcome == "exhausted"
+    chunks.claim_chunk(db, "job1", 0, "w1", 1, stale_after_s=120)
+    chunks.finish_chunk(db, "job1", 0, "w1")
+    finalizing.claim_finalize(db, "job1", "fin-a", stale_after_s=60)
+    finalizing.requeue_lost_chunks(db, "job1", "fin-a", {0: "chunk 0's output /s/out/0 is missing"}, window=4)
+    assert chunks.claim_chunk(db, "job1", 0, "w1", max_attempts=1, stale_after_s=120).outcome == "exhausted"
     job = store.get_job(db, "job1")
     assert job.state == "failed" and "is missing" in job.error and "chunk 0" in job.error
     assert store.retry_job(db, "job1") == [0]   # retry renders it again, attempts from 0
@@ -186,14 +186,14 @@ def test_the_finalize_heartbeat_keeps_the_claim_fresh_and_stops_when_it_is_lost(
     beats: list[bool] = []
 
     def beat() -> bool:
-        beats.append(store.touch_finalize(db, "job1", "fin-a"))
+        beats.append(finalizing.touch_finalize(db, "job1", "fin-a"))
         return beats[-1]
 
     heartbeat = Heartbeat(beat, interval_s=0.05).start()
     try:
         time.sleep(0.6)
         assert store.unfinished_work(db, stale_after_s=0.3).stale_finals == set()   # silent 0.6 s without beats
-        assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=0.3) is None
+        assert finalizing.claim_finalize(db, "job1", "fin-b", stale_after_s=0.3) is None
         store.request_cancel(db, "job1")   # no longer finalizing: the next beat says so and the beating ends
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and (not beats or beats[-1]):

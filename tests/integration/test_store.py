@@ -8,7 +8,7 @@ import time
 import pytest
 
 from farm.errors import JobNotFound, StateError
-from farm.state import store
+from farm.state import chunks, finalizing, store
 from farm.state.db import Database, current_revision, upgrade_schema
 
 
@@ -30,16 +30,16 @@ def test_a_job_runs_to_done(db):
     assert (job.state, job.chunk_count, job.frames_done) == ("queued", 3, 0)
     finals = []
     for i in range(3):
-        claim = store.claim_chunk(db, "job1", i, "w1", max_attempts=3, stale_after_s=120)
+        claim = chunks.claim_chunk(db, "job1", i, "w1", max_attempts=3, stale_after_s=120)
         assert claim.outcome == "run" and claim.chunk.attempts == 1
-        assert store.heartbeat(db, "job1", i, 5) is False
-        finals.append(store.complete_chunk(db, "job1", i, "w1"))
+        assert chunks.heartbeat(db, "job1", i, 5) is False
+        finals.append(chunks.finish_chunk(db, "job1", i, "w1").finalize)
     assert finals == [False, False, True]
     job = store.get_job(db, "job1")
     assert job.state == "finalizing" and job.frames_done == 30 and job.chunks_done == 3
-    assert store.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
-    assert store.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None  # owned by fin-a
-    assert store.publish_and_finish(db, "job1", "fin-a", lambda: None) == "done"
+    assert finalizing.claim_finalize(db, "job1", "fin-a", stale_after_s=60) is not None
+    assert finalizing.claim_finalize(db, "job1", "fin-b", stale_after_s=60) is None  # owned by fin-a
+    assert finalizing.publish_and_finish(db, "job1", "fin-a", lambda: None) == "done"
     assert store.get_job(db, "job1").state == "done"
     kinds = [e[2] for e in store.events(db, "job1")]
     assert kinds[0] == "submitted" and kinds[-1] == "done"
@@ -47,25 +47,25 @@ def test_a_job_runs_to_done(db):
 
 def test_done_chunk_is_skipped_and_duplicate_completion_is_ignored(db):
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
-    assert store.complete_chunk(db, "job1", 0, "w1") is True
-    assert store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=120).outcome == "skip"
-    assert store.complete_chunk(db, "job1", 0, "w2") is False
+    chunks.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
+    assert chunks.finish_chunk(db, "job1", 0, "w1").finalize is True
+    assert chunks.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=120).outcome == "skip"
+    assert chunks.finish_chunk(db, "job1", 0, "w2").finalize is False
 
 
 def test_live_duplicate_is_busy_but_a_stale_one_is_taken_over(db):
     make_job(db, chunks=1)
-    assert store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120).outcome == "run"
-    assert store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=60).outcome == "busy"
-    claim = store.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=0)
+    assert chunks.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120).outcome == "run"
+    assert chunks.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=60).outcome == "busy"
+    claim = chunks.claim_chunk(db, "job1", 0, "w2", 3, stale_after_s=0)
     assert claim.outcome == "run" and claim.chunk.attempts == 2 and claim.chunk.worker == "w2"
 
 
 def test_attempts_are_bounded_and_the_job_fails_naming_the_chunk(db):
     make_job(db, chunks=2)
     for attempt in range(2):
-        assert store.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0).outcome == "run"
-    claim = store.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0)
+        assert chunks.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0).outcome == "run"
+    claim = chunks.claim_chunk(db, "job1", 1, "w1", 2, stale_after_s=0)
     assert claim.outcome == "exhausted" and "chunk 1" in claim.reason
     job = store.get_job(db, "job1")
     assert job.state == "failed" and "chunk 1" in job.error and "2 attempts" in job.error
@@ -73,23 +73,23 @@ def test_attempts_are_bounded_and_the_job_fails_naming_the_chunk(db):
 
 def test_retryable_failure_goes_back_to_pending_then_fails(db):
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
-    assert store.fail_chunk(db, "job1", 0, "boom", retryable=True, max_attempts=2) == "pending"
-    store.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
-    assert store.fail_chunk(db, "job1", 0, "boom again", retryable=True, max_attempts=2) == "failed"
+    chunks.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
+    assert chunks.fail_chunk(db, "job1", 0, "boom", retryable=True, max_attempts=2) == "pending"
+    chunks.claim_chunk(db, "job1", 0, "w1", 2, stale_after_s=120)
+    assert chunks.fail_chunk(db, "job1", 0, "boom again", retryable=True, max_attempts=2) == "failed"
     job = store.get_job(db, "job1")
     assert job.state == "failed" and "boom again" in job.error
 
 
 def test_cancel_then_retry_reruns_only_unfinished_chunks(db):
     make_job(db, chunks=3)
-    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
-    store.complete_chunk(db, "job1", 0, "w1")
-    store.claim_chunk(db, "job1", 1, "w1", 3, stale_after_s=120)
+    chunks.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
+    chunks.finish_chunk(db, "job1", 0, "w1")
+    chunks.claim_chunk(db, "job1", 1, "w1", 3, stale_after_s=120)
     job = store.request_cancel(db, "job1")
     assert job.state == "cancelled" and job.cancel_requested
-    assert store.heartbeat(db, "job1", 1, 3) is True          # the running worker learns of it
-    assert store.claim_chunk(db, "job1", 2, "w1", 3, stale_after_s=120).outcome == "skip"
+    assert chunks.heartbeat(db, "job1", 1, 3) is True          # the running worker learns of it
+    assert chunks.claim_chunk(db, "job1", 2, "w1", 3, stale_after_s=120).outcome == "skip"
     assert store.retry_job(db, "job1") == [1, 2]
     job = store.get_job(db, "job1")
     assert job.state == "queued" and not job.cancel_requested
@@ -106,49 +106,49 @@ def test_unknown_job_is_a_clear_error(db):
 def test_unfinished_work_lists_pending_and_stale_chunks(db):
     make_job(db, chunks=2)
     assert store.unfinished_work(db, stale_after_s=0)[:2] == ([], [])   # nothing handed to the broker yet
-    assert store.take_chunks_to_enqueue(db, "job1", window=8) == [(0, 5), (1, 5)]
-    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
-    chunks, finals, *_ = store.unfinished_work(db, stale_after_s=3600)
-    assert chunks == [("job1", 1, 5)] and finals == []
-    chunks, *_ = store.unfinished_work(db, stale_after_s=0)
-    assert sorted(chunks) == [("job1", 0, 5), ("job1", 1, 5)]
+    assert chunks.take_chunks_to_enqueue(db, "job1", window=8) == [(0, 5), (1, 5)]
+    chunks.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
+    pending, finals, *_ = store.unfinished_work(db, stale_after_s=3600)
+    assert pending == [("job1", 1, 5)] and finals == []
+    pending, *_ = store.unfinished_work(db, stale_after_s=0)
+    assert sorted(pending) == [("job1", 0, 5), ("job1", 1, 5)]
 
 
 def test_concurrent_completions_pick_exactly_one_finalizer(db):
     """Given many threads finishing the last chunks at once, exactly one must enqueue finalize."""
-    chunks = 8
-    make_job(db, chunks=chunks)
-    for i in range(chunks):
-        store.claim_chunk(db, "job1", i, f"w{i}", 3, stale_after_s=120)
+    count = 8
+    make_job(db, chunks=count)
+    for i in range(count):
+        chunks.claim_chunk(db, "job1", i, f"w{i}", 3, stale_after_s=120)
     results: list[bool] = []
-    barrier = threading.Barrier(chunks)
+    barrier = threading.Barrier(count)
 
     def finish(i: int) -> None:
         other = Database(db.url)
         barrier.wait()
-        results.append(store.complete_chunk(other, "job1", i, f"w{i}"))
+        results.append(chunks.finish_chunk(other, "job1", i, f"w{i}").finalize)
         other.dispose()
 
-    threads = [threading.Thread(target=finish, args=(i,)) for i in range(chunks)]
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [False] * (chunks - 1) + [True]
+    assert sorted(results) == [False] * (count - 1) + [True]
     assert store.get_job(db, "job1").state == "finalizing"
 
 
 def test_a_job_window_keeps_a_long_job_from_filling_the_queue(db):
     """Given a window of 2, only 2 chunks are handed out; each finished chunk frees one slot."""
     make_job(db, chunks=5)
-    first = store.take_chunks_to_enqueue(db, "job1", window=2)
+    first = chunks.take_chunks_to_enqueue(db, "job1", window=2)
     assert [i for i, _ in first] == [0, 1]
-    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
-    store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120)
-    store.complete_chunk(db, "job1", 0, "w")
-    assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [2]
+    assert chunks.take_chunks_to_enqueue(db, "job1", window=2) == []
+    chunks.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120)
+    chunks.finish_chunk(db, "job1", 0, "w")
+    assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "job1", window=2)] == [2]
     store.request_cancel(db, "job1")
-    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
+    assert chunks.take_chunks_to_enqueue(db, "job1", window=2) == []
 
 
 def test_longest_chunks_are_handed_out_first(db):
@@ -156,23 +156,24 @@ def test_longest_chunks_are_handed_out_first(db):
              for i, n in enumerate([5, 30, 10])]
     store.create_job(db, job_id="j", chunks=specs, input_path="/in", source_path="/s", output_path="/o",
                      frames_total=45, fps=30.0)
-    assert [i for i, _ in store.take_chunks_to_enqueue(db, "j", window=3)] == [1, 2, 0]
+    assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "j", window=3)] == [1, 2, 0]
 
 
 def finalizing_job(db: Database, owner: str = "fin-a") -> None:
     """job1 with its one chunk done, its finalize step owned by `owner`."""
     make_job(db, chunks=1)
-    store.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
-    assert store.complete_chunk(db, "job1", 0, "w1") is True
-    assert store.claim_finalize(db, "job1", owner, stale_after_s=60) is not None
+    chunks.claim_chunk(db, "job1", 0, "w1", 3, stale_after_s=120)
+    assert chunks.finish_chunk(db, "job1", 0, "w1").finalize is True
+    assert finalizing.claim_finalize(db, "job1", owner, stale_after_s=60) is not None
 
 
 def test_publish_and_finish_publishes_once_and_marks_done(db):
     finalizing_job(db)
     published = []
-    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1), "published /out.mp4") == "done"
+    assert finalizing.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1),
+                                         "published /out.mp4") == "done"
     assert published == [1] and store.get_job(db, "job1").state == "done"
-    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(2)) == "lost"
+    assert finalizing.publish_and_finish(db, "job1", "fin-a", lambda: published.append(2)) == "lost"
     assert published == [1]
     with pytest.raises(StateError, match="already done") as info:
         store.request_cancel(db, "job1")
@@ -183,14 +184,14 @@ def test_a_cancel_before_publishing_means_nothing_is_published(db):
     finalizing_job(db)
     assert store.request_cancel(db, "job1").state == "cancelled"
     published = []
-    assert store.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1)) == "cancelled"
+    assert finalizing.publish_and_finish(db, "job1", "fin-a", lambda: published.append(1)) == "cancelled"
     job = store.get_job(db, "job1")
     assert published == [] and job.state == "cancelled" and job.error is None
 
 
 def test_another_finalizer_cannot_publish(db):
     finalizing_job(db, owner="fin-a")
-    assert store.publish_and_finish(db, "job1", "fin-b", lambda: pytest.fail("published")) == "lost"
+    assert finalizing.publish_and_finish(db, "job1", "fin-b", lambda: pytest.fail("published")) == "lost"
     assert store.get_job(db, "job1").state == "finalizing"
 
 
@@ -201,7 +202,7 @@ def test_a_failed_publish_changes_nothing(db):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        store.publish_and_finish(db, "job1", "fin-a", broken)
+        finalizing.publish_and_finish(db, "job1", "fin-a", broken)
     job = store.get_job(db, "job1")
     assert job.state == "finalizing" and not job.cancel_requested
 
@@ -228,7 +229,7 @@ def test_a_cancel_while_publishing_waits_and_is_refused(db):
         other.dispose()
 
     publisher = threading.Thread(target=lambda: results.update(
-        outcome=store.publish_and_finish(db, "job1", "fin-a", slow_publish)))
+        outcome=finalizing.publish_and_finish(db, "job1", "fin-a", slow_publish)))
     publisher.start()
     assert inside.wait(10)
     canceller = threading.Thread(target=cancel)
@@ -247,33 +248,33 @@ def test_finish_chunk_records_the_result_and_tops_up_in_one_transaction(db):
     from farm.state import registry
     make_job(db, chunks=4)
     registry.report_start(db, "w", 1, None, "")
-    assert [i for i, _ in store.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
+    assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
     # Given a chunk claimed with the worker's busy mark in the same transaction
-    claim = store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120,
-                              also=lambda s: registry.mark_busy(s, "w", "job1", 0))
+    claim = chunks.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120,
+                               also=lambda s: registry.mark_busy(s, "w", "job1", 0))
     assert claim.outcome == "run"
     row = next(r for r in registry.list_workers(db) if r.hostname == "w")
     assert (row.state, row.job_id, row.chunk_index) == ("busy", "job1", 0)
     # When it finishes with a window of 2
-    finish = store.finish_chunk(db, "job1", 0, "w", window=2,
-                                also=lambda s: registry.mark_result(s, "w", ok=True, frames=10, fps=5.0))
+    finish = chunks.finish_chunk(db, "job1", 0, "w", window=2,
+                                 also=lambda s: registry.mark_result(s, "w", ok=True, frames=10, fps=5.0))
     # Then the chunk is done, the worker idle with its frames counted, and chunk 2 is handed out
     assert finish.finalize is False and [i for i, _ in finish.enqueue] == [2]
     assert store.get_job(db, "job1").chunks[0].state == "done"
     row = next(r for r in registry.list_workers(db) if r.hostname == "w")
     assert (row.state, row.frames_total, row.fps) == ("idle", 10, 5.0)
-    assert store.take_chunks_to_enqueue(db, "job1", window=2) == []
+    assert chunks.take_chunks_to_enqueue(db, "job1", window=2) == []
 
 
 def test_finish_chunk_of_the_last_chunk_asks_for_finalize_and_nothing_else(db):
     make_job(db, chunks=2)
     for i in range(2):
-        store.claim_chunk(db, "job1", i, "w", 3, stale_after_s=120)
-    assert store.finish_chunk(db, "job1", 0, "w", window=4).finalize is False
-    last = store.finish_chunk(db, "job1", 1, "w", window=4)
+        chunks.claim_chunk(db, "job1", i, "w", 3, stale_after_s=120)
+    assert chunks.finish_chunk(db, "job1", 0, "w", window=4).finalize is False
+    last = chunks.finish_chunk(db, "job1", 1, "w", window=4)
     assert last.finalize is True and last.enqueue == []
     # and a duplicate delivery of a done chunk changes nothing
-    assert store.finish_chunk(db, "job1", 1, "w", window=4) == store.Finish(False)
+    assert chunks.finish_chunk(db, "job1", 1, "w", window=4) == chunks.Finish(False)
 
 
 def test_a_hook_that_fails_rolls_the_whole_claim_back(db):
@@ -283,7 +284,7 @@ def test_a_hook_that_fails_rolls_the_whole_claim_back(db):
         raise RuntimeError("registry write failed")
 
     with pytest.raises(RuntimeError):
-        store.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120, also=broken)
+        chunks.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120, also=broken)
     chunk = store.get_job(db, "job1").chunks[0]
     assert (chunk.state, chunk.attempts) == ("pending", 0)
 

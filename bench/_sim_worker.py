@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import farm.workers.chunk_runner as chunk_work  # noqa: E402
+import farm.workers.chunk_runner as chunk_runner  # noqa: E402
 from farm.pipeline.stage import PassThrough, StageChain  # noqa: E402
 from farm.workers.context import WorkerContext  # noqa: E402
 
@@ -45,7 +45,7 @@ def simulated_transcode(in_path, out_path, plan, settings, process, on_progress=
     return plan.frame_count
 
 
-chunk_work.transcode_chunk = simulated_transcode
+chunk_runner.transcode_chunk = simulated_transcode
 WorkerContext.chain_for = lambda self, job: StageChain([PassThrough()])
 
 if __name__ == "__main__":

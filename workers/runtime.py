@@ -1,6 +1,6 @@
 """The seam between the worker's plain functions and the process that runs them.
 
-chunk_work.run_chunk, finalize.run_finalize, encoder_check and job_pipeline take a
+chunk_runner.run_chunk, finalize.run_finalize, encoder_check and job_chain take a
 `Runtime`: what a worker process keeps between tasks (farm.workers.context.WorkerContext
 is the one the Celery workers use; a test may pass its own). Typed here, once, instead of
 `ctx: Any`."""

@@ -10,7 +10,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -28,6 +28,9 @@ from farm.jobs.service import Submitted, submit_job
 from farm.state import store
 from farm.state.states import JobState
 from farm.state.tokens import TokenView
+
+if TYPE_CHECKING:
+    from farm.api.app import ApiContext
 
 log = logging.getLogger("farm.api")
 
@@ -129,7 +132,7 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _submit(ctx: Any, sub: Submission, token_id: int) -> Submitted:
+def _submit(ctx: ApiContext, sub: Submission, token_id: int) -> Submitted:
     """Submit as token `token_id` (farm.jobs.service.submit_job), once its output is allowed
     and claimed (farm.api.outputs); a job recorded but refused by the broker is submitted,
     with its warning."""

@@ -88,10 +88,10 @@ def test_true_false_options_are_real_flags_and_every_option_has_one(farm_home):
     for name, option in job_options().items():
         assert option.flag(name) in shown, name
     assert "--overwrite" in shown and "--no-enhance" in shown and "<bool>" not in shown and "BOOL" not in shown
-    import farm.cli.flags as cli_options
+    import farm.cli.flags as flags
 
     values = {"overwrite": True, "enhance": True, "keep_chunks": False}   # --overwrite --no-enhance given
-    given = cli_options.given_options(values, job_options())
+    given = flags.given_options(values, job_options())
     assert given == {"overwrite": True, "enhance": False}
 
 

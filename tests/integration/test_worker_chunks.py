@@ -1,7 +1,7 @@
 """The worker's chunk path in one process, as a Celery child runs it: faces batched across
 frames through a dynamic-batch model, and model sessions made once per process (lazily,
 on the first chunk) and kept across chunks and jobs. Demo pack on the CPU, a private
-Redis (chunk_work enqueues the finalize task there), SQLite, real video."""
+Redis (the chunk runner enqueues the finalize task there), SQLite, real video."""
 
 from __future__ import annotations
 

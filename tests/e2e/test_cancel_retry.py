@@ -26,6 +26,18 @@ def chunk_rows(home: Path, job_id: str) -> list[tuple[int, str, int]]:
                             (job_id,)).fetchall()
 
 
+def workers_of(cli: FarmCLI) -> list:
+    """The local farm's worker processes (the supervisor's children), to hold them still."""
+    import psutil
+
+    from farm.broker.embedded import workers_running
+    from farm.config import load_settings
+
+    pid = workers_running(load_settings(cli.env))
+    assert pid, "the local farm's workers are not running"
+    return psutil.Process(pid).children(recursive=True)
+
+
 def test_cancel_mid_job_publishes_nothing_and_retry_finishes_only_what_is_left(cli, tmp_path):
     src = clips.make_clip(tmp_path / "long.mp4", width=960, height=540, seconds=6.0, audio_tracks=1, gop=15)
     out = tmp_path / "long.farm.mp4"
@@ -36,7 +48,16 @@ def test_cancel_mid_job_publishes_nothing_and_retry_finishes_only_what_is_left(c
         if states.count("done") >= 2:
             break
         time.sleep(0.1)
-    assert cli.run("cancel", job_id).returncode == 0
+    # Hold the workers while `farm cancel` starts (a second or more on a loaded machine), or
+    # they finish every 0.5 s chunk first and nothing is left to cancel; they go on after it.
+    held = workers_of(cli)
+    for proc in held:
+        proc.suspend()
+    try:
+        assert cli.run("cancel", job_id).returncode == 0
+    finally:
+        for proc in held:
+            proc.resume()
     job = cli.wait_state(job_id, {"cancelled"})
     assert job["error"] is None
     time.sleep(3)  # a running chunk notices within about a second and stops between frames

@@ -134,6 +134,8 @@ def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = 
         if text and isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
             return value.strip().lower() in TRUE_WORDS
         raise bad
+    if kind == "choice" and isinstance(value, int) and not isinstance(value, bool) and str(value) in option.choices:
+        value = str(value)   # a number among the choices (pixel_boost = 512 in a spec file or JSON)
     if kind in ("str", "path", "choice"):
         if not isinstance(value, str) or not value.strip() or "\0" in value:
             raise bad

@@ -78,7 +78,8 @@ def output_label(job: JobView) -> str:
     counted = changed_counts(job)
     if counted is not None and counted[1] == 0:
         return f"{head}: no face found; unaltered, a re-encode (faces searched for with model pack {pack})"
-    stages = models.get("stages") or []
+    named = models.get("stage_labels") or {}   # e.g. swap -> "swap (pixel boost 512)"
+    stages = [named.get(stage, stage) for stage in models.get("stages") or []]
     label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")
     if counted is not None:
         frames, faces = counted

@@ -13,6 +13,7 @@ import numpy as np
 
 from farm.faces.align import estimate_norm
 from farm.faces.paste import crop_from_frame, paste_back
+from farm.faces.types import Face
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import Stage
 
@@ -21,7 +22,8 @@ class FaceModelStage(Stage):
     """Runs `run_crop` on every face of frame.faces: aligned crop in, crop out, pasted back.
 
     Subclasses set `crop_size` (pixels, square) and `template` (farm.faces.align) and
-    implement `run_crop`. Faces whose crop lies wholly outside the frame are skipped.
+    implement `run_crop`; one that aligns faces at other sizes overrides `face_size`.
+    Faces whose crop lies wholly outside the frame are skipped.
     Each frame records how many faces a stage replaced (frame.faces_changed; the most
     of any stage, since swap and enhance change the same faces).
     """
@@ -31,14 +33,20 @@ class FaceModelStage(Stage):
     template: ClassVar[str] = "arcface_128"
 
     def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
-        """The processed crop_size x crop_size BGR uint8 crop for an aligned BGR uint8 crop."""
+        """The processed BGR uint8 crop, of the same size, for an aligned BGR uint8 crop
+        (face_size x face_size: crop_size unless the stage says otherwise)."""
         raise NotImplementedError
+
+    def face_size(self, face: Face) -> int:
+        """The side (pixels) of the aligned crop of this face: crop_size unless overridden."""
+        return self.crop_size
 
     def process(self, frame: Frame) -> Frame:
         pasted = 0
         for face in frame.faces:
-            m = estimate_norm(face.kps, self.template, self.crop_size)
-            got = crop_from_frame(frame, m, self.crop_size)
+            size = self.face_size(face)
+            m = estimate_norm(face.kps, self.template, size)
+            got = crop_from_frame(frame, m, size)
             if got is None:
                 continue
             crop, box = got

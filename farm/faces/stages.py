@@ -54,11 +54,23 @@ def required_roles(options: Mapping[str, Any], pack: Any) -> list[str]:
     return list(roles)
 
 
+def check_models(options: Mapping[str, Any], pack: Any) -> None:
+    """InputError when a wanted stage's options do not fit `pack`'s models (at submit)."""
+    for stage in wanted_stages(options):
+        stage.check_models(options, pack)
+
+
 def face_label(options: Mapping[str, Any], pack: Any, pack_ref: str) -> dict[str, Any]:
     """What a face job stores about its models (job.models): the pack's label for the
     required roles (with the Haar cascade as the detector where the pack uses it), the
-    names of the stages that change pixels, and `pack_ref`, the pack workers load."""
+    names of the stages that change pixels, and `pack_ref`, the pack workers load.
+    `stage_labels` (only where some differ): name -> how the label names a stage whose
+    options change what it does (Stage.label: `swap (pixel boost 512)`)."""
     haar = detector_role(pack, options["detector"]) is None
     label = dict(pack.label(required_roles(options, pack), haar=haar), pack_ref=str(pack_ref))
-    label["stages"] = [stage.name for stage in wanted_stages(options) if stage.alters]
+    altering = [stage for stage in wanted_stages(options) if stage.alters]
+    label["stages"] = [stage.name for stage in altering]
+    named = {stage.name: stage.label(options, pack) for stage in altering}
+    if any(text != name for name, text in named.items()):
+        label["stage_labels"] = {name: text for name, text in named.items() if text != name}
     return label

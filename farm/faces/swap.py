@@ -1,15 +1,25 @@
-"""Face swap with inswapper_128: target crop [1,3,128,128] RGB 0..1 + source latent [1,512]."""
+"""Face swap with inswapper_128: target crop [1,3,128,128] RGB 0..1 + source latent [1,512].
+
+With pixel boost (option pixel_boost, farm.faces.pixel_boost) the face is aligned at
+P = n * 128 px and the swapper runs on its n * n polyphase sub-images; in one session
+run when the model's target input has a dynamic batch dimension, else one run each.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from farm.errors import InputError
+from farm.faces import pixel_boost as boost
+from farm.faces.align import estimate_norm
 from farm.faces.model_stage import FaceModelStage
+from farm.faces.options import Option
 from farm.faces.session_io import SessionLike, from_blob, run, to_blob
+from farm.faces.types import Face
 
 SWAP_SIZE = 128
 SWAP_TEMPLATE = "arcface_128"
@@ -69,27 +79,114 @@ def _swap_inputs(session: SessionLike) -> tuple[str, str]:
     return target[0], source[0]
 
 
+def _native_size(shape: Any) -> int:
+    """The swapper's native crop size (px) from its target input's shape [B,3,H,W]
+    (SWAP_SIZE where the model leaves it dynamic)."""
+    h, w = list(shape)[2:4]
+    if isinstance(h, int) and isinstance(w, int) and h > 0:
+        if h != w:
+            raise ValueError(f"swapper target input {h}x{w} is not square")
+        return h
+    return SWAP_SIZE
+
+
+def _dynamic_batch(shape: Any) -> bool:
+    """True when a model input's first dimension is not a fixed number (e.g. 'N')."""
+    b = list(shape)[0]
+    return not (isinstance(b, int) and b > 0)
+
+
+def pack_native_size(pack: Any) -> int:
+    """The native crop size (px) of a pack's swapper, read from its manifest."""
+    target = [t for t in pack.entry("swapper").inputs if len(t.shape) == 4]
+    return _native_size(target[0].shape) if target else SWAP_SIZE
+
+
 class SwapStage(FaceModelStage):
     """Swaps every face in frame.faces for the source latent, pasting each result back.
 
     Its roles: the swapper, and the recognizer that made the source identity at submit
-    (the latent is the recognizer's embedding through the swapper's emap)."""
+    (the latent is the recognizer's embedding through the swapper's emap).
+    pixel_boost: 'native' (the swapper's own size), 'auto' (per face, see face_size) or
+    a crop size in px that is a multiple of the native size."""
 
     name = "swap"
+    options = {
+        "pixel_boost": Option("choice", boost.NATIVE, "crop size to align each face at; the swapper runs on its "
+                              "(size/native)^2 pixel-unshuffled sub-images, as many runs per face. native: the "
+                              "swapper's own size (128 for inswapper_128); auto: per face, from its size on the "
+                              f"frame, at most {boost.MAX_BOOST}",
+                              choices=boost.CHOICES, unit="px"),
+    }
     model_roles = ("recognizer", "swapper")
     crop_size = SWAP_SIZE
     template = SWAP_TEMPLATE
 
-    def __init__(self, session: SessionLike, latent: np.ndarray) -> None:
+    def __init__(self, session: SessionLike, latent: np.ndarray, pixel_boost: str | int = boost.NATIVE) -> None:
         self.session = session
         self.latent = np.asarray(latent, np.float32).reshape(1, -1)
         self.target_name, self.source_name = _swap_inputs(session)
+        shapes = {n.name: list(n.shape) for n in session.get_inputs()}
+        self.crop_size = _native_size(shapes[self.target_name])
+        self.batched = _dynamic_batch(shapes[self.target_name])
+        """True: all sub-images of a face go through the swapper in one run."""
+        self._tile_source = _dynamic_batch(shapes[self.source_name])
+        self.pixel_boost = str(pixel_boost)
+        if self.pixel_boost not in (boost.NATIVE, boost.AUTO):
+            boost.factor(int(self.pixel_boost), self.crop_size)   # ValueError when it does not fit
 
     @classmethod
     def build(cls, inputs: Any) -> "SwapStage":
-        return cls(inputs.session("swapper"), inputs.source_latent)
+        return cls(inputs.session("swapper"), inputs.source_latent, inputs.options["pixel_boost"])
+
+    @classmethod
+    def check_models(cls, options: Mapping[str, Any], pack: Any) -> None:
+        """A boost size must be a multiple of the pack's swapper size, and not below it."""
+        value = options.get("pixel_boost", boost.NATIVE)
+        if value in (boost.NATIVE, boost.AUTO):
+            return
+        native = pack_native_size(pack)
+        problem = boost.size_problem(int(value), native)
+        if problem:
+            sizes = ", ".join(str(s) for s in boost.allowed_sizes(native))
+            raise InputError(f"option pixel_boost (--pixel-boost) = {value} is refused: {problem}",
+                             hint=f"use native, auto or one of {sizes} with this model pack")
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any], pack: Any) -> str:
+        """`swap`, or `swap (pixel boost 512)` / `swap (pixel boost auto)` when boosted."""
+        value = str(options.get("pixel_boost", boost.NATIVE))
+        if value == boost.NATIVE or (value != boost.AUTO and int(value) == pack_native_size(pack)):
+            return cls.name
+        return f"{cls.name} (pixel boost {value})"
+
+    def face_size(self, face: Face) -> int:
+        """The aligned crop's side (px): the native size, the job's boost, or with `auto`
+        the smallest allowed size at least the face's size on the frame (the native
+        crop's footprint in frame px, pixel_boost.face_span), at most MAX_BOOST."""
+        if self.pixel_boost == boost.NATIVE:
+            return self.crop_size
+        if self.pixel_boost == boost.AUTO:
+            span = boost.face_span(estimate_norm(face.kps, self.template, self.crop_size), self.crop_size)
+            return boost.auto_size(span, self.crop_size)
+        return int(self.pixel_boost)
 
     def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
-        """The 128x128 BGR swapped face for an aligned 128x128 BGR crop."""
-        feed = {self.target_name: to_blob([crop_bgr], 0.0, 255.0), self.source_name: self.latent}
-        return from_blob(run(self.session, feed)[0], 0.0, 1.0)
+        """The swapped face for an aligned P x P BGR crop, P = n * native: the swapper's
+        result itself for n = 1, else the pixel-shuffle of its results on the n * n
+        pixel-unshuffled sub-images (all with the same source latent)."""
+        n = boost.factor(crop_bgr.shape[0], self.crop_size)
+        if n == 1:
+            return self._swap([crop_bgr])[0]
+        subs = boost.unshuffle(crop_bgr, n)
+        if self.batched:
+            swapped = self._swap(list(subs))
+        else:
+            swapped = [self._swap([sub])[0] for sub in subs]
+        return boost.shuffle(np.stack(swapped), n)
+
+    def _swap(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """The swapper's BGR uint8 results for native-size BGR uint8 crops, in one run."""
+        source = np.repeat(self.latent, len(crops), axis=0) if self._tile_source else self.latent
+        out = run(self.session, {self.target_name: to_blob(crops, 0.0, 255.0), self.source_name: source})[0]
+        return [from_blob(o, 0.0, 1.0) for o in out]

@@ -53,13 +53,14 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     from farm.faces.chain import latent_for_pack
     from farm.faces.detect import build_detector
     from farm.faces.identity import ImageLimits, compute_identity
-    from farm.faces.stages import face_label, required_roles
+    from farm.faces.stages import check_models, face_label, required_roles
     from farm.models.packs import load_pack
 
     options = req.face_options   # validated when the request was made (SubmitRequest)
     pack_name = req.models or settings.models
     pack = load_pack(pack_name, models_dir=settings.models_path, providers="cpu",
                      cache_dir=settings.storage_dir / "trt-cache")
+    check_models(options, pack)   # e.g. a pixel boost the pack's swapper cannot take
     detector = build_detector(pack, options["min_score"], options["detector"])
     recognizer = pack.session("recognizer")
     limits = ImageLimits.from_settings(settings)   # image size checked before decoding

@@ -48,6 +48,16 @@ class Stage:
         """Refuse (InputError) combinations of converted options that do not go together."""
 
     @classmethod
+    def check_models(cls, options: Mapping[str, Any], pack: Any) -> None:
+        """Refuse (InputError, at submit) options that the pack's models cannot serve."""
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any], pack: Any) -> str:
+        """How the output label names this stage for a job with these options (its name,
+        or e.g. `swap (pixel boost 512)` where an option changes what it does)."""
+        return cls.name
+
+    @classmethod
     def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
         """The manifest roles this stage needs for a job with these options and this pack."""
         return list(cls.model_roles)

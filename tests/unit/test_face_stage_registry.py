@@ -24,7 +24,7 @@ from tests.unit.test_faces_standins import astronaut_frame, session, swapper_mod
 
 def test_each_option_is_declared_once_by_the_stage_it_names():
     assert list(FACE_OPTIONS) == ["detect_max_side", "min_score", "detector", "faces", "reference",
-                                  "reference_frame", "similarity", "enhance", "enhance_blend"]
+                                  "reference_frame", "similarity", "pixel_boost", "enhance", "enhance_blend"]
     by_name = {stage.name: stage for stage in stages.FACE_STAGES}
     for name, option in FACE_OPTIONS.items():
         declaring = [s.name for s in stages.FACE_STAGES if name in s.options]

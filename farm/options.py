@@ -16,7 +16,11 @@ from typing import Any
 
 from farm.errors import InputError
 
-KINDS = ("bool", "int", "float", "str", "choice", "path", "paths")
+KINDS = ("bool", "int", "float", "str", "choice", "path", "paths", "list", "numbers")
+
+LIST_SEPARATOR = ","
+"""How the items of a 'list' or 'numbers' option are written in one piece of text (a flag's
+value, a form field, a string in a spec file or JSON): `box,occlusion`, `10,0,0,0`."""
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 """How a true/false value may be written where values are text (a form field, an environment)."""
@@ -26,11 +30,15 @@ TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0"
 class Option:
     """One job option.
 
-    kind: one of KINDS ('paths': one or more paths). default: what a job gets when the
-    option is not given (None: decided later, e.g. the encoder from the input). unit: what
-    a number counts ('s', 'px', ...). stage: who reads it, a face stage's name or one of
-    input, output, encoder, queue, models, provenance (filled in by the registry for face
-    stages). short / metavar: the CLI's one-letter alias and label of its value.
+    kind: one of KINDS ('paths': one or more paths; 'list': one or more of `choices`, each
+    once, in the order given; 'numbers': `count` numbers, each in minimum..maximum; both
+    taken as a list or as one text with the items comma-separated). default: what a job
+    gets when the option is not given (None: decided later, e.g. the encoder from the
+    input; a tuple for 'list' and 'numbers'). unit: what a number counts ('s', 'px', '%',
+    ...). stage: who reads it, a face stage's name or one of input, output, encoder, queue,
+    models, provenance (filled in by the registry for face stages). short / metavar: the
+    CLI's one-letter alias and label of its value. count: how many numbers a 'numbers'
+    option takes (0: one or more).
     """
 
     kind: str
@@ -43,6 +51,7 @@ class Option:
     stage: str = ""
     short: str = ""
     metavar: str = ""
+    count: int = 0
 
     def flag(self, name: str) -> str:
         """The CLI flag: `--chunk-seconds`; a true/false option that defaults to true is
@@ -53,6 +62,13 @@ class Option:
     def rule(self) -> str:
         """What a valid value is, in a few words: `0..9`, `one of all, largest`, `a path`."""
         unit = f" {self.unit}" if self.unit else ""
+        if self.kind == "list":
+            return "one or more of " + ", ".join(self.choices) + " (comma-separated)"
+        if self.kind == "numbers":
+            many = f"{self.count} numbers" if self.count else "one or more numbers"
+            span = (f" in {self.minimum:g}..{self.maximum:g}{unit}"
+                    if self.minimum is not None and self.maximum is not None else "")
+            return f"{many}{span} (comma-separated)"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.minimum is not None and self.maximum is not None:
@@ -117,12 +133,15 @@ def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = 
     """`value` as option `name` takes it, or InputError naming the option, where it was
     given (`origin`) and what a valid value is. `text`: values arrive as strings (a form
     field), so "yes" is true and "20" is 20. Returns bool/int/float/str, a str for a path,
-    a list of str for 'paths'; None stays None for an option without a default."""
+    a list of str for 'paths' and 'list', a list of float for 'numbers'; None stays None
+    for an option without a default."""
     if value is None and option.default is None:
         return None
     bad = InputError(f"option {name} = {value!r} in {origin} is invalid: {name} must be {option.rule()}",
                      hint=option.hint())
     kind = option.kind
+    if kind in ("list", "numbers"):
+        return _items(option, value, text, bad)
     if kind == "paths":
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, str) and v.strip() and "\0" not in v for v in values):
@@ -143,6 +162,26 @@ def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = 
             raise bad
         return value if kind == "path" else value.strip()
     return _number(option, value, text, bad)
+
+
+def _items(option: Option, value: Any, text: bool, bad: InputError) -> list[Any]:
+    """A 'list' or 'numbers' option's value as a new list: given as a list (or tuple) or as
+    one text of comma-separated items (spaces around an item are ignored)."""
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(LIST_SEPARATOR)]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise bad
+    if option.kind == "numbers":
+        if option.count and len(value) != option.count:
+            raise bad
+        item = Option("float", None, option.help, minimum=option.minimum, maximum=option.maximum)
+        return [_number(item, v, True, bad) for v in value]
+    if not all(isinstance(v, str) and v.strip() in option.choices for v in value):
+        raise bad
+    items = [v.strip() for v in value]
+    if len(set(items)) != len(items):   # each once
+        raise bad
+    return items
 
 
 def _number(option: Option, value: Any, text: bool, bad: InputError) -> int | float:
@@ -172,6 +211,24 @@ _JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "str": "s
                "path": "string"}
 
 
+def _items_property(option: Option) -> dict[str, Any]:
+    """A 'list' or 'numbers' option's schema: an array, or the same items comma-separated
+    in one string (what a multipart form field carries)."""
+    if option.kind == "list":
+        items: dict[str, Any] = {"type": "array", "items": {"type": "string", "enum": list(option.choices)},
+                                 "minItems": 1, "uniqueItems": True}
+    else:
+        item: dict[str, Any] = {"type": "number"}
+        if option.minimum is not None:
+            item["minimum"] = option.minimum
+        if option.maximum is not None:
+            item["maximum"] = option.maximum
+        items = {"type": "array", "items": item, "minItems": option.count or 1}
+        if option.count:
+            items["maxItems"] = option.count
+    return {"anyOf": [items, {"type": "string", "description": "the items, comma-separated"}]}
+
+
 def openapi_properties(table: dict[str, Option] | None = None, *, files: tuple[str, ...] = ()) -> dict[str, Any]:
     """The OpenAPI (JSON Schema) property of every option; `files`: options sent as
     uploaded files in a multipart form (binary), not as paths."""
@@ -181,16 +238,19 @@ def openapi_properties(table: dict[str, Option] | None = None, *, files: tuple[s
             prop: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
         elif option.kind == "paths":
             prop = {"type": "array", "items": {"type": "string"}}
+        elif option.kind in ("list", "numbers"):
+            prop = _items_property(option)
         else:
             prop = {"type": _JSON_TYPES[option.kind]}
-        if option.choices:
-            prop["enum"] = list(option.choices)
-        if option.minimum is not None:
-            prop["minimum"] = option.minimum
-        if option.maximum is not None:
-            prop["maximum"] = option.maximum
+        if option.kind not in ("list", "numbers"):   # theirs are the items' rules
+            if option.choices:
+                prop["enum"] = list(option.choices)
+            if option.minimum is not None:
+                prop["minimum"] = option.minimum
+            if option.maximum is not None:
+                prop["maximum"] = option.maximum
         if option.default is not None:
-            prop["default"] = option.default
+            prop["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
         unit = f" ({option.unit})" if option.unit else ""
         prop["description"] = option.help + unit
         props[name] = prop

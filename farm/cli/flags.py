@@ -2,7 +2,8 @@
 
 Each row becomes one Typer option: `--name-with-dashes VALUE`, a real flag for a
 true/false option (`--overwrite`; `--no-enhance` for one that defaults to true), repeated
-for a list of paths (`--source A --source B`). Typer reads a command's parameters from
+for a list of paths (`--source A --source B`), one comma-separated value for a list of
+choices or numbers (`--mask box,occlusion`, `--mask-padding 10,0,0,0`). Typer reads a command's parameters from
 its signature, so `with_table_options` gives the command function a signature made from
 the table. Numbers are parsed by Typer (a usage error, exit 2, for `--crf x` or
 `--similarity nan`); ranges and choices are checked with every other origin's values by
@@ -22,7 +23,8 @@ import typer
 from farm.options import Option
 
 _ANNOTATIONS: dict[str, Any] = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
-                                "choice": Optional[str], "path": Optional[Path], "paths": list[Path]}
+                                "choice": Optional[str], "path": Optional[Path], "paths": list[Path],
+                                "list": str | None, "numbers": str | None}
 
 
 def finite(value: Optional[float]) -> Optional[float]:
@@ -38,16 +40,24 @@ def _help(option: Option) -> str:
     if option.kind == "bool" and option.default is True:
         text = f"Turn off: {option.help.rstrip('.')}"   # the --no- flag
     unit = f" ({option.unit})" if option.unit else ""
+    if isinstance(option.default, tuple):   # a list or numbers option: its items, as written on the command line
+        items = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in option.default)
+        return f"{text}{unit}. Default {items}."
     default = f" Default {option.default:g}{unit}." if isinstance(option.default, (int, float)) and not isinstance(
         option.default, bool) else (f" Default {option.default}." if isinstance(option.default, str) else "")
     return f"{text}{unit if not default else ''}.{default}"
 
 
 def metavar(name: str, option: Option) -> str:
-    """The label of a flag's value: the table's, else the choices (`all|largest|reference`),
-    else the range (`0..1`), else the name in capitals."""
+    """The label of a flag's value: the table's, else for a list its first choice and more
+    (`box[,...]`), for numbers one N each (`N,N,N,N`), else the choices
+    (`all|largest|reference`), else the range (`0..1`), else the name in capitals."""
     if option.metavar:
         return option.metavar
+    if option.kind == "list":
+        return f"{option.choices[0]}[,...]"
+    if option.kind == "numbers":
+        return ",".join(["N"] * option.count) if option.count else "N[,N...]"
     if option.choices:
         return "|".join(option.choices)
     if option.minimum is not None and option.maximum is not None:

@@ -104,3 +104,77 @@ def test_face_options_are_validated_once_into_the_request(tmp_path):
     assert req.face_options == {**validate_options({}), "similarity": 0.5, "faces": "largest"}
     with pytest.raises(InputError, match="similarity"):
         submit_request(Path("v.mp4"), {"source": [str(face)], "similarity": 1.5})
+
+
+LOOKS = Option("list", ("grain",), "film looks added after the swap", choices=("grain", "vignette", "bloom"),
+               stage="encoder")
+MARGINS = Option("numbers", (0.0, 0.0), "letterbox margins", minimum=0.0, maximum=50.0, unit="%", count=2,
+                 stage="encoder", metavar="TOP,BOTTOM")
+
+
+@pytest.fixture
+def looks(monkeypatch: pytest.MonkeyPatch):
+    """The table with a list option (`looks`) and a numbers option (`margins`), `farm submit` declared again."""
+    monkeypatch.setitem(SUBMIT_OPTIONS, "looks", LOOKS)
+    monkeypatch.setitem(SUBMIT_OPTIONS, "margins", MARGINS)
+    cli.register_submit()
+    yield
+    del SUBMIT_OPTIONS["looks"], SUBMIT_OPTIONS["margins"]
+    cli.register_submit()
+
+
+def test_list_and_numbers_options_are_flags_spec_keys_form_fields_json_keys_and_in_the_schema(
+        looks, farm_home, tmp_path, monkeypatch):
+    runner = CliRunner()
+    # the CLI: one comma-separated value each, checked where every origin's values are
+    shown = runner.invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "--looks" in shown.output and "grain[,...]" in shown.output, shown.output
+    assert "--margins" in shown.output and "TOP,BOTTOM" in shown.output and "Default 0,0." in shown.output
+    given: dict = {}
+    monkeypatch.setattr(cli, "run_submit", lambda video, options, **kw: given.update(options))
+    assert runner.invoke(cli.app, ["submit", "v.mp4", "--looks", "bloom,grain", "--margins", "10,5"]).exit_code == 0
+    assert given == {"looks": "bloom,grain", "margins": "10,5"}
+    assert check_options(given, "the command line", names=CLI) == {"looks": ["bloom", "grain"], "margins": [10.0, 5.0]}
+    for bad, rule in (({"looks": "grain,sepia"}, "--looks must be one or more of grain, vignette, bloom"),
+                      ({"looks": "grain,grain"}, "--looks must be one or more of"),
+                      ({"looks": ""}, "--looks must be"),
+                      ({"margins": "10"}, r"--margins must be 2 numbers in 0..50 % \(comma-separated\)"),
+                      ({"margins": "10,60"}, "--margins must be 2 numbers"),
+                      ({"margins": "10,nan"}, "--margins must be 2 numbers")):
+        with pytest.raises(InputError, match=rule):
+            check_options(bad, "the command line", names=CLI)
+    # a spec file: a TOML array, or the same comma-separated string
+    spec = tmp_path / "render.toml"
+    spec.write_text('looks = ["vignette", "grain"]\nmargins = [10, 2.5]\n')
+    assert load_spec(spec) == {"looks": ["vignette", "grain"], "margins": [10.0, 2.5]}
+    spec.write_text('looks = "bloom"\nmargins = "1,2"\n')
+    assert load_spec(spec) == {"looks": ["bloom"], "margins": [1.0, 2.0]}
+    spec.write_text("margins = [1, 2, 3]\n")
+    with pytest.raises(InputError, match=r"option margins = \[1, 2, 3\] in spec file .* margins must be 2 numbers"):
+        load_spec(spec)
+    # the API: the schema takes an array or a comma-separated string; a form field is text, JSON keeps lists
+    settings = load_settings({"FARM_HOME": str(farm_home)})
+    db = Database(settings.database)
+    upgrade_schema(db)
+    app = create_app(settings, db)
+    body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
+    for kind in ("multipart/form-data", "application/json"):
+        props = body[kind]["schema"]["properties"]
+        listed, text = props["looks"]["anyOf"]
+        assert listed["items"]["enum"] == ["grain", "vignette", "bloom"] and text["type"] == "string", props["looks"]
+        assert props["looks"]["default"] == ["grain"]
+        numbers = props["margins"]["anyOf"][0]
+        assert (numbers["minItems"], numbers["maxItems"], numbers["items"]["maximum"]) == (2, 2, 50.0), numbers
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {create_token(db, 'ci')}"
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    refused = client.post("/jobs", files={"video": ("clip.mp4", b"not a video", "video/mp4")},
+                          data={"looks": "grain,sepia", "passthrough": "true"})
+    assert refused.status_code == 422 and "looks must be one or more of" in refused.json()["detail"], refused.text
+    refused = client.post("/jobs", json={"path": "clip.mp4", "margins": [1, 2, 3]})
+    assert refused.status_code == 422 and "margins must be 2 numbers" in refused.json()["detail"], refused.text
+    assert check_options({"looks": "vignette, bloom", "margins": "0,50"}, "the form", text=True) == {
+        "looks": ["vignette", "bloom"], "margins": [0.0, 50.0]}
+    assert check_options({"looks": ["bloom"], "margins": [3, 4]}, "the JSON body") == {
+        "looks": ["bloom"], "margins": [3.0, 4.0]}
+    db.dispose()

@@ -295,6 +295,11 @@ from farm.cli.verify_command import register as _register_verify
 _register_verify(app)
 
 
+from farm.cli.preview_command import register as _register_preview
+
+_register_preview(app)
+
+
 def _command_path(root: Any, args: list[str]) -> str:
     """The command the arguments name ("farm submit", "farm models list"), for a usage error
     that click raised without its context."""
@@ -330,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if "submit" in args:
         register_submit()
+    if "preview" in args:
+        _register_preview(app, faces=True)
     root = plain_help(typer.main.get_command(app))
     try:
         rc = root(args=args, prog_name="farm", standalone_mode=False)

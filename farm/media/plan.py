@@ -132,6 +132,22 @@ def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int,
     return plans
 
 
+def plan_frame(info: MediaInfo, index: int) -> ChunkPlan:
+    """A chunk of one frame, `index` (0-based, presentation order), with the segment a
+    decoder needs for it (pre-roll as plan_packets gives it); for `farm preview`.
+    ValueError when the video has no such frame."""
+    packets = info.packets
+    frames = sorted((p.pts, i) for i, p in enumerate(packets) if not p.is_discard)
+    if not 0 <= index < len(frames):
+        raise ValueError(f"frame {index} is not in 0..{len(frames) - 1}")
+    pts, member = frames[index]
+    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+    return ChunkPlan(index=0, first_frame=index, frame_count=1, start_pts=pts,
+                     end_pts=frames[index + 1][0] if index + 1 < len(frames) else None,
+                     seg_first_packet=_segment_start(packets, keyframes, member, pts),
+                     seg_end_packet=member + 1, time_base=info.video.time_base)
+
+
 def _chunk_end(first: int, total: int, chunk_frames: int, key_positions: list[int]) -> int:
     """Exclusive end (presentation index): the latest keyframe in the allowed window,
     else first + chunk_frames (mid-GOP)."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from farm import __version__
 from farm.api.drain import DrainUnreadBody
 from farm.api.idempotency import KeyConflict
+from farm.api.preview_route import include_preview
 from farm.api.routes import create_body, router
 from farm.api.uploads import PayloadTooLarge, UnsupportedBody
 from farm.config import Settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
         if getattr(route, "path", None) == "/jobs" and "POST" in getattr(route, "methods", ()):
             route.openapi_extra = create_body()
     app.include_router(router)
+    include_preview(app)   # GET /preview, its query parameters from the option table
     app.add_middleware(DrainUnreadBody)
     (app.state.ctx.storage.root / API_OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)   # outputs clients name
 

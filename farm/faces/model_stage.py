@@ -23,7 +23,8 @@ class FaceModelStage(Stage):
 
     Subclasses set `crop_size` (pixels, square) and `template` (farm.faces.align) and
     implement `run_crop`; one that aligns faces at other sizes overrides `face_size`.
-    Faces whose crop lies wholly outside the frame are skipped.
+    Faces whose crop lies wholly outside the frame are skipped. A face with a mask
+    (Face.mask, set by the mask stage from the job's --mask options) is pasted with it.
     Each frame records how many faces a stage replaced (frame.faces_changed; the most
     of any stage, since swap and enhance change the same faces).
     """
@@ -50,7 +51,7 @@ class FaceModelStage(Stage):
             if got is None:
                 continue
             crop, box = got
-            paste_back(frame, self.run_crop(crop), m, box)
+            paste_back(frame, self.run_crop(crop), m, box, face.mask)
             pasted += 1
         frame.faces_changed = max(frame.faces_changed, pasted)
         return frame

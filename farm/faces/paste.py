@@ -2,7 +2,9 @@
 
 Only the face's bounding region of the frame is converted (regions.read_bgr /
 write_bgr); the crop is warped back into that region alone, blended with a feathered
-mask, and every pixel outside the region keeps its exact value.
+mask, and every pixel outside the region keeps its exact value. A face with a
+`Face.mask` (farm.faces.masks.FaceMask: the job's --mask options) is blended with that
+mask's box instead, times its occlusion/region area from the original frame.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import cv2
 import numpy as np
 
 from farm.faces.align import crop_footprint, invert, shift, warp_face
+from farm.faces.masks import FaceMask
 from farm.pipeline import regions
 from farm.pipeline.frame import Frame
 
@@ -49,11 +52,14 @@ def crop_from_frame(frame: Frame, m: np.ndarray, size: int) -> tuple[np.ndarray,
     return warp_face(region, shift(m, box[0], box[1]), size), box
 
 
-def paste_back(frame: Frame, crop_bgr: np.ndarray, m: np.ndarray, box: regions.Box | None = None) -> None:
+def paste_back(frame: Frame, crop_bgr: np.ndarray, m: np.ndarray, box: regions.Box | None = None,
+               face_mask: FaceMask | None = None) -> None:
     """Warp crop_bgr (aligned by M) back into the frame and blend it with a feathered mask.
 
     box: the frame region to touch (default: region_box of the crop); nothing outside
-    it changes.
+    it changes. face_mask: the face's masks (None: the feathered box, feather_mask); its
+    crop mask is warped back with the crop and multiplied by its area on the box, so a
+    pixel the area excludes keeps its value.
     """
     size = crop_bgr.shape[0]
     if box is None:
@@ -64,6 +70,10 @@ def paste_back(frame: Frame, crop_bgr: np.ndarray, m: np.ndarray, box: regions.B
     im = invert(shift(m, x0, y0))
     dsize = (x1 - x0, y1 - y0)
     patch = cv2.warpAffine(crop_bgr, im, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = cv2.warpAffine(feather_mask(size), im, dsize, flags=cv2.INTER_LINEAR,
+    crop_mask = feather_mask(size) if face_mask is None else face_mask.crop_mask(size)
+    mask = cv2.warpAffine(crop_mask, im, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    area = None if face_mask is None else face_mask.over(box)
+    if area is not None:
+        mask *= area
     regions.write_bgr(frame, box, patch, mask)

@@ -14,12 +14,13 @@ from typing import Any, Mapping
 
 from farm.faces.detect import DetectStage, detector_role
 from farm.faces.enhance import EnhanceStage
+from farm.faces.mask_stage import MaskStage
 from farm.faces.options import Option
 from farm.faces.select import SelectStage
 from farm.faces.swap import SwapStage
 from farm.pipeline.stage import Stage
 
-FACE_STAGES: list[type[Stage]] = [DetectStage, SelectStage, SwapStage, EnhanceStage]
+FACE_STAGES: list[type[Stage]] = [DetectStage, SelectStage, MaskStage, SwapStage, EnhanceStage]
 """Every face stage, in the order a frame goes through them."""
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from farm.faces.masks import FaceMask
 
 
 @dataclass
@@ -14,12 +18,16 @@ class Face:
     bbox: float32 (x0, y0, x1, y1); score: detector confidence in [0, 1];
     kps: float32 5x2 (left eye, right eye, nose, left mouth, right mouth);
     embedding: raw recogniser embedding (float32 [512]) once computed, else None.
+    mask: how the pasting stages blend it back (farm.faces.masks.FaceMask, set by the mask
+    stage from the original frame), else None: the feathered box. scaled() and shifted()
+    copies have none (they are made by detection, before masks).
     """
 
     bbox: np.ndarray
     score: float
     kps: np.ndarray
     embedding: np.ndarray | None = None
+    mask: "FaceMask | None" = None
 
     def __post_init__(self) -> None:
         self.bbox = np.asarray(self.bbox, dtype=np.float32).reshape(4)

@@ -10,7 +10,9 @@ Each stand-in has the exact input/output names, shapes and dtypes of the real mo
   so different faces give different embeddings;
 - swapper (+ fp16 variant): tints the face with a colour computed from the source
   latent and paints diagonal stripes over it; its last initializer is a 512x512 emap;
-- enhancer: a mild sharpen plus contrast, clipped to [-1, 1].
+- enhancer: a mild sharpen plus contrast, clipped to [-1, 1];
+- occluder and face parser (masks): a flat key colour counts as covering the face; face
+  regions by position in the aligned crop (farm.models.standins_masks).
 
 `build_demo_pack(dir)` writes the files and a manifest.toml (same format, with real
 sha256 values of the generated files); `ensure_demo_pack(dir)` builds it only when
@@ -36,7 +38,8 @@ from farm.models.manifest import MANIFEST_FILE, Manifest, dump_manifest, load_ma
 DEMO_VERSION = 1
 """Bump when a stand-in changes; stale demo packs are rebuilt."""
 
-STANDIN_ROLES = frozenset({"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer"})
+STANDIN_ROLES = frozenset({"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer",
+                           "occluder", "face_parser"})
 """The roles farm.models.standins.STANDINS generates (checked equal by a test)."""
 
 _MARK = f"farm demo stand-ins v{DEMO_VERSION}"

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from farm.errors import ModelError
 from farm.models.demo import _MARK, DEMO_VERSION
 from farm.models.manifest import ModelEntry, TensorSpec
+from farm.models.standins_masks import face_parser_standin, occluder_standin
 
 OPSET = 17
 IR_VERSION = 8
@@ -188,5 +189,7 @@ STANDINS: dict[str, Callable[[ModelEntry], onnx.ModelProto]] = {
     "swapper": inswapper_standin,
     "swapper_fp16": inswapper_standin,
     "enhancer": gfpgan_standin,
+    "occluder": occluder_standin,
+    "face_parser": face_parser_standin,
 }
 """Role -> generator. Every role of the default manifest needs one."""

@@ -12,6 +12,7 @@ import pytest
 from farm.faces import stages
 from farm.faces.detect import DetectStage, HaarDetector
 from farm.faces.enhance import EnhanceStage
+from farm.faces.mask_stage import MaskStage
 from farm.faces.options import FACE_OPTIONS, Option, validate_options
 from farm.faces.select import SelectStage
 from farm.faces.swap import SwapStage, emap_latent
@@ -24,7 +25,8 @@ from tests.unit.test_faces_standins import astronaut_frame, session, swapper_mod
 
 def test_each_option_is_declared_once_by_the_stage_it_names():
     assert list(FACE_OPTIONS) == ["detect_max_side", "min_score", "detector", "faces", "reference",
-                                  "reference_frame", "similarity", "pixel_boost", "enhance", "enhance_blend"]
+                                  "reference_frame", "similarity", "mask", "mask_blur", "mask_padding", "mask_regions",
+                                  "pixel_boost", "enhance", "enhance_blend"]
     by_name = {stage.name: stage for stage in stages.FACE_STAGES}
     for name, option in FACE_OPTIONS.items():
         declaring = [s.name for s in stages.FACE_STAGES if name in s.options]
@@ -90,7 +92,7 @@ def test_the_label_names_the_stages_that_change_pixels():
 
 def test_chain_order_is_the_registry_order():
     assert [s.name for s in stages.wanted_stages(validate_options({}))] == ["detect", "select", "swap", "enhance"]
-    assert stages.FACE_STAGES == [DetectStage, SelectStage, SwapStage, EnhanceStage]
+    assert stages.FACE_STAGES == [DetectStage, SelectStage, MaskStage, SwapStage, EnhanceStage]
 
 
 def frame(index: int = 0) -> Frame:

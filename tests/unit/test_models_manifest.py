@@ -10,7 +10,7 @@ from farm.errors import ModelError
 from farm.models.demo import default_manifest_path
 from farm.models.manifest import dump_manifest, load_manifest, parse_manifest
 
-ROLES = {"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer"}
+ROLES = {"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer", "occluder", "face_parser"}
 
 
 def _raw() -> dict:
@@ -28,6 +28,11 @@ def test_default_manifest_lists_every_model_with_its_contract():
     assert [t.name for t in m.entry("detector").outputs] == ["448", "471", "494", "451", "474", "497", "454", "477", "500"]
     assert m.entry("recognizer").outputs[0].name == "683"
     assert len(m.entry("detector_yunet").outputs) == 12
+    occluder, parser = m.entry("occluder"), m.entry("face_parser")   # the masks (issue 14.3): NHWC XSeg, NCHW BiSeNet
+    assert occluder.optional and occluder.inputs[0].shape == ("batch", 256, 256, 3)
+    assert occluder.outputs[0].shape == ("batch", 256, 256, 1)
+    assert parser.optional and parser.inputs[0].shape == ("batch", 3, 512, 512)
+    assert [t.shape for t in parser.outputs] == [("batch", 19, 512, 512)] * 3 and parser.outputs[0].name == "output"
 
 
 def test_every_real_model_has_urls_and_a_sha256_or_a_note():

@@ -16,7 +16,8 @@ arcface_128), warped at each model's own size.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -130,7 +131,7 @@ class MaskStage(Stage):
         return f"{cls.name} ({'; '.join(parts)})"
 
     @classmethod
-    def build(cls, inputs: Any) -> "MaskStage":
+    def build(cls, inputs: Any) -> MaskStage:
         opts = inputs.options
         chosen = tuple(opts["mask"])
         return cls(chosen, opts["mask_blur"], opts["mask_padding"], opts["mask_regions"],
@@ -152,7 +153,7 @@ class MaskStage(Stage):
         box = region_box(frame, estimate_norm(kps, MASK_TEMPLATE, size), size)
         if box is None:
             return None
-        x0, y0, x1, y1 = box
+        x0, y0 = box[0], box[1]
         region = regions.read_bgr(frame, box)
         found = []
         if self.occluder is not None:

@@ -22,9 +22,9 @@ leaves those pixels as they were decoded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -63,7 +63,7 @@ def box_mask(size: int, blur: float = DEFAULT_MASK_BLUR, padding: tuple[float, .
     """size x size float32 (read-only): 1 inside, 0 in a border of max(blur border, padding)
     on each side (padding: top, right, bottom, left in percent of the crop), feathered by the
     blur, exactly 0 on the outermost pixels. blur 0: a hard box with a 1 px zero border."""
-    border = max(1, int(round(size * blur / 4.0)))
+    border = max(1, round(size * blur / 4.0))
     top, right, bottom, left = (max(border, int(size * float(p) / 100.0)) for p in padding)
     mask = _inner(size, top, right, bottom, left)
     if blur > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,13 +33,53 @@ class FarmCLI:
         return next(r for r in rows if r["id"] == job_id)
 
     def wait_state(self, job_id: str, states: set[str], timeout_s: float = 240) -> dict[str, Any]:
+        """The CLI's record of the job once it is in one of `states`.
+
+        The waiting reads the farm's SQLite file directly (a `farm jobs` process costs
+        about a second of CPU, which a poll twice a second would take from the workers
+        on a 2-core machine); the job returned is still the CLI's own JSON."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["state"] in states:
-                return job
-            time.sleep(0.5)
+            state = self._stored_state(job_id)
+            if state is None or state in states:
+                job = self.job(job_id)
+                if job["state"] in states:
+                    return job
+            time.sleep(0.25 if state else 0.5)
         raise AssertionError(f"job {job_id} never reached {states}: {self.job(job_id)}\n{self.logs()}")
+
+    def newest_job(self) -> dict[str, Any] | None:
+        """{'id', 'state'} of the newest job, None while there is none (for polling loops:
+        read from the store where it is the local SQLite file, else from `farm jobs`)."""
+        if self._local_db() is None:
+            rows = json.loads(self.run("jobs", "--json", check=True).stdout)
+            return {"id": rows[0]["id"], "state": rows[0]["state"]} if rows else None
+        rows = self._read("SELECT id, state FROM jobs ORDER BY created_at DESC LIMIT 1")
+        return {"id": rows[0][0], "state": rows[0][1]} if rows else None
+
+    def _stored_state(self, job_id: str) -> str | None:
+        """The job's state in the local farm's SQLite store; None where the farm keeps its
+        jobs elsewhere (FARM_DATABASE_URL) or the file cannot be read now."""
+        rows = self._read("SELECT state FROM jobs WHERE id = ?", job_id) if self._local_db() else []
+        return rows[0][0] if rows else None
+
+    def _local_db(self) -> Path | None:
+        db = self.home / "farm.db"
+        return None if "FARM_DATABASE_URL" in self.env else db
+
+    def _read(self, sql: str, *args: Any) -> list[tuple]:
+        """Rows of a read-only query of the local store ([] before it exists or while locked)."""
+        db = self._local_db()
+        if db is None or not db.exists():
+            return []
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                return conn.execute(sql, args).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return []
 
     def logs(self) -> str:
         log = self.home / "logs" / "workers.log"

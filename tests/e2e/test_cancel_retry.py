@@ -89,8 +89,8 @@ def test_submit_wait_exits_3_when_the_job_is_cancelled(cli, tmp_path):
     deadline = time.monotonic() + 120
     job_id = None
     while time.monotonic() < deadline and job_id is None:
-        rows = json.loads(cli.run("jobs", "--json", check=True).stdout)
-        job_id = rows[0]["id"] if rows else None
+        newest = cli.newest_job()
+        job_id = newest["id"] if newest else None
         time.sleep(0.2)
     assert cli.run("cancel", job_id).returncode == 0
     stdout, stderr = proc.communicate(timeout=120)
@@ -109,7 +109,7 @@ def test_submit_wait_exits_1_when_the_job_fails_and_never_clobbers(cli, tmp_path
                              "--chunk-seconds", "0.5"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not json.loads(cli.run("jobs", "--json", check=True).stdout):
+    while time.monotonic() < deadline and not cli.newest_job():
         time.sleep(0.2)
     out.write_bytes(b"someone else's file")
     stdout, stderr = proc.communicate(timeout=180)

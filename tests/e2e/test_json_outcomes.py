@@ -111,9 +111,9 @@ def _waiting_submit(cli: FarmCLI, video: Path) -> tuple[subprocess.Popen, str]:
                             env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        rows = json.loads(cli.run("jobs", "--json", check=True).stdout)
-        if rows and rows[0]["state"] == "running":
-            return proc, rows[0]["id"]
+        newest = cli.newest_job()
+        if newest and newest["state"] == "running":
+            return proc, newest["id"]
         time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"no job started running: {proc.communicate()}")

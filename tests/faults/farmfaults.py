@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -46,8 +45,8 @@ def events(home: Path, job_id: str, kind: str) -> int:
 def first_job(cli: Any, timeout_s: float = 60) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        rows = json.loads(cli.run("jobs", "--json", check=True).stdout)
-        if rows:
-            return rows[0]["id"]
+        newest = cli.newest_job()
+        if newest:
+            return newest["id"]
         time.sleep(0.2)
     raise AssertionError("no job appeared")

@@ -113,7 +113,9 @@ def test_a_new_stage_is_one_file_and_one_registry_entry(inproc, tmp_path, monkey
         validate_options({"tint": True})
     plain = render(settings, db, ctx, video, tmp_path / "plain" / "out.mp4", models=str(pack))
     # When the stage's module is added to the registry with one entry, after swap
-    monkeypatch.setattr(stages, "FACE_STAGES", [*stages.FACE_STAGES[:3], TintStage, *stages.FACE_STAGES[3:]])
+    after_swap = [s.name for s in stages.FACE_STAGES].index("swap") + 1
+    monkeypatch.setattr(stages, "FACE_STAGES", [*stages.FACE_STAGES[:after_swap], TintStage,
+                                                *stages.FACE_STAGES[after_swap:]])
     # Then its option is in the table, naming its stage, validated like the others
     assert FACE_OPTIONS["tint"].stage == "tint" and validate_options({})["tint"] is False
     with pytest.raises(InputError, match="tint"):

@@ -114,6 +114,18 @@ class MaskStage(Stage):
         return [role for kind, role in (("occlusion", "occluder"), ("region", "face_parser")) if kind in chosen]
 
     @classmethod
+    def check_models(cls, options: Mapping[str, Any], pack: Any) -> None:
+        """A mask whose model the pack has no entry for is refused, naming the model to add."""
+        for role in cls.roles(options, pack):
+            if not pack.has(role):
+                model = {"occluder": "an XSeg occluder (xseg_1)", "face_parser": "a BiSeNet face parser "
+                         "(bisenet_resnet_34)"}[role]
+                raise InputError(f"option mask = {','.join(options['mask'])} needs {model}, and model pack "
+                                 f"{getattr(pack, 'name', pack)} has no {role!r} model",
+                                 hint="use --models default (farm models fetch xseg_1 bisenet_resnet_34) or "
+                                      f"--models demo, or add a {role!r} entry to the pack's manifest.toml")
+
+    @classmethod
     def label(cls, options: Mapping[str, Any], pack: Any) -> str:
         """`mask (box+occlusion)`; with a blur, padding or regions not the defaults, those too:
         `mask (box+region; blur 0.5; padding 10,0,0,0; regions skin,nose)`."""

@@ -243,3 +243,10 @@ def test_the_parser_standin_labels_regions_where_the_template_puts_them():
     assert at["left-eye"] == 4 and at["right-eye"] == 5 and at["nose"] == 10
     mouth = labels[int(0.72 * 512), int(0.5 * 512)]
     assert mouth == masks.FACE_REGIONS["mouth"] and labels[5, 5] == 0 and labels[256, 120] == 1
+
+
+def test_a_pack_without_the_mask_model_is_refused_at_submit_naming_it():
+    pack = SimpleNamespace(name="mine", has=lambda role: role in ("swapper", "occluder"))
+    MaskStage.check_models(validate_options({"mask": "box,occlusion"}), pack)   # it has an occluder
+    with pytest.raises(InputError, match="needs a BiSeNet face parser .* pack mine has no 'face_parser' model"):
+        MaskStage.check_models(validate_options({"mask": "box,occlusion,region"}), pack)

@@ -181,9 +181,12 @@ def panel_lines(preview: Any, sheet_size: tuple[int, int]) -> list[str]:
 
 
 def _shown(value: Any) -> str:
-    """An option's value on the panel: a path by its file name (no server folder shown)."""
+    """An option's value on the panel, as a flag takes it; a path by its file name (no
+    server folder shown)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)):   # a list option (mask = box,occlusion), as a flag takes it
+        return ",".join(f"{v:g}" if isinstance(v, float) else _shown(v) for v in value)
     text = str(value)
     return text.rsplit("/", 1)[-1] if "/" in text else text
 

@@ -38,11 +38,11 @@ def preview(
                                                        "options, models) on stdout."),
     **options: Any,
 ) -> None:
-    """Render one frame as a job would, in seconds and without a job: a PNG of the original
-    and the result side by side, faces boxed and numbered, the options and models under it.
+    """One frame as a job renders it, without a job: before | after, as a PNG.
 
-    Same stages, models, options and source identity as `farm submit`: what you preview is
-    what you render. A frame with no face still writes the picture (a warning says so)."""
+    Faces boxed and numbered on both halves, the options and models under them.
+    Same stages, models, options and source identity as `farm submit`: what you preview is what you render.
+    A frame with no face still writes the picture (a warning says so)."""
     from farm.cli.flags import given_options
     from farm.config import load_settings
     from farm.jobs.preview import (

@@ -11,6 +11,10 @@ import cv2
 import numpy as np
 
 TEMPLATES: dict[str, np.ndarray] = {
+    # the original ArcFace/SphereFace 112x112 points (39.73, 51.138), ... / 112 (SimSwap input)
+    "arcface_112_v1": np.array(
+        [[0.35473214, 0.45658929], [0.64526786, 0.45658929], [0.50000000, 0.61154464],
+         [0.37913393, 0.77687500], [0.62086607, 0.77687500]], dtype=np.float64),
     # insightface arcface_dst / 112 (recogniser input)
     "arcface_112_v2": np.array(
         [[0.34191607, 0.46157411], [0.65653393, 0.45983393], [0.50022500, 0.64050536],

@@ -17,13 +17,15 @@ from farm.faces import stages
 from farm.faces.detect import Detector, build_detector, detector_for_session
 from farm.faces.identity import compute_identity
 from farm.faces.options import FACE_OPTIONS
-from farm.faces.swap import emap_latent, load_emap
+from farm.faces.swap import source_latent, swapper_key
+from farm.models.conventions import KINDS, ROLE_KINDS, Conventions, conventions
 from farm.pipeline.stage import StageChain
 
 
-def latent_for_pack(identity: np.ndarray, pack: Any) -> np.ndarray:
-    """The swapper's source latent for an identity (raw mean embedding) and a model pack."""
-    return emap_latent(identity, load_emap(pack.path("swapper")))
+def latent_for_pack(identity: np.ndarray, pack: Any, options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """The source input of the job's swapper (the `swapper` option of `options`, else the
+    pack's default) for an identity (raw mean embedding), by that swapper's convention."""
+    return source_latent(identity, pack, swapper_key(options or {}))
 
 
 class ChainInputs:
@@ -49,6 +51,13 @@ class ChainInputs:
                 raise ValueError(f"no {role!r} session given")
             return self.sessions[role]
         return self.sessions.session(role)
+
+    def feeding(self, key: str) -> Conventions:
+        """How to feed the model `key` (name or role): from its manifest entry in a pack;
+        for a mapping of sessions, the conventions its role implies (inswapper, GFPGAN)."""
+        if isinstance(self.sessions, Mapping):
+            return KINDS[ROLE_KINDS[key]]
+        return conventions(self.sessions.entry(key))
 
     def detector(self) -> Detector:
         """The detector the `detector` option picks (made once per chain)."""

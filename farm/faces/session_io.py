@@ -21,8 +21,10 @@ class SessionLike(Protocol):
 
 
 def input_dtype(node: Any) -> type:
-    """numpy dtype of an input node ('tensor(float16)' -> float16, else float32)."""
-    return np.float16 if "float16" in str(getattr(node, "type", "")) else np.float32
+    """numpy dtype of an input node: float16 or float64 (CodeFormer's weight) where the
+    model declares it ('tensor(float16)', 'tensor(double)'), else float32."""
+    declared = str(getattr(node, "type", ""))
+    return np.float16 if "float16" in declared else np.float64 if "double" in declared else np.float32
 
 
 def run(session: SessionLike, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -63,3 +65,12 @@ def from_blob(blob: np.ndarray, lo: float, hi: float, rgb: bool = True) -> np.nd
     if rgb:
         arr = arr[..., ::-1]
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def to_planes(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """N x 3 x H x W float32 RGB planes from HxWx3 uint8 BGR images, per channel
+    (rgb/255 - mean) / std (mean, std of R, G, B on the 0..1 scale); computed as
+    (x - 255 mean) / (255 std), which equals to_blob's arithmetic where all three agree."""
+    arr = np.stack(images).astype(np.float32)[..., ::-1]
+    arr = (arr - np.float32(255.0) * np.asarray(mean, np.float32)) / (np.float32(255.0) * np.asarray(std, np.float32))
+    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))

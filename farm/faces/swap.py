@@ -1,4 +1,10 @@
-"""Face swap with inswapper_128: target crop [1,3,128,128] RGB 0..1 + source latent [1,512].
+"""Face swap: an aligned target crop + the source identity in, the swapped crop out.
+
+Which swapper runs is the job's `swapper` option (a manifest entry of the pack; default
+the pack's `swapper` role, inswapper_128): its crop template, normalisation, output range
+and source-embedding convention come from farm.models.conventions (inswapper_128: RGB
+0..1 [1,3,128,128] + emap latent [1,512]; hyperswap_1x_256: RGB in -1..1 + normed
+embedding; simswap_256: ImageNet-normalised RGB + converted embedding).
 
 With pixel boost (option pixel_boost, farm.faces.pixel_boost) the face is aligned at
 P = n * 128 px and the swapper runs on its n * n polyphase sub-images; in one session
@@ -18,8 +24,9 @@ from farm.faces import pixel_boost as boost
 from farm.faces.align import estimate_norm
 from farm.faces.model_stage import FaceModelStage
 from farm.faces.options import Option
-from farm.faces.session_io import SessionLike, from_blob, run, to_blob
+from farm.faces.session_io import SessionLike, from_blob, run, to_planes
 from farm.faces.types import Face
+from farm.models.conventions import KINDS, SWAPPER, Conventions, conventions, family_of
 
 SWAP_SIZE = 128
 SWAP_TEMPLATE = "arcface_128"
@@ -96,10 +103,29 @@ def _dynamic_batch(shape: Any) -> bool:
     return not (isinstance(b, int) and b > 0)
 
 
-def pack_native_size(pack: Any) -> int:
-    """The native crop size (px) of a pack's swapper, read from its manifest."""
-    target = [t for t in pack.entry("swapper").inputs if len(t.shape) == 4]
+def pack_native_size(pack: Any, key: str = SWAPPER) -> int:
+    """The native crop size (px) of a pack's swapper `key` (name or role), from its manifest."""
+    target = [t for t in pack.entry(key).inputs if len(t.shape) == 4]
     return _native_size(target[0].shape) if target else SWAP_SIZE
+
+
+def swapper_key(options: Mapping[str, Any]) -> str:
+    """The manifest key of the job's swapper: the `swapper` option, else the role."""
+    return options.get("swapper") or SWAPPER
+
+
+def source_latent(identity: np.ndarray, pack: Any, key: str = SWAPPER) -> np.ndarray:
+    """float32 [512]: the source input of swapper `key` for an identity (the raw mean
+    recogniser embedding), by the swapper's embedding convention (emap, normed, converted)."""
+    conv = conventions(pack.entry(key))
+    e = np.asarray(identity, np.float64).reshape(-1)
+    if conv.embedding == "emap":
+        return emap_latent(e, load_emap(pack.path(key)))
+    if conv.embedding == "converted":
+        converter = pack.session(conv.embedding_converter)
+        feed = {converter.get_inputs()[0].name: e.astype(np.float32).reshape(1, -1)}
+        e = np.asarray(run(converter, feed)[0], np.float64).reshape(-1)
+    return _unit(e).astype(np.float32)
 
 
 class SwapStage(FaceModelStage):
@@ -112,6 +138,9 @@ class SwapStage(FaceModelStage):
 
     name = "swap"
     options = {
+        "swapper": Option("str", None, "swapper model of the pack (`farm models list`): inswapper_128 (the "
+                          "default), inswapper_128_fp16, hyperswap_1a_256, hyperswap_1b_256, hyperswap_1c_256, "
+                          "simswap_256, or a pack's own", metavar="MODEL"),
         "pixel_boost": Option("choice", boost.NATIVE, "crop size to align each face at; the swapper runs on its "
                               "(size/native)^2 pixel-unshuffled sub-images, as many runs per face. native: the "
                               "swapper's own size (128 for inswapper_128); auto: per face, from its size on the "
@@ -122,8 +151,11 @@ class SwapStage(FaceModelStage):
     crop_size = SWAP_SIZE
     template = SWAP_TEMPLATE
 
-    def __init__(self, session: SessionLike, latent: np.ndarray, pixel_boost: str | int = boost.NATIVE) -> None:
+    def __init__(self, session: SessionLike, latent: np.ndarray, pixel_boost: str | int = boost.NATIVE,
+                 feeding: Conventions = KINDS["inswapper"]) -> None:
         self.session = session
+        self.feeding = feeding
+        self.template = feeding.template
         self.latent = np.asarray(latent, np.float32).reshape(1, -1)
         self.target_name, self.source_name = _swap_inputs(session)
         shapes = {n.name: list(n.shape) for n in session.get_inputs()}
@@ -137,15 +169,28 @@ class SwapStage(FaceModelStage):
 
     @classmethod
     def build(cls, inputs: Any) -> "SwapStage":
-        return cls(inputs.session("swapper"), inputs.source_latent, inputs.options["pixel_boost"])
+        key = swapper_key(inputs.options)
+        return cls(inputs.session(key), inputs.source_latent, inputs.options["pixel_boost"], inputs.feeding(key))
+
+    @classmethod
+    def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
+        """The recogniser, the chosen swapper and, for one whose source goes through an
+        embedding converter, that converter."""
+        key = swapper_key(options)
+        feeding = conventions(pack.entry(key))
+        converter = [feeding.embedding_converter] if feeding.embedding == "converted" else []
+        return ["recognizer", key, *converter]
 
     @classmethod
     def check_models(cls, options: Mapping[str, Any], pack: Any) -> None:
-        """A boost size must be a multiple of the pack's swapper size, and not below it."""
+        """The chosen swapper is a swapper of the pack; a boost size is a multiple of its
+        native size, and not below it."""
+        key = swapper_key(options)
+        check_choice(pack, key, SWAPPER, "swapper (--swapper)")
         value = options.get("pixel_boost", boost.NATIVE)
         if value in (boost.NATIVE, boost.AUTO):
             return
-        native = pack_native_size(pack)
+        native = pack_native_size(pack, key)
         problem = boost.size_problem(int(value), native)
         if problem:
             sizes = ", ".join(str(s) for s in boost.allowed_sizes(native))
@@ -154,11 +199,13 @@ class SwapStage(FaceModelStage):
 
     @classmethod
     def label(cls, options: Mapping[str, Any], pack: Any) -> str:
-        """`swap`, or `swap (pixel boost 512)` / `swap (pixel boost auto)` when boosted."""
+        """`swap`, or with a chosen swapper and/or a boost `swap (hyperswap_1a_256, pixel boost 512)`."""
+        key = swapper_key(options)
+        parts = [pack.entry(key).name] if options.get("swapper") else []
         value = str(options.get("pixel_boost", boost.NATIVE))
-        if value == boost.NATIVE or (value != boost.AUTO and int(value) == pack_native_size(pack)):
-            return cls.name
-        return f"{cls.name} (pixel boost {value})"
+        if not (value == boost.NATIVE or (value != boost.AUTO and int(value) == pack_native_size(pack, key))):
+            parts.append(f"pixel boost {value}")
+        return f"{cls.name} ({', '.join(parts)})" if parts else cls.name
 
     def face_size(self, face: Face) -> int:
         """The aligned crop's side (px): the native size, the job's boost, or with `auto`
@@ -188,5 +235,21 @@ class SwapStage(FaceModelStage):
     def _swap(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """The swapper's BGR uint8 results for native-size BGR uint8 crops, in one run."""
         source = np.repeat(self.latent, len(crops), axis=0) if self._tile_source else self.latent
-        out = run(self.session, {self.target_name: to_blob(crops, 0.0, 255.0), self.source_name: source})[0]
-        return [from_blob(o, 0.0, 1.0) for o in out]
+        target = to_planes(crops, self.feeding.mean, self.feeding.std)
+        out = run(self.session, {self.target_name: target, self.source_name: source})[0]
+        lo, hi = self.feeding.output_range
+        return [from_blob(o, lo, hi) for o in out]
+
+
+def check_choice(pack: Any, key: str, family: str, what: str) -> None:
+    """InputError (at submit) unless `key` names a model of `family` in the pack."""
+    from farm.errors import ModelError
+
+    try:
+        if family_of(pack.entry(key)) == family:
+            return
+    except ModelError:
+        pass
+    choices = [m.name.removeprefix("demo-") for m in pack.manifest.models if family_of(m) == family]
+    raise InputError(f"option {what} = {key} is refused: model pack {pack.name!r} has no {family} {key!r}",
+                     hint="use one of " + ", ".join(choices) + " (see `farm models list`)")

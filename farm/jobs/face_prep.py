@@ -77,7 +77,7 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
             raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
     pack.check_installed(required_roles(options, pack))   # an optional model a stage needs, at submit
     label = face_label(options, pack, pack_ref=str(pack_name))   # workers load pack_ref
-    return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack),
+    return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack, options),
                     reference_embedding=reference)
 
 

@@ -11,6 +11,9 @@ Each stand-in has the exact input/output names, shapes and dtypes of the real mo
 - swapper (+ fp16 variant): tints the face with a colour computed from the source
   latent and paints diagonal stripes over it; its last initializer is a 512x512 emap;
 - enhancer: a mild sharpen plus contrast, clipped to [-1, 1];
+- the other swappers and restorers a job may choose (hyperswap, simswap and its embedding
+  converter, CodeFormer, GPEN-BFR): a per-plane gain and shift, by the source identity or
+  the fidelity weight (farm.models.standins_faces);
 - occluder and face parser (masks): a flat key colour counts as covering the face; face
   regions by position in the aligned crop (farm.models.standins_masks).
 
@@ -35,12 +38,12 @@ from farm.errors import ModelError
 from farm.models.locks import pack_lock
 from farm.models.manifest import MANIFEST_FILE, Manifest, dump_manifest, load_manifest
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bump when a stand-in changes; stale demo packs are rebuilt."""
 
-STANDIN_ROLES = frozenset({"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer",
-                           "occluder", "face_parser"})
-"""The roles farm.models.standins.STANDINS generates (checked equal by a test)."""
+STANDIN_KINDS = frozenset({"detector", "detector_yunet", "recognizer", "inswapper", "hyperswap", "simswap",
+                           "embedding_converter", "gfpgan", "codeformer", "gpen", "occluder", "face_parser"})
+"""The kinds farm.models.standins.STANDINS generates (checked equal by a test)."""
 
 _MARK = f"farm demo stand-ins v{DEMO_VERSION}"
 
@@ -77,16 +80,13 @@ def build_demo_pack(dest: str | Path, base_manifest: str | Path | None = None) -
 
 
 def _build_locked(dest: Path, base: Manifest) -> Manifest:
-    from farm.models.standins import STANDINS  # onnx: only when building
+    from farm.models.standins import standin_for  # onnx: only when building
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         entries = []
         for entry in base.models:
-            make = STANDINS.get(entry.role)
-            if make is None:
-                raise ModelError(f"no demo stand-in for role {entry.role!r} ({entry.name})")
-            model = make(entry)
+            model = standin_for(entry)
             if entry.role == "swapper_fp16":
                 model.doc_string += " (fp16 variant: same graph, float32 I/O like the real one)"
             data = model.SerializeToString(deterministic=True)
@@ -126,15 +126,17 @@ def ensure_demo_pack(dest: str | Path) -> Manifest:
 
 
 def _usable(dest: Path) -> Manifest | None:
-    """The pack's manifest if it is this version's, complete and with every stand-in role."""
+    """The pack's manifest if it is this version's, complete and with a stand-in for every
+    model of the default manifest."""
     try:
         manifest = load_manifest(dest / MANIFEST_FILE)
     except ModelError:
         return None
     fresh = manifest.demo and manifest.description.startswith(_MARK + ":")
-    roles = {m.role for m in manifest.models}
+    names = {m.name for m in manifest.models}
+    wanted = {f"demo-{m.name}" for m in load_manifest(default_manifest_path()).models}
     complete = all((dest / m.file).is_file() and (dest / m.file).stat().st_size == m.size for m in manifest.models)
-    return manifest if fresh and complete and roles == STANDIN_ROLES else None
+    return manifest if fresh and complete and names == wanted else None
 
 
 def _swap_in(tmp: Path, dest: Path) -> None:

@@ -55,6 +55,15 @@ class ModelEntry:
     size_note: str = ""
     license: str = ""
     notes: str = ""
+    kind: str = ""
+    """The model family (farm.models.conventions.KINDS); '' = the one its role implies."""
+    template: str = ""
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    output_range: tuple[float, ...] = ()
+    embedding: str = ""
+    embedding_converter: str = ""
+    """Feeding conventions that override the kind's (farm.models.conventions)."""
 
     @property
     def accepted_sha256(self) -> frozenset[str]:
@@ -74,9 +83,13 @@ class Manifest:
     source: Path | None = field(default=None, compare=False)
 
     def entry(self, key: str) -> ModelEntry:
-        """The model whose role or name is `key`."""
+        """The model named `key` (in a generated demo pack also `demo-<key>`), else the
+        first model of role `key`: a role's first entry is its default."""
         for m in self.models:
-            if m.role == key or m.name == key:
+            if m.name == key or (self.demo and m.name == f"demo-{key}"):
+                return m
+        for m in self.models:
+            if m.role == key:
                 return m
         known = ", ".join(m.name for m in self.models)
         raise ModelError(f"pack {self.name!r} has no model or role {key!r} (it has: {known})")
@@ -124,7 +137,7 @@ def parse_manifest(raw: dict[str, Any], *, source: Path | None = None) -> Manife
     if not isinstance(items, list) or not items:
         raise fail("no [[model]] entries")
     models = tuple(_parse_entry(item, i, fail) for i, item in enumerate(items))
-    for attr in ("name", "role", "file"):
+    for attr in ("name", "file"):   # a role may repeat: its first entry is the role's default
         seen: set[str] = set()
         for m in models:
             value = getattr(m, attr)
@@ -186,6 +199,7 @@ def _parse_entry(item: Any, index: int, fail: Any) -> ModelEntry:
         raise fail(f"{where}.optional must be true or false")
     inputs = _parse_tensors(item.get("inputs"), f"{where}.inputs", fail)
     outputs = _parse_tensors(item.get("outputs"), f"{where}.outputs", fail)
+    feeding = _parse_feeding(item, where, fail)
     return ModelEntry(
         name=name,
         role=role,
@@ -202,7 +216,42 @@ def _parse_entry(item: Any, index: int, fail: Any) -> ModelEntry:
         size_note=size_note,
         license=_str(item, "license", where, fail),
         notes=_str(item, "notes", where, fail),
+        **feeding,
     )
+
+
+_FEEDING_LENGTHS = {"mean": 3, "std": 3, "output_range": 2}
+
+
+def _parse_feeding(item: dict[str, Any], where: str, fail: Any) -> dict[str, Any]:
+    """The optional feeding fields of an entry (kind, template, mean, std, output_range,
+    embedding, embedding_converter), checked for type and length."""
+    from farm.models.conventions import EMBEDDINGS, KINDS
+
+    out: dict[str, Any] = {}
+    for key in ("kind", "template", "embedding", "embedding_converter"):
+        out[key] = _str(item, key, where, fail)
+    if out["kind"] and out["kind"] not in KINDS:
+        raise fail(f"{where}.kind {out['kind']!r} is not one of {sorted(KINDS)}")
+    if out["embedding"] and out["embedding"] not in EMBEDDINGS:
+        raise fail(f"{where}.embedding {out['embedding']!r} is not one of {list(EMBEDDINGS)}")
+    if out["template"]:
+        from farm.faces.align import TEMPLATES
+
+        if out["template"] not in TEMPLATES:
+            raise fail(f"{where}.template {out['template']!r} is not one of {sorted(TEMPLATES)}")
+    for key, length in _FEEDING_LENGTHS.items():
+        value = item.get(key, [])
+        numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value)
+        if not numbers or len(value) not in (0, length):
+            raise fail(f"{where}.{key} must be a list of {length} numbers")
+        out[key] = tuple(float(v) for v in value)
+    if out["std"] and min(out["std"]) <= 0:
+        raise fail(f"{where}.std must be positive")
+    if out["output_range"] and out["output_range"][0] >= out["output_range"][1]:
+        raise fail(f"{where}.output_range must be [low, high] with low < high")
+    return out
 
 
 def _parse_tensors(items: Any, where: str, fail: Any) -> tuple[TensorSpec, ...]:
@@ -256,10 +305,14 @@ def dump_manifest(manifest: Manifest) -> str:
             f"urls = [{', '.join(_q(u) for u in m.urls)}]",
             f"sha256 = {_q(m.sha256)}",
         ]
-        for key in ("sha256_source", "sha256_note", "size_note", "license", "notes"):
+        for key in ("sha256_source", "sha256_note", "size_note", "license", "notes", "kind", "template",
+                    "embedding", "embedding_converter"):
             value = getattr(m, key)
             if value:
                 lines.append(f"{key} = {_q(value)}")
+        for key in _FEEDING_LENGTHS:
+            if getattr(m, key):
+                lines.append(f"{key} = [{', '.join(repr(v) for v in getattr(m, key))}]")
         if m.also_sha256:
             lines.append(f"also_sha256 = [{', '.join(_q(s) for s in m.also_sha256)}]")
         lines.append(f"size = {m.size}")

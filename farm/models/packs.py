@@ -191,13 +191,25 @@ class ModelPack:
     def label(self, roles: Sequence[str] | None = None, *, haar: bool = False) -> dict[str, Any]:
         """What to write into output metadata: pack, demo flag, each model's name + sha256.
 
-        roles: the roles a job used (None: every installed model). haar: the job found
-        faces with OpenCV's Haar cascade (the demo pack); it is listed as its detector.
+        roles: the models a job used, by role or name (--swapper hyperswap_1a_256), each
+        listed under its role; None: every installed model, a role's other models under
+        their names. haar: the job found faces with OpenCV's Haar cascade (the demo pack);
+        it is listed as its detector.
         """
         models = {}
-        for entry in self.manifest.models:
-            if (roles is None or entry.role in roles) and (self.root / entry.file).is_file():
-                models[entry.role] = {"name": entry.name, "sha256": self.sha256(entry.role)}
+        if roles is None:
+            chosen = [(e.role if self.entry(e.role) is e else e.name, e) for e in self.manifest.models]
+        else:
+            chosen = []
+            for key in roles:
+                try:
+                    entry = self.entry(key)
+                except ModelError:   # a role this pack does not have (e.g. no YuNet file entry)
+                    continue
+                chosen.append((entry.role, entry))
+        for key, entry in chosen:
+            if (self.root / entry.file).is_file():
+                models[key] = {"name": entry.name, "sha256": self.sha256(entry.name)}
         if haar:
             cascade = self.haar_cascade_path()
             models["detector"] = {"name": f"opencv-{cascade.stem}", "sha256": _file_sha256(cascade)}

@@ -15,13 +15,14 @@ from onnx import TensorProto, helper, numpy_helper
 from farm.errors import ModelError
 from farm.models.demo import _MARK, DEMO_VERSION
 from farm.models.manifest import ModelEntry, TensorSpec
+from farm.models.standins_faces import converter_standin, restorer_standin, swapper_standin
 from farm.models.standins_masks import face_parser_standin, occluder_standin
 
 OPSET = 17
 IR_VERSION = 8
 SEED = 20240601
-_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "uint8": TensorProto.UINT8,
-           "int64": TensorProto.INT64}
+_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
+           "uint8": TensorProto.UINT8, "int64": TensorProto.INT64}
 
 # ---------------------------------------------------------------- graph helpers
 
@@ -186,10 +187,25 @@ STANDINS: dict[str, Callable[[ModelEntry], onnx.ModelProto]] = {
     "detector": scrfd_standin,
     "detector_yunet": yunet_standin,
     "recognizer": arcface_standin,
-    "swapper": inswapper_standin,
-    "swapper_fp16": inswapper_standin,
-    "enhancer": gfpgan_standin,
+    "inswapper": inswapper_standin,
+    "hyperswap": swapper_standin,
+    "simswap": swapper_standin,
+    "embedding_converter": converter_standin,
+    "gfpgan": gfpgan_standin,
+    "codeformer": restorer_standin,
+    "gpen": restorer_standin,
     "occluder": occluder_standin,
     "face_parser": face_parser_standin,
 }
-"""Role -> generator. Every role of the default manifest needs one."""
+"""Kind (farm.models.conventions.kind_of: a face model's family, else its role) -> generator.
+Every model of the default manifest needs one."""
+
+
+def standin_for(entry: ModelEntry) -> onnx.ModelProto:
+    """The stand-in graph for a manifest entry; ModelError for a kind without one."""
+    from farm.models.conventions import kind_of
+
+    make = STANDINS.get(kind_of(entry))
+    if make is None:
+        raise ModelError(f"no demo stand-in for {entry.name} (role {entry.role!r}, kind {kind_of(entry)!r})")
+    return make(entry)

@@ -37,7 +37,7 @@ from farm.faces.types import Face
 from farm.jobs.spec import CLI, check_options, load_spec
 from farm.models.demo import default_manifest_path
 from farm.models.manifest import load_manifest
-from farm.models.standins import STANDINS
+from farm.models.standins import standin_for
 from farm.models.standins_masks import OCCLUDER_KEY_BGR, PARSER_LAYOUT
 from farm.pipeline.frame import Frame
 from farm.state.db import Database, upgrade_schema
@@ -55,7 +55,7 @@ MARGIN_PX = 3
 
 def sessions() -> dict[str, ort.InferenceSession]:
     manifest = load_manifest(default_manifest_path())
-    return {role: ort.InferenceSession(STANDINS[role](manifest.entry(role)).SerializeToString(),
+    return {role: ort.InferenceSession(standin_for(manifest.entry(role)).SerializeToString(),
                                        providers=["CPUExecutionProvider"])
             for role in ("swapper", "enhancer", "occluder", "face_parser")}
 

@@ -37,7 +37,7 @@ def weights(tmp_path_factory) -> SimpleNamespace:
     """Generated stand-in files (a folder to import or serve from) and their manifest."""
     folder = tmp_path_factory.mktemp("weights")
     demo = build_demo_pack(folder)
-    models = tuple(m for m in demo.models if m.role in ROLES)
+    models = tuple(demo.entry(role) for role in ROLES)   # each role's default model
     manifest = dataclasses.replace(demo, name="mine", demo=False, models=models)
     return SimpleNamespace(folder=folder, manifest=manifest)
 

@@ -30,8 +30,8 @@ def test_stand_ins_match_the_real_signatures(demo):
     real = load_manifest(default_manifest_path())
     assert manifest.demo and manifest.detector == "haar"
     for entry in real.models:
-        stand_in = manifest.entry(entry.role)
-        assert stand_in.inputs == entry.inputs and stand_in.outputs == entry.outputs
+        stand_in = manifest.entry(entry.name)   # demo-<name>
+        assert stand_in.name == f"demo-{entry.name}" and stand_in.inputs == entry.inputs and stand_in.outputs == entry.outputs
         # the generated file itself passes the real entry's signature check
         assert check_signature(entry, root / stand_in.file) == []
 
@@ -104,10 +104,10 @@ def test_every_stand_in_role_is_generated_and_onnx_is_only_imported_to_build():
     import subprocess
     import sys
 
-    from farm.models.demo import STANDIN_ROLES
+    from farm.models.demo import STANDIN_KINDS
     from farm.models.standins import STANDINS
 
-    assert STANDIN_ROLES == set(STANDINS)
+    assert STANDIN_KINDS == set(STANDINS)
     code = ("import sys, farm.cli.main, farm.models, farm.models.packs, farm.jobs.face_prep, farm.workers.context; "
             "print('onnx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

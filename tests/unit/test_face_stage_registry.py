@@ -26,7 +26,8 @@ from tests.unit.test_faces_standins import astronaut_frame, session, swapper_mod
 def test_each_option_is_declared_once_by_the_stage_it_names():
     assert list(FACE_OPTIONS) == ["detect_max_side", "min_score", "detector", "faces", "reference",
                                   "reference_frame", "similarity", "mask", "mask_blur", "mask_padding", "mask_regions",
-                                  "pixel_boost", "enhance", "enhance_blend"]
+                                  "swapper", "pixel_boost", "enhance", "enhance_blend", "enhancer",
+                                  "enhancer_fidelity"]
     by_name = {stage.name: stage for stage in stages.FACE_STAGES}
     for name, option in FACE_OPTIONS.items():
         declaring = [s.name for s in stages.FACE_STAGES if name in s.options]
@@ -66,7 +67,8 @@ def pack(detector: str = "onnx", roles: tuple[str, ...] = ("detector", "recogniz
         labelled.append((list(wanted), haar))
         return {"pack": "p", "models": {r: {"name": r} for r in wanted}}
 
-    return SimpleNamespace(name="p", detector=detector, has=lambda r: r in roles, label=label, labelled=labelled)
+    return SimpleNamespace(name="p", detector=detector, has=lambda r: r in roles, label=label, labelled=labelled,
+                           entry=lambda key: SimpleNamespace(name=key, role=key))
 
 
 @pytest.mark.parametrize("options, detector, roles", [

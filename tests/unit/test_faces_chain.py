@@ -85,7 +85,7 @@ def test_reference_mode_from_an_image_and_from_a_pack(tmp_path):
     paths = {"swapper": save(swap, tmp_path / "swap.onnx")}
     by_role = {"recognizer": session(rec), "swapper": session(swap), "enhancer": session(enhancer_model())}
     pack = SimpleNamespace(detector="haar", path=lambda role: paths[role],
-                           session=lambda role: by_role[role])
+                           session=lambda role: by_role[role], entry=lambda role: SimpleNamespace(name=role, role=role))
     latent = latent_for_pack(np.ones(512, np.float32), pack)
     assert np.allclose(latent, emap_latent(np.ones(512, np.float32), emap))
     chain = build_chain({"faces": "reference", "reference": str(ref), "similarity": 0.9}, pack, latent)

@@ -135,8 +135,11 @@ def test_a_number_among_the_choices_is_taken_as_written_in_a_spec_file_or_json()
 
 def fake_pack(native: int) -> SimpleNamespace:
     target = TensorSpec("target", (1, 3, native, native), "float32")
-    entry = SimpleNamespace(inputs=(target, TensorSpec("source", (1, 512), "float32")))
-    return SimpleNamespace(entry=lambda role: entry)
+    entries = {"swapper": SimpleNamespace(name="swapper", role="swapper",
+                                          inputs=(target, TensorSpec("source", (1, 512), "float32"))),
+               "enhancer": SimpleNamespace(name="enhancer", role="enhancer",
+                                           inputs=(TensorSpec("input", (1, 3, 512, 512), "float32"),))}
+    return SimpleNamespace(entry=lambda role: entries[role])
 
 
 def test_a_boost_the_packs_swapper_cannot_take_is_refused_at_submit():

@@ -10,7 +10,8 @@ from farm.errors import ModelError
 from farm.models.demo import default_manifest_path
 from farm.models.manifest import dump_manifest, load_manifest, parse_manifest
 
-ROLES = {"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer", "occluder", "face_parser"}
+ROLES = {"detector", "detector_yunet", "recognizer", "swapper", "swapper_fp16", "enhancer", "occluder", "face_parser",
+         "embedding_converter"}
 
 
 def _raw() -> dict:

@@ -1,4 +1,5 @@
-"""`farm demo`: make a sample clip with a real face and run it through the farm.
+"""`farm demo`: make a sample clip with a real face, preview one frame and run it through
+the farm, boosted and masked (DEMO_FACE_OPTIONS), with the demo models.
 
 The face is the astronaut photograph that ships inside scikit-image; the clip is
 encoded in-process with PyAV (H.264 + AAC), so the demo needs no download.
@@ -18,6 +19,10 @@ SAMPLE_SIZE = (640, 360)    # pixels
 SAMPLE_FPS = 30
 SAMPLE_SECONDS = 4.0
 AUDIO_RATE = 48_000         # Hz
+
+DEMO_FACE_OPTIONS = {"pixel_boost": "256", "mask": "box,occlusion", "models": "demo"}
+"""What the demo's preview and job both use: the swapper at twice its size (pixel boost),
+the box mask combined with the occluder's, the demo stand-in models."""
 
 
 def face_image() -> np.ndarray:
@@ -73,3 +78,15 @@ def write_sample_video(path: Path, seconds: float = SAMPLE_SECONDS) -> Path:
         out.mux(aus.encode())
     tmp.replace(path)
     return path
+
+
+def write_preview(video: Path, face: Path, out: Path, settings: object) -> Path:
+    """The preview PNG of the sample's first frame with the demo's options (what the job renders)."""
+    from farm.jobs.preview import render_preview, write_png
+    from farm.jobs.preview_sheet import render_sheet
+    from farm.jobs.spec import check_options
+
+    options = check_options({"source": [str(face)], **DEMO_FACE_OPTIONS}, "farm demo")
+    _, data = render_sheet(render_preview(video, options, settings))
+    write_png(out, data, overwrite=True)
+    return out

@@ -155,17 +155,21 @@ def _report(job: store.JobView, as_json: bool) -> None:
 
 @app.command()
 def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help="Length of the sample clip (s).")) -> None:
-    """Make a sample clip with a real face and run it through the farm with the demo models."""
-    from farm.cli.demo_command import write_face_image, write_sample_video
+    """Make a sample clip with a real face, preview its first frame, and run it through the farm
+    with the demo models (pixel boost 256, box + occlusion mask)."""
+    from farm.cli.demo_command import DEMO_FACE_OPTIONS, write_face_image, write_preview, write_sample_video
 
     settings = _settings()
     folder = settings.home / "demo"
     video = write_sample_video(folder / "sample.mp4", seconds)
     face = write_face_image(folder / "face.jpg")
     err.print(f"sample clip {video}, source face {face}")
+    with err.status("rendering a preview of the first frame", spinner="dots"):
+        shown = write_preview(video, face, folder / "sample.preview.png", settings)
+    err.print(f"preview (before | after) {shown}")
     run_submit(video, {"source": [str(face)], "output": str(folder / "sample.farm.mp4"), "overwrite": True,
-                       "chunk_seconds": 1.0, "models": "demo", "consent": "farm demo: the public-domain sample face"},
-               spec=None, wait=True, as_json=False)
+                       "chunk_seconds": 1.0, "consent": "farm demo: the public-domain sample face",
+                       **DEMO_FACE_OPTIONS}, spec=None, wait=True, as_json=False)
 
 
 @app.command()

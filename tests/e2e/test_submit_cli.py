@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from tests import clips, media_checks
@@ -151,6 +152,12 @@ def test_demo_runs_the_sample_through_the_farm(cli):
     tags = media_checks.container_tags(out)
     assert "synthetic media" in tags.get("comment", "") and "faces altered" in tags["comment"], tags
     assert "demo" in tags["comment"] and tags.get("farm_faces_altered") == "1"
+    # boosted and masked (issue 14.6), and previewed first: before | after of the first frame plus a panel
+    assert "by mask (box+occlusion) + swap (pixel boost 256) + enhance in " in tags["comment"], tags
+    preview = cli.home / "demo" / "sample.preview.png"
+    assert f"preview (before | after) {preview}" in " ".join(proc.stderr.split()), proc.stderr
+    width, height = cv2.imread(str(preview)).shape[1::-1]
+    assert width == 2 * 640 and height > 360
 
 
 def test_cluster_mode_submit_wait_starts_no_local_workers(farm_home, tmp_path):

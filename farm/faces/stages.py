@@ -18,9 +18,10 @@ from farm.faces.mask_stage import MaskStage
 from farm.faces.options import Option
 from farm.faces.select import SelectStage
 from farm.faces.swap import SwapStage
+from farm.faces.tracking import TrackStage
 from farm.pipeline.stage import Stage
 
-FACE_STAGES: list[type[Stage]] = [DetectStage, SelectStage, MaskStage, SwapStage, EnhanceStage]
+FACE_STAGES: list[type[Stage]] = [DetectStage, SelectStage, TrackStage, MaskStage, SwapStage, EnhanceStage]
 """Every face stage, in the order a frame goes through them."""
 
 

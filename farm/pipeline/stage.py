@@ -12,6 +12,15 @@ once per chunk (`setup`), sees frames in presentation order (`process`, frame in
 frame out, usually the same object; `process_batch` for several frames, a loop by
 default) and is closed once (`close`). A stage that finds nothing to do returns the
 frame untouched.
+
+A stage that needs frames around the one it works on says so. `holds`: its process_batch
+may hand back fewer frames than it was given, keeping the newest for look-ahead; they come
+out, in order and each once, from later calls and from `flush()` at the end of the chunk
+(the chain passes them on to the stages after it). `warms`: it keeps state from frame to
+frame and wants the frames a chunk decodes before its first one (`warm_frames`, planned at
+submit by farm.media.plan); those have a negative Frame.index, go through the stages up to
+the last one that warms, and are then dropped: no later stage sees them and they are
+never encoded (StageChain).
 """
 
 from __future__ import annotations
@@ -37,6 +46,10 @@ class Stage:
     """True when `process_batch` does better than a loop (a model with a dynamic batch)."""
     alters: ClassVar[bool] = False
     """True when the stage replaces pixels (its name goes into the output label)."""
+    holds: ClassVar[bool] = False
+    """True when process_batch may keep frames back for look-ahead (released later or by flush)."""
+    warms: ClassVar[bool] = False
+    """True when the stage wants the frames before a chunk's first (index < 0) to warm its state."""
 
     @classmethod
     def wanted(cls, options: Mapping[str, Any]) -> bool:
@@ -63,6 +76,11 @@ class Stage:
         return list(cls.model_roles)
 
     @classmethod
+    def warm_frames(cls, options: Mapping[str, Any], fps: float) -> int:
+        """Frames before each chunk's first one this stage wants to see (a stage that warms)."""
+        return 0
+
+    @classmethod
     def build(cls, inputs: Any) -> "Stage":
         """An instance for one job; `inputs` gives options, sessions and identities
         (farm.faces.chain.ChainInputs)."""
@@ -78,6 +96,10 @@ class Stage:
     def process_batch(self, frames: list[Frame]) -> list[Frame]:
         """process() of several frames in order; stages whose models batch override it."""
         return [self.process(f) for f in frames]
+
+    def flush(self) -> list[Frame]:
+        """The frames a stage that `holds` still has, in order (the end of a chunk)."""
+        return []
 
     def close(self) -> None:
         """Release what setup took."""
@@ -115,8 +137,17 @@ class StageChain:
 
     @property
     def batches(self) -> bool:
-        """True when some stage gains from several frames per call (face jobs)."""
-        return any(s.batches for s in self.stages)
+        """True when some stage gains from several frames per call (face jobs) or needs
+        them (a stage that holds frames: the chain must then run by process_batch + flush)."""
+        return any(s.batches or s.holds for s in self.stages)
+
+    @property
+    def holds(self) -> bool:
+        """True when process_batch may return fewer frames than given (see flush)."""
+        return any(s.holds for s in self.stages)
+
+    def _last_warming(self) -> int:
+        return max((i for i, s in enumerate(self.stages) if s.warms), default=-1)
 
     def setup(self) -> None:
         self.changed = ChangeTally()
@@ -132,12 +163,34 @@ class StageChain:
     def process_batch(self, frames: list[Frame]) -> list[Frame]:
         """The chain's result for each frame, in order, run stage by stage over the list.
 
-        Stages are independent per frame, so this gives what frame-by-frame would."""
-        for stage in self.stages:
-            frames = stage.process_batch(frames)
+        Without a stage that holds or warms this gives what frame-by-frame would, one result
+        per frame. Warm frames (index < 0) are dropped after the last stage that warms (at
+        once when none does); a stage that holds returns fewer frames, the rest come from
+        later calls and from flush()."""
+        last_warming = self._last_warming()
+        if last_warming < 0:
+            frames = [f for f in frames if f.index >= 0]
+        for i, stage in enumerate(self.stages):
+            if frames:
+                frames = stage.process_batch(frames)
+            if i == last_warming:
+                frames = [f for f in frames if f.index >= 0]
         for frame in frames:
             self.changed.add(frame)
         return frames
+
+    def flush(self) -> list[Frame]:
+        """The frames the chain's stages still hold, run through the stages after each, in
+        order (call once at the end of a chunk; [] for a chain whose stages hold nothing)."""
+        last_warming = self._last_warming()
+        carried: list[Frame] = []
+        for i, stage in enumerate(self.stages):
+            carried = (stage.process_batch(carried) if carried else []) + stage.flush()
+            if i == last_warming:
+                carried = [f for f in carried if f.index >= 0]
+        for frame in carried:
+            self.changed.add(frame)
+        return carried
 
     def close(self) -> None:
         for stage in reversed(self.stages):

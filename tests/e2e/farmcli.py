@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 FARM = [sys.executable, "-m", "farm"]
+
+
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn for a child the test will Ctrl-C: SIGINT back to its default action. A
+    shell starts background jobs (`pytest ... &`) with SIGINT ignored, children inherit
+    that, and Python then installs no KeyboardInterrupt handler: the signal would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class FarmCLI:

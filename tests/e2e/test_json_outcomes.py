@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import clips
-from tests.e2e.farmcli import FARM, FarmCLI
+from tests.e2e.farmcli import FARM, FarmCLI, sigint_as_from_a_terminal
 from tests.e2e.test_submit_cli import job_rows
 
 
@@ -108,7 +108,8 @@ def test_done_is_one_object_with_a_null_error(cli, tmp_path):
 def _waiting_submit(cli: FarmCLI, video: Path) -> tuple[subprocess.Popen, str]:
     """`farm submit --wait --json` started in the background, once its job is running."""
     proc = subprocess.Popen([*FARM, "submit", str(video), "--passthrough", "--wait", "--json", "--chunk-seconds", "0.5"],
-                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_from_a_terminal)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         newest = cli.newest_job()

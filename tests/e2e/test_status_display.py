@@ -22,6 +22,7 @@ import pytest
 from farm.state import chunks, registry, store
 from farm.state.db import Database, WorkerRow, upgrade_schema, utcnow
 from tests import job_rows
+from tests.e2e.farmcli import sigint_as_from_a_terminal
 
 LONG_DIR = "/srv/render/projects/2026/a-long-client-name/episode-042/plates"
 
@@ -136,7 +137,8 @@ def test_follow_prints_plain_progress_lines_when_stdout_is_not_a_terminal(db, se
     env = dict(os.environ, FARM_HOME=str(settings.home), COLUMNS="80")
     env.pop("FORCE_COLOR", None)
     proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 60
         first = proc.stdout.readline()       # the first line arrives while it runs, not at exit

@@ -9,6 +9,7 @@ from rich.console import Console
 from farm.cli.follow import RateMeter, follow, format_eta
 from farm.state import chunks, registry, store
 from farm.state.db import Chunk, utcnow
+from tests.e2e.farmcli import sigint_as_from_a_terminal
 from tests.job_rows import make_job
 
 
@@ -92,7 +93,8 @@ def test_the_follow_command_redraws_as_chunks_progress_and_stops_on_ctrl_c(setti
     chunks.heartbeat(db, "live1", 0, 10)
     env = dict(os.environ, FARM_HOME=str(settings.home), FORCE_COLOR="1", COLUMNS="200", LINES="40")
     proc = subprocess.Popen([sys.executable, "-m", "farm", "status", "--follow", "--interval", "0.2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_from_a_terminal)
     try:
         time.sleep(3.0)
         chunks.heartbeat(db, "live1", 0, 77)       # progress while it is watching

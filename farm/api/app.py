@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from farm import __version__
 from farm.api.drain import DrainUnreadBody
+from farm.api.faces_route import include_faces
 from farm.api.idempotency import KeyConflict
 from farm.api.preview_route import include_preview
 from farm.api.routes import create_body, router
@@ -81,6 +82,7 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
             route.openapi_extra = create_body()
     app.include_router(router)
     include_preview(app)   # GET /preview, its query parameters from the option table
+    include_faces(app)     # GET /faces, likewise
     app.add_middleware(DrainUnreadBody)
     (app.state.ctx.storage.root / API_OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)   # outputs clients name
 

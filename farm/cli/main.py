@@ -304,6 +304,11 @@ from farm.cli.preview_command import register as _register_preview
 _register_preview(app)
 
 
+from farm.cli.faces_command import register as _register_faces
+
+_register_faces(app)
+
+
 def _command_path(root: Any, args: list[str]) -> str:
     """The command the arguments name ("farm submit", "farm models list"), for a usage error
     that click raised without its context."""
@@ -341,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         register_submit()
     if "preview" in args:
         _register_preview(app, faces=True)
+    if "faces" in args:
+        _register_faces(app, faces_options=True)
     root = plain_help(typer.main.get_command(app))
     try:
         rc = root(args=args, prog_name="farm", standalone_mode=False)

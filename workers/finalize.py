@@ -21,7 +21,7 @@ from farm.media.probe import probe
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
 from farm.state import finalizing, store
-from farm.state.store import JobView
+from farm.state.store import JobView, face_job
 from farm.storage import (
     IngestRecord,
     check_source,
@@ -38,12 +38,6 @@ log = logging.getLogger("farm.workers.finalize")
 
 #: Longest label an MPEG-TS service_name can hold (a one-byte length in the SDT), in bytes.
 TS_SERVICE_NAME_MAX_BYTES = 255
-
-
-def face_job(job: JobView) -> bool:
-    """True if the job ran face stages (False for --passthrough: a re-encode only)."""
-    options = job.options or {}
-    return bool(job.models) and options.get("faces", "off") != "off"
 
 
 def changed_counts(job: JobView) -> tuple[int, int] | None:
@@ -77,7 +71,8 @@ def output_label(job: JobView) -> str:
     pack = models.get("pack", "unknown")
     counted = changed_counts(job)
     if counted is not None and counted[1] == 0:
-        return f"{head}: no face found; unaltered, a re-encode (faces searched for with model pack {pack})"
+        none = "no face matched the reference" if (job.options or {}).get("faces") == "reference" else "no face found"
+        return f"{head}: {none}; unaltered, a re-encode (faces searched for with model pack {pack})"
     named = models.get("stage_labels") or {}   # e.g. swap -> "swap (pixel boost 512)"
     stages = [named.get(stage, stage) for stage in models.get("stages") or []]
     label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")

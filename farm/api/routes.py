@@ -41,7 +41,8 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 def job_detail(job: store.JobView) -> dict[str, Any]:
-    """job_json plus per-chunk progress, the exit code the CLI would give, and the download link."""
+    """job_json plus per-chunk progress (with the frames and faces each done chunk changed),
+    the exit code the CLI would give, and the download link."""
     out = job_json(job)
     out["progress"] = round(job.frames_done / job.frames_total, 4) if job.frames_total else 0.0
     out["exit_code"] = exit_code_for(job.state) if job.terminal else None
@@ -49,7 +50,9 @@ def job_detail(job: store.JobView) -> dict[str, Any]:
     out["chunk_progress"] = [
         {"index": c.index, "state": c.state, "attempts": c.attempts, "worker": c.worker,
          "frames": c.frames_planned, "frames_done": c.frames_planned if c.state == "done" else c.frames_done,
-         "seconds": round(c.seconds, 3) if c.seconds is not None else None, "error": c.error}
+         "seconds": round(c.seconds, 3) if c.seconds is not None else None, "error": c.error,
+         "frames_changed": c.frames_changed if c.state == "done" else None,
+         "faces_changed": c.faces_changed if c.state == "done" else None}
         for c in job.chunks
     ]
     return out

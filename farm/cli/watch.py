@@ -23,9 +23,11 @@ from rich.text import Text
 from farm.broker import transport as broker
 from farm.cli.tables import Column, fitted_table
 from farm.config import Settings
+from farm.jobs.outcomes import no_face_warning
 from farm.state import registry, store
 from farm.state.db import Database, utcnow
 from farm.state.states import JobState
+from farm.state.store import face_job
 
 POLL_INTERVAL_S = 0.5
 FINALIZING_POLL_S = 0.1
@@ -203,38 +205,58 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
             check()
             time.sleep(_next_poll(job, poll_s))
             job = store.get_job(db, job_id)
+    warning = no_face_warning(job)
+    if warning:   # at the end, where a person sees it: usually a wrong reference or threshold
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return job
 
 
 def jobs_table(jobs: list[store.JobView], width: int = 80) -> Table:
     """Recent jobs, fitted to `width` columns: id, state, frames and output (or error)
-    always; the created time, chunks and input as room allows."""
+    always; the created time, chunks, input and frames with a face changed as room allows."""
     columns = [Column("id"), Column("state"), Column("frames", 1), Column("created", 2), Column("chunks", 3),
-               Column("output / error", fold=True), Column("input", 4, fold=True)]
+               Column("changed", 5), Column("output / error", fold=True), Column("input", 4, fold=True)]
     rows = [[j.id, _state(j.state), f"{j.frames_done}/{j.frames_total}", f"{j.created_at:%m-%d %H:%M}",
-             f"{j.chunks_done}/{j.chunk_count}", j.error or j.output_path, j.input_path] for j in jobs]
+             f"{j.chunks_done}/{j.chunk_count}", changed_cell(j), j.error or j.output_path, j.input_path]
+            for j in jobs]
     return fitted_table(columns, rows, width, title="jobs")
 
 
 def job_table(job: store.JobView, width: int = 80) -> Table:
     """One job's chunks, fitted to `width` columns (the error column only when a chunk has one)."""
-    columns = [Column("chunk"), Column("state"), Column("frames", 1), Column("attempts", 2), Column("worker", 3),
-               Column("time (s)", 4)]
+    columns = [Column("chunk"), Column("state"), Column("frames", 1), Column("changed", 1), Column("attempts", 2),
+               Column("worker", 3), Column("time (s)", 4)]
     rows = []
     for c in job.chunks:
         secs = c.seconds
-        rows.append([str(c.index), _state(c.state), f"{c.frames_rendered}/{c.frames_planned}", str(c.attempts),
+        counted = c.state == "done" and c.frames_changed is not None and face_job(job)
+        faced = str(c.frames_changed) if counted else "-"
+        rows.append([str(c.index), _state(c.state), f"{c.frames_rendered}/{c.frames_planned}", faced, str(c.attempts),
                      c.worker or "-", f"{secs:.1f}" if secs is not None else "-", c.error or ""])
     if any(c.error for c in job.chunks):
         columns.append(Column("error", fold=True))
+    changed = job.changed
+    faced = (f", {changed[0]} with a face changed ({changed[1]} faces)" if changed is not None and face_job(job)
+             else "")
     return fitted_table(columns, rows, width,
-                        title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames -> {job.output_path}")
+                        title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames{faced} -> "
+                              f"{job.output_path}")
+
+
+def changed_cell(job: store.JobView) -> str:
+    """Frames with a face changed, for the jobs table: '-' for a pass-through job or one
+    not counted."""
+    changed = job.changed
+    return str(changed[0]) if changed is not None and face_job(job) else "-"
 
 
 def job_notes(job: store.JobView) -> list[Text]:
     """Why a job failed or stopped, and what to do, as lines to print under its table: the
     job's error, each failed chunk's own error (when the job's does not already say it)."""
     lines = []
+    warning = no_face_warning(job)
+    if warning:
+        lines.append(Text.assemble(("warning: ", "bold yellow"), warning, overflow="fold"))
     if job.error:
         lines.append(Text.assemble(("error: ", "bold red"), job.error, overflow="fold"))
     for c in job.chunks:

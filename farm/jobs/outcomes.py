@@ -7,15 +7,34 @@ from typing import Any
 
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
 from farm.state.states import JobState
-from farm.state.store import JobView
+from farm.state.store import JobView, face_job
 
 
 def exit_code_for(state: str) -> int:
     return {JobState.DONE.value: EXIT_OK, JobState.CANCELLED.value: EXIT_CANCELLED}.get(state, EXIT_FAILED)
 
 
+def no_face_warning(job: JobView) -> str | None:
+    """What a done face job whose workers changed no face at all says at its end (stderr of
+    `farm submit --wait`, `warning` in its JSON): usually a wrong reference or threshold."""
+    changed = job.changed
+    if job.state != JobState.DONE.value or not face_job(job) or changed is None or changed[1] > 0:
+        return None
+    options = job.options or {}
+    if options.get("faces") == "reference":
+        why = (f"no face matched the reference (similarity {options.get('similarity', '?')}): check --reference / "
+               "--reference-frame, or lower --similarity")
+    else:
+        why = "no face was found: try a lower --min-score or a larger --detect-max-side (`farm preview` shows one frame)"
+    return f"job {job.id} changed no face in any of its {job.frames_total} frames; the output is the input " \
+           f"re-encoded ({why})"
+
+
 def job_json(job: JobView) -> dict[str, Any]:
-    """The CI-facing result of a job (`farm submit --json`, `farm jobs --json`, the API)."""
+    """The CI-facing result of a job (`farm submit --json`, `farm jobs --json`, the API).
+    frames_changed / faces_changed: frames with a face changed and faces changed, over the
+    chunks done so far (null: not counted, or no chunk done); warning: see no_face_warning."""
+    changed = job.changed
     return {
         "id": job.id,
         "state": job.state,
@@ -32,6 +51,9 @@ def job_json(job: JobView) -> dict[str, Any]:
         "error": job.error,
         "consent": job.consent,
         "provenance": job.provenance,
+        "frames_changed": changed[0] if changed else None,
+        "faces_changed": changed[1] if changed else None,
+        "warning": no_face_warning(job),
     }
 
 

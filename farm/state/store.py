@@ -111,6 +111,15 @@ class JobView:
         return sum(1 for c in self.chunks if c.state == ChunkState.DONE)
 
     @property
+    def changed(self) -> tuple[int, int] | None:
+        """(frames with a face changed, faces changed) over the chunks done so far; None when
+        a done chunk was not counted (rendered before the counts were kept) or none is done."""
+        done = [c for c in self.chunks if c.state == ChunkState.DONE]
+        if not done or any(c.frames_changed is None or c.faces_changed is None for c in done):
+            return None
+        return sum(c.frames_changed or 0 for c in done), sum(c.faces_changed or 0 for c in done)
+
+    @property
     def terminal(self) -> bool:
         return JobState(self.state) in JOB_TERMINAL
 
@@ -118,6 +127,12 @@ class JobView:
     def live(self) -> bool:
         """Unfinished: queued, running or finalizing (farm.state.states.JOB_LIVE)."""
         return JobState(self.state) in JOB_LIVE
+
+
+def face_job(job: Any) -> bool:
+    """True if the job ran face stages (False for --passthrough: a re-encode only)."""
+    options = job.options or {}
+    return bool(job.models) and options.get("faces", "off") != "off"
 
 
 # ---- row helpers (inside an open transaction; farm.state.chunks and finalizing use them too)

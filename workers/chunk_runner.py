@@ -15,7 +15,9 @@ has a dynamic input batch but rank-2 outputs ([anchors, values]), so detection r
 once per frame; YuNet, inswapper_128 and GFPGAN 1.4 are fixed batch 1 and run once per
 face. Pass-through jobs keep the plain frame-by-frame path. The chain counts the frames
 and faces it changed; they are stored with the chunk, and finalize labels the output
-from their sums (a clip where no face was found says it is unaltered).
+from their sums (a clip where no face was found says it is unaltered). On the batch path the
+codec takes the chain's frames back by index (a stage may hold some for look-ahead, the track
+stage: they come from StageChain.flush at the chunk's end, and context frames never come back).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
                 job_encoder(job), chain.process,
                 on_progress=on_progress, should_cancel=lambda: cancelled[0],
                 process_batch=batch_for(chain), report_final=False,   # finish_chunk stores the end
+                flush=chain.flush if chain.batches else None,   # frames back by index; held ones at the end
             )
     except ChunkCancelled:
         chunks.fail_chunk(ctx.db, job_id, index, "cancelled", retryable=False, max_attempts=0)

@@ -22,11 +22,15 @@ FaceFusion's tracker does. This needs look-ahead, so the stage holds its newest 
 frames (Stage.holds): process_batch hands back the frames that can no longer change and
 flush() the rest at the end of the chunk, in order, each once.
 
-Seams: the stage warms (Stage.warms): a chunk of a job that runs it decodes warm_frames()
-frames before its first one (farm.media.plan, WARM_SECONDS), which go through detect,
-select and this stage and are then dropped (never encoded), so the filters start a chunk
-in the state the previous chunk left them. A gap in the last fill_gaps frames of a chunk
-is not filled (no frames after the chunk are decoded).
+Seams: the stage warms (Stage.warms): a chunk of a job that runs it also decodes
+warm_frames() frames before its first one (WARM_SECONDS of video) and tail_frames() =
+fill_gaps after its last (farm.media.plan), which go through detect, select and this stage
+and are then dropped (never encoded). So the filters start a chunk in (nearly) the state the
+previous chunk left them, and a gap at a chunk's end is filled from the frames after it,
+as inside a chunk. Memory: the filter forgets its start as exp(-2 pi fc t): after 0.5 s,
+~6 % at the ~0.9 Hz cutoff a jittering still face gets with the defaults (~0.1 px of a
++-2 px start), so a seam's figures match those inside a chunk
+(tests/integration/test_face_tracking.py).
 
 Frame by frame (process(), e.g. `farm preview` of one frame) the faces pass unchanged.
 """
@@ -62,8 +66,7 @@ MATCH_SIMILARITY = 0.4
 """... and, where both have an embedding, their cosine similarity is at least this."""
 
 WARM_SECONDS = 0.5
-"""Video a chunk decodes before its first frame to warm the filters (the One Euro filter
-forgets its start within ~0.3 s at the default cutoffs)."""
+"""Video a chunk decodes before its first frame to warm the filters (see the module docstring)."""
 
 MAX_FILL_GAPS = 10
 """Most frames a gap may be filled over (the stage holds that many decoded frames)."""
@@ -71,7 +74,7 @@ MAX_FILL_GAPS = 10
 FALLBACK_FPS = 30.0
 """Frame rate assumed for frames without a timestamp (frames made from arrays)."""
 
-DEFAULT_MIN_CUTOFF_HZ = 0.5
+DEFAULT_MIN_CUTOFF_HZ = 0.3
 DEFAULT_BETA = 0.2
 
 
@@ -258,6 +261,11 @@ class TrackStage(Stage):
         return max(int(options["fill_gaps"]) + 1, math.ceil(WARM_SECONDS * rate))
 
     @classmethod
+    def tail_frames(cls, options: Mapping[str, Any], fps: float) -> int:
+        """Frames after a chunk's last one to decode and feed: fill_gaps (the look-ahead)."""
+        return int(options["fill_gaps"])
+
+    @classmethod
     def build(cls, inputs: Any) -> "TrackStage":
         opts = inputs.options
         return cls(opts["smooth_min_cutoff"], opts["smooth_beta"], opts["fill_gaps"])
@@ -275,3 +283,14 @@ class TrackStage(Stage):
 
     def flush(self) -> list[Frame]:
         return self.tracker.flush()
+
+
+def chunk_context_frames(options: Mapping[str, Any], fps: float) -> tuple[int, int]:
+    """(warm, tail): frames each chunk of a face job with these validated options decodes
+    before its first one and after its last, for the stages that warm (the most any wanted
+    stage asks for: Stage.warm_frames, tail_frames; (0, 0) without one)."""
+    from farm.faces.stages import wanted_stages   # the registry imports this module
+
+    warming = [stage for stage in wanted_stages(options) if stage.warms]
+    return (max((stage.warm_frames(options, fps) for stage in warming), default=0),
+            max((stage.tail_frames(options, fps) for stage in warming), default=0))

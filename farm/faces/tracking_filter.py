@@ -12,15 +12,17 @@ For each sample x at time t (seconds), with dt the time since the previous one:
 A first-order low pass trails a signal moving at v px/s by v / (2 pi fc) px once settled,
 so with fc = min_cutoff + beta * v the lag is v / (2 pi (min_cutoff + beta v)), below
 1 / (2 pi beta) px at any constant speed (0.8 px for beta = 0.2). The speed is taken from
-the raw samples (not the filtered ones, as the paper's sketch does): on a still face it is
-then only the jitter's, which the derivative filter all but cancels, so the cutoff stays
-near min_cutoff there. Time comes from the frames' timestamps, so a variable frame rate
+the raw samples (the paper differentiates against the filtered one): on a still face it is
+then only the jitter's, which the derivative filter mostly cancels, so the cutoff stays
+low there. Time comes from the frames' timestamps, so a variable frame rate
 or a skipped frame is filtered by its real interval.
 
-Defaults (FaceSmoother's callers take them from the track stage's options): min_cutoff
-0.5 Hz, beta 0.2 per px/s, derivative cutoff 1 Hz. With +-2 px landmark noise this cuts
-the frame-to-frame change of a still face's landmarks ~4.3x at 30 fps (~3.8x at 24, ~7x at
-60), and a face moving at any constant speed trails by under 0.8 px once settled
+Defaults (the track stage's options give min_cutoff and beta): min_cutoff 0.3 Hz, beta 0.2
+per px/s, derivative cutoff 0.5 Hz (a slow speed estimate keeps the jitter out of the cutoff:
+on a still face with +-2 px noise it stays near 0.9 Hz; it only delays how soon a face that
+starts moving is followed, ~0.5 s to under 1 px, not the lag once it moves). With +-2 px
+landmark noise this cuts the frame-to-frame change of a still face's landmarks ~7x at 30 fps
+(~6x at 24, ~12x at 60), and a face moving at any constant speed trails by under 0.85 px
 (tests/unit/test_faces_tracking.py).
 """
 
@@ -30,8 +32,8 @@ import math
 
 import numpy as np
 
-DERIVATIVE_CUTOFF_HZ = 1.0
-"""Cutoff, in Hz, of the low pass applied to the speed estimate."""
+DERIVATIVE_CUTOFF_HZ = 0.5
+"""Cutoff, in Hz, of the low pass applied to the speed estimate (see the module docstring)."""
 
 FALLBACK_DT_S = 1.0 / 30.0
 """Interval assumed when two samples have the same (or no increasing) time."""
@@ -51,7 +53,7 @@ class OneEuroFilter:
     The first sample passes unchanged and starts the filter.
     """
 
-    def __init__(self, min_cutoff: float = 0.5, beta: float = 0.2,
+    def __init__(self, min_cutoff: float = 0.3, beta: float = 0.2,
                  derivative_cutoff: float = DERIVATIVE_CUTOFF_HZ) -> None:
         self.min_cutoff = float(min_cutoff)
         self.beta = float(beta)

@@ -205,7 +205,7 @@ def render_preview(video: Path, options: Mapping[str, Any], settings: Settings, 
     whole = (0, 0, picture.width, picture.height)
     original = regions.read_bgr(picture, whole)
     with chain:   # as the chunk runner does: the batch path when a stage batches
-        picture = chain.process_batch([picture])[0] if chain.batches else chain.process(picture)
+        picture = (chain.process_batch([picture]) + chain.flush())[0] if chain.batches else chain.process(picture)
     return Preview(video=video, index=index, frame_count=len(info.frame_pts), time_s=frame_time(info, index),
                    original=original, result=regions.read_bgr(picture, whole),
                    boxes=face_boxes(picture, chain.stages), scores=[float(f.score) for f in picture.faces],

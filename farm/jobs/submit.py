@@ -215,7 +215,10 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
         source = storage.source(job_id, video.suffix.lower())
         ingested = ingest(video, source, expect_size=info.size_bytes)
         faces.save(storage.identity(job_id))
-        plans = plan_chunks(info, chunk_frames)
+        from farm.faces.tracking import chunk_context_frames
+
+        context = chunk_context_frames(faces.options, float(info.video.fps)) if faces.enabled else (0, 0)
+        plans = plan_chunks(info, chunk_frames, *context)   # frames stages see before/after each chunk
         step(f"splitting into {len(plans)} chunks")
         chunk_dir = storage.chunk_in(job_id, 0, ".x").parent
         in_paths = split_chunks(source, info, plans, chunk_dir)

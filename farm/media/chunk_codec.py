@@ -16,13 +16,14 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import av
 from av.video.frame import PictureType
 
 from farm.errors import ChunkCancelled, FrameCountMismatch, InputError, MediaError, UnavailableError
 from farm.media.colour import Colour
+from farm.media.chunk_frames import FrameQueue, context_side, decode_plan
 from farm.media.decode import BackgroundSink, iter_chunk_frames, prefetch
 from farm.media.hwaccel import HARDWARE_POLICIES, NVENC_PRESETS, encoder_in_build, nvdec_hwaccel
 from farm.media.intermediate import open_write, temp_path_for
@@ -211,6 +212,7 @@ def transcode_chunk(
     process_batch: Callable[[list[Frame]], list[Frame]] | None = None,
     batch_frames: int = BATCH_FRAMES,
     report_final: bool = True,
+    flush: Callable[[], list[Frame]] | None = None,
 ) -> int:
     """Decode, process and encode one chunk; return the number of frames written.
 
@@ -220,6 +222,15 @@ def transcode_chunk(
     returns them in the same order). The encoder is settings.codec with
     settings.encoder_options(), exactly as the job's record says (the caller checks that
     this worker can produce it: farm.workers.encoder_check).
+
+    Context frames: a plan with warm_frames / tail_frames decodes that many frames before the
+    chunk's first and after its last (farm.media.plan) and, with process_batch, hands them to
+    it in order with negative indices (farm.media.chunk_frames; a chain drops them after its
+    last stage that warms, StageChain); they are never encoded. Without process_batch they
+    are decoded and dropped.
+    `flush`, when given (StageChain.flush: a chain whose stages may hold frames), lets
+    process_batch return fewer frames than it got: frames come back by their index, in
+    order, each once, and flush() returns the rest after the last frame.
 
     Raises FrameCountMismatch if the frames written differ from plan.frame_count,
     ChunkCancelled if should_cancel() turns true (checked between frames); errors of the
@@ -234,28 +245,49 @@ def transcode_chunk(
     require_chunk_input(in_path)
     out = Path(out_path)
     tmp = temp_path_for(out)
-    frames = prefetch(iter_chunk_frames(in_path, plan, nvdec_hwaccel(settings.hardware)))
+    frames = prefetch(iter_chunk_frames(in_path, decode_plan(plan), nvdec_hwaccel(settings.hardware)))
     encoder = _ChunkEncoder(tmp, settings)
     sink: BackgroundSink[av.VideoFrame] = BackgroundSink(encoder.encode, encoder.flush, name="farm-encode")
-    done = 0
+    queue = FrameQueue(sink, process, process_batch, holding=flush is not None)
     try:
         last_report = time.monotonic()
-        pending: list[tuple[Frame, int, Any]] = []   # (frame, source pts, time base)
+        pending: list[Frame] = []
+        decoded = warm = tail = 0
         for av_frame in frames:
             if should_cancel is not None and should_cancel():
-                raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
-            pending.append((Frame.from_av(av_frame, done + len(pending)), av_frame.pts, av_frame.time_base))
+                raise ChunkCancelled(f"chunk {plan.index} cancelled after {queue.done} frames")
+            side = context_side(av_frame, plan)
+            if side and process_batch is None:
+                continue   # context for stages that warm: only the batch path takes it
+            if side < 0:
+                warm += 1
+                index = warm - 1 - plan.warm_frames
+                if index >= 0:
+                    raise MediaError(f"chunk {plan.index}: more than the {plan.warm_frames} warm frames planned")
+            elif side > 0:
+                tail += 1
+                index = -plan.warm_frames - tail
+            else:
+                index = decoded
+                decoded += 1
+            pending.append(queue.hold(Frame.from_av(av_frame, index), av_frame))
             if process_batch is not None and len(pending) < batch_frames:
                 continue
-            done += _process_and_queue(pending, process, process_batch, sink)
+            queue.run(pending)
             pending = []
             if on_progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
-                on_progress(done)
+                on_progress(queue.done)
                 last_report = time.monotonic()
-        if pending:
+        if pending or flush is not None:
             if should_cancel is not None and should_cancel():
-                raise ChunkCancelled(f"chunk {plan.index} cancelled after {done} frames")
-            done += _process_and_queue(pending, process, process_batch, sink)
+                raise ChunkCancelled(f"chunk {plan.index} cancelled after {queue.done} frames")
+            if pending:
+                queue.run(pending)
+            if flush is not None:
+                queue.put(flush())
+        done = queue.done
+        if queue.times and flush is not None:
+            raise MediaError(f"the stage chain returned {done} of the chunk's {decoded} frames")
 
         def tick() -> None:   # while the encoder flushes: keep the heartbeat going
             nonlocal last_report
@@ -280,21 +312,6 @@ def transcode_chunk(
     if on_progress is not None and report_final:
         on_progress(done)
     return done
-
-
-def _process_and_queue(pending: list[tuple[Frame, int, Any]], process: Callable[[Frame], Frame],
-                       process_batch: Callable[[list[Frame]], list[Frame]] | None,
-                       sink: "BackgroundSink[av.VideoFrame]") -> int:
-    """Run the stage chain on pending frames and queue their pictures, with the source pts."""
-    frames = [f for f, _, _ in pending]
-    results = process_batch(frames) if process_batch is not None else [process(f) for f in frames]
-    if len(results) != len(frames):
-        raise MediaError(f"the stage chain returned {len(results)} frames for {len(frames)}")
-    for (_, pts, tb), result in zip(pending, results):
-        encoded = result.av_frame
-        encoded.pts, encoded.time_base = pts, tb
-        sink.put(encoded)
-    return len(pending)
 
 
 class _ChunkEncoder:

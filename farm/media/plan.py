@@ -10,6 +10,11 @@ start on (a keyframe) and that holds every packet the chunk's frames need:
   before it) this reaches back one more GOP, so their references are decoded too.
 - post-roll: the segment ends after the last-decoded packet of the chunk's frames,
   which for open GOPs or B-frames can lie past the next keyframe.
+- warm and tail frames (`warm_frames`, `tail_frames`, for a job with a stage that warms:
+  farm.pipeline.stage): the segment also holds the frames just before the chunk's first one
+  and just after its last, which the chunk codec feeds to the stages (to start their state
+  warm, to look ahead) and never encodes; pre-roll then starts from the first warm frame and
+  post-roll covers the last tail frame.
 
 Chunks are cut at keyframes where that keeps them within `chunk_frames` and not below
 half of it, and mid-GOP otherwise (a clip with one keyframe still gets bounded chunks;
@@ -34,6 +39,10 @@ class ChunkPlan:
     None for the last chunk. seg_first_packet / seg_end_packet: the decode-order packet
     range [first, end) of the chunk's input segment (indices into MediaInfo.packets).
     time_base: seconds per tick of start_pts/end_pts (the source video's time base).
+    warm_frames: frames just before first_frame the segment also decodes for the stages'
+    sake (never encoded), the first of them at warm_start_pts (None: none). tail_frames:
+    frames after the chunk's last one decoded likewise, up to tail_end_pts (exclusive; None:
+    to the end of the video).
     """
 
     index: int
@@ -44,6 +53,10 @@ class ChunkPlan:
     seg_first_packet: int
     seg_end_packet: int
     time_base: Fraction = Fraction(1)
+    warm_frames: int = 0
+    warm_start_pts: int | None = None
+    tail_frames: int = 0
+    tail_end_pts: int | None = None
 
     def selects(self, pts: int) -> bool:
         """True if a frame with this pts (source ticks) belongs to the chunk."""
@@ -92,16 +105,19 @@ def default_chunk_seconds(width: int, height: int, fps: Fraction | float) -> flo
     return round(min(MAX_CHUNK_SECONDS, max(MIN_CHUNK_SECONDS, seconds)), 1)
 
 
-def plan_chunks(info: MediaInfo, chunk_frames: int) -> list[ChunkPlan]:
-    """Plan chunks of at most chunk_frames frames covering every frame exactly once."""
-    return plan_packets(info.packets, chunk_frames, info.video.time_base)
+def plan_chunks(info: MediaInfo, chunk_frames: int, warm_frames: int = 0, tail_frames: int = 0) -> list[ChunkPlan]:
+    """Plan chunks of at most chunk_frames frames covering every frame exactly once, each
+    also decoding up to warm_frames frames before its first and tail_frames after its last."""
+    return plan_packets(info.packets, chunk_frames, info.video.time_base, warm_frames, tail_frames)
 
 
-def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int,
-                 time_base: Fraction = Fraction(1)) -> list[ChunkPlan]:
+def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int, time_base: Fraction = Fraction(1),
+                 warm_frames: int = 0, tail_frames: int = 0) -> list[ChunkPlan]:
     """`plan_chunks` on a bare decode-order packet list (see the module docstring)."""
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    if warm_frames < 0 or tail_frames < 0:
+        raise ValueError(f"warm_frames and tail_frames must be >= 0, got {warm_frames}, {tail_frames}")
     # shown frames in presentation order: (pts, decode index)
     frames = sorted((p.pts, i) for i, p in enumerate(packets) if not p.is_discard)
     if not frames:
@@ -113,9 +129,10 @@ def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int,
     first = 0
     while first < len(frames):
         end = _chunk_end(first, len(frames), chunk_frames, key_positions)
-        members = [i for _, i in frames[first:end]]
         start_pts = frames[first][0]
-        seg_first = _segment_start(packets, keyframes, min(members), start_pts)
+        warm_first, tail_end = max(0, first - warm_frames), min(len(frames), end + tail_frames)
+        decoded = [i for _, i in frames[warm_first:tail_end]]
+        seg_first = _segment_start(packets, keyframes, min(decoded), frames[warm_first][0])
         plans.append(
             ChunkPlan(
                 index=len(plans),
@@ -124,8 +141,12 @@ def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int,
                 start_pts=start_pts,
                 end_pts=frames[end][0] if end < len(frames) else None,
                 seg_first_packet=seg_first,
-                seg_end_packet=max(members) + 1,
+                seg_end_packet=max(decoded) + 1,
                 time_base=time_base,
+                warm_frames=first - warm_first,
+                warm_start_pts=frames[warm_first][0] if warm_first < first else None,
+                tail_frames=tail_end - end,
+                tail_end_pts=frames[tail_end][0] if tail_end < len(frames) else None,
             )
         )
         first = end

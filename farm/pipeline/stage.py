@@ -17,10 +17,10 @@ A stage that needs frames around the one it works on says so. `holds`: its proce
 may hand back fewer frames than it was given, keeping the newest for look-ahead; they come
 out, in order and each once, from later calls and from `flush()` at the end of the chunk
 (the chain passes them on to the stages after it). `warms`: it keeps state from frame to
-frame and wants the frames a chunk decodes before its first one (`warm_frames`, planned at
-submit by farm.media.plan); those have a negative Frame.index, go through the stages up to
-the last one that warms, and are then dropped: no later stage sees them and they are
-never encoded (StageChain).
+frame and wants context frames around each chunk: `warm_frames` before its first one,
+`tail_frames` after its last (planned at submit by farm.media.plan). Those have a negative
+Frame.index, go through the stages up to the last one that warms, and are then dropped: no
+later stage sees them and they are never encoded (StageChain).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Stage:
     holds: ClassVar[bool] = False
     """True when process_batch may keep frames back for look-ahead (released later or by flush)."""
     warms: ClassVar[bool] = False
-    """True when the stage wants the frames before a chunk's first (index < 0) to warm its state."""
+    """True when the stage wants context frames around a chunk (index < 0) for its state."""
 
     @classmethod
     def wanted(cls, options: Mapping[str, Any]) -> bool:
@@ -78,6 +78,11 @@ class Stage:
     @classmethod
     def warm_frames(cls, options: Mapping[str, Any], fps: float) -> int:
         """Frames before each chunk's first one this stage wants to see (a stage that warms)."""
+        return 0
+
+    @classmethod
+    def tail_frames(cls, options: Mapping[str, Any], fps: float) -> int:
+        """Frames after each chunk's last one this stage wants to see (look-ahead of a stage that warms)."""
         return 0
 
     @classmethod

@@ -16,6 +16,7 @@ from farm.faces.mask_stage import MaskStage
 from farm.faces.options import FACE_OPTIONS, Option, validate_options
 from farm.faces.select import SelectStage
 from farm.faces.swap import SwapStage, emap_latent
+from farm.faces.tracking import TrackStage
 from farm.faces.types import Face
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import Stage, StageChain
@@ -25,7 +26,8 @@ from tests.unit.test_faces_standins import astronaut_frame, session, swapper_mod
 
 def test_each_option_is_declared_once_by_the_stage_it_names():
     assert list(FACE_OPTIONS) == ["detect_max_side", "min_score", "detector", "faces", "reference",
-                                  "reference_frame", "similarity", "mask", "mask_blur", "mask_padding", "mask_regions",
+                                  "reference_frame", "similarity", "smooth", "smooth_min_cutoff", "smooth_beta",
+                                  "fill_gaps", "mask", "mask_blur", "mask_padding", "mask_regions",
                                   "swapper", "pixel_boost", "enhance", "enhance_blend", "enhancer",
                                   "enhancer_fidelity"]
     by_name = {stage.name: stage for stage in stages.FACE_STAGES}
@@ -94,7 +96,7 @@ def test_the_label_names_the_stages_that_change_pixels():
 
 def test_chain_order_is_the_registry_order():
     assert [s.name for s in stages.wanted_stages(validate_options({}))] == ["detect", "select", "swap", "enhance"]
-    assert stages.FACE_STAGES == [DetectStage, SelectStage, MaskStage, SwapStage, EnhanceStage]
+    assert stages.FACE_STAGES == [DetectStage, SelectStage, TrackStage, MaskStage, SwapStage, EnhanceStage]
 
 
 def frame(index: int = 0) -> Frame:

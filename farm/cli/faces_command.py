@@ -31,8 +31,8 @@ def faces(
 ) -> None:
     """Who is in a video: faces of sampled frames grouped into people.
 
-    Writes a contact sheet (a row per person: crops, number, time on screen), a reference crop
-    per person and faces.json (each person's mean embedding and frame ranges), and prints the table.
+    Writes a contact sheet (a row per person: crops, number, time on screen),
+    a reference crop per person (person-N.png) and faces.json (mean embeddings, frame ranges).
     Same detector, recogniser and providers as the workers."""
     from farm.cli.flags import given_options
     from farm.config import load_settings

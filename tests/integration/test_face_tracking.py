@@ -25,10 +25,11 @@ import farm.faces.detect
 from farm.faces.tracking import TrackStage
 from farm.faces.types import Face
 from farm.jobs.submit import SubmitRequest, submit
-from farm.state import store
+from farm.media.plan import ChunkPlan
+from farm.state import records, store
 from farm.workers.chunk_runner import run_chunk
 from farm.workers.finalize import run_finalize
-from tests import clips
+from tests import clips, media_checks
 from tests.integration.test_face_stages import WORKER, inproc, pictures  # noqa: F401  (inproc: a fixture)
 
 SIZE, FRAMES, FPS, GOP = 256, 60, 30, 15
@@ -140,3 +141,19 @@ def test_without_warm_frames_a_seam_jumps(inproc, standin_detector, tmp_path, mo
     print(f"cold seams: {smoothed[list(SEAMS)].round(3)}, inside {inside(smoothed).mean():.3f}")
     # each chunk's filter starts from a raw, noisy detection: the seams stand out
     assert smoothed[list(SEAMS)].mean() > 1.5 * inside(smoothed).mean(), (smoothed[list(SEAMS)], inside(smoothed))
+
+
+def test_context_frames_keep_a_reordered_clip_frame_exact(inproc, tmp_path):  # noqa: F811
+    # Given a clip with B-frames and keyframes that do not fall on the chunk cuts, and the demo
+    # pack's own detector (the Haar cascade and its follower)
+    settings, db, ctx = inproc
+    video = clips.make_clip(tmp_path / "face.mp4", width=480, height=270, seconds=48 / 30, moving_face=True,
+                            gop=7, bframes=2)
+    job = render(settings, db, ctx, video, tmp_path / "out" / "face.mp4", smooth=True, fill_gaps=3)
+    # Then the chunks decoded frames around them (not the first's before, not the last's after)
+    plans = [records.load(ChunkPlan, c.plan) for c in job.chunks]
+    assert len(plans) >= 3 and plans[0].warm_frames == 0 and plans[-1].tail_frames == 0
+    assert all(p.warm_frames == min(15, p.first_frame) for p in plans) and all(p.tail_frames == 3 for p in plans[:-1])
+    # and the output has exactly the source's frames, at the source's times, faces swapped
+    assert media_checks.video_frame_times(job.output_path) == media_checks.video_frame_times(video)
+    assert sum(c.frames_planned for c in job.chunks) == 48 and sum(c.frames_changed for c in job.chunks) > 0

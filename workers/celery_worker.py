@@ -12,6 +12,8 @@ import argparse
 import logging
 import sys
 
+from farm.workers.process_exit import exit_now
+
 from farm.broker.celery_app import create_app
 from farm.broker.tasks import register_tasks
 from farm.config import load_settings
@@ -55,4 +57,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as stop:   # Celery ends its worker with sys.exit
+        exit_now(0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1)
+    exit_now(0)

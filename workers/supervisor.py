@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.workers.gpus import count_gpus, parse_gpus, pinned_env
+from farm.workers.process_exit import exit_now
 
 EXIT_GPU_MISSING = 4   # farm.workers.celery_worker: the GPU provider asked for is missing
 
@@ -231,4 +232,4 @@ def all_refused(children: list[Child]) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -59,7 +59,18 @@ def _pid_alive(pid_file: Path) -> int | None:
             return None
     except ChildProcessError:
         pass
-    return pid
+    return None if is_zombie(pid) else pid
+
+
+def is_zombie(pid: int) -> bool:
+    """True when `pid` has exited and only waits to be reaped: a supervisor started by an
+    earlier `farm up` is the init process's child, and an init that reaps late (seconds, in
+    some VMs) would otherwise keep `farm down` waiting. Linux /proc; False where unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @contextlib.contextmanager

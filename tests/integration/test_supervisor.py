@@ -151,3 +151,23 @@ def test_embedded_farm_pins_each_gpu_child_and_spreads_a_job_over_both(settings,
         sup.send_signal(signal.SIGTERM)
         sup.wait(60)
         subprocess.run([sys.executable, "-m", "farm", "down"], env=cli.env, capture_output=True)
+
+
+def test_a_process_that_has_exited_but_is_not_reaped_counts_as_stopped(tmp_path):
+    """`farm down` waits for the supervisor's pid to go; a supervisor started by an earlier
+    `farm up` is init's child, and an init that reaps late left it a zombie for seconds."""
+    from farm.broker.embedded import is_zombie
+
+    running = subprocess.Popen(["sleep", "30"])
+    exited = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not is_zombie(exited.pid):   # exited, not yet waited for
+            time.sleep(0.02)
+        assert is_zombie(exited.pid)
+        assert not is_zombie(running.pid) and not is_zombie(os.getpid())
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()
+    assert not is_zombie(exited.pid)   # reaped: no such process any more

@@ -46,6 +46,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from farm.errors import InputError
+from farm.faces.haar import iou as box_iou
 from farm.faces.options import Option
 from farm.faces.recognise import cosine_similarity
 from farm.faces.tracking_filter import OneEuroFilter
@@ -92,20 +93,13 @@ def _centre_side(box: np.ndarray) -> tuple[np.ndarray, float]:
     return (box[:2] + box[2:]) / 2, float(max(((box[2] - box[0]) + (box[3] - box[1])) / 2, 1e-3))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    iy = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def match_score(last: Face, face: Face) -> float | None:
     """How well `face` continues a track whose last face is `last` (higher is better), or
     None when it cannot be the same face (see the MATCH_* constants)."""
     (ca, sa), (cb, sb) = _centre_side(last.bbox), _centre_side(face.bbox)
     if max(sa, sb) / min(sa, sb) > MATCH_SIZE:
         return None
-    iou = _iou(last.bbox, face.bbox)
+    iou = box_iou(last.bbox, face.bbox)
     distance = float(np.linalg.norm(ca - cb)) / sa
     if iou < MATCH_IOU and distance > MATCH_CENTRE:
         return None

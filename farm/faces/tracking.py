@@ -32,7 +32,8 @@ as inside a chunk. Memory: the filter forgets its start as exp(-2 pi fc t): afte
 +-2 px start), so a seam's figures match those inside a chunk
 (tests/integration/test_face_tracking.py).
 
-Frame by frame (process(), e.g. `farm preview` of one frame) the faces pass unchanged.
+One frame alone (`farm preview`) passes unchanged: its faces start their tracks. The
+frame-by-frame path (process(), a chain run without process_batch) does not track at all.
 """
 
 from __future__ import annotations

@@ -150,8 +150,9 @@ def idempotency_key(video: Path) -> str:
     return f"{run}-{video.name}"[:200]
 
 
-def retried(call):
-    """call(), tried again a few times after no answer or a 5xx; a Refused (4xx) is final."""
+def retried(call, first_wait_s: float = 2.0):
+    """call(), tried again a few times after no answer or a 5xx, waiting first_wait_s, then
+    twice as long each time (2, 4, 8, 16 s by default); a Refused (4xx) is final."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return call()
@@ -159,7 +160,7 @@ def retried(call):
             if attempt == ATTEMPTS:
                 raise
             print(f"farm: {exc}; trying again ({attempt}/{ATTEMPTS})", file=sys.stderr)
-            time.sleep(2 ** attempt)
+            time.sleep(first_wait_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 
@@ -186,7 +187,7 @@ def check_limits(api: str, token: str, video: Path, files, length: int) -> None:
                           "(FARM_MAX_IMAGE_BYTES): use a smaller image", 413)
 
 
-def submit(api: str, token: str, video: Path, fields, files, key: str) -> dict:
+def submit(api: str, token: str, video: Path, fields, files, key: str, retry_s: float = 2.0) -> dict:
     """POST /jobs; sent again after no answer or a 5xx (the Idempotency-Key makes it the same job)."""
     body, headers = multipart(fields, [("video", video), *files])
 
@@ -195,9 +196,9 @@ def submit(api: str, token: str, video: Path, fields, files, key: str) -> dict:
                      timeout_s=3600) as resp:
             return json.load(resp)
 
-    retried(lambda: check_limits(api, token, video, files, int(headers["Content-Length"])))
+    retried(lambda: check_limits(api, token, video, files, int(headers["Content-Length"])), retry_s)
     try:
-        return retried(post)
+        return retried(post, retry_s)
     except Refused as exc:
         raise Refused(f"{video} was not submitted: {exc}", exc.code) from None
 
@@ -238,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to put the output (default: <name>.farm.<ext>)")
     parser.add_argument("--idempotency-key", help="default: from the CI pipeline and the video's name")
     parser.add_argument("--poll-s", type=float, default=5.0)
+    parser.add_argument("--retry-s", type=float, default=2.0,
+                        help="wait before the first retry of an unanswered request, doubled each time (s)")
     parser.add_argument("--timeout-s", type=float, default=6 * 3600)
     args = parser.parse_args(argv)
     api = os.environ.get("FARM_API_URL", "http://127.0.0.1:8750").rstrip("/")
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         regular_file(args.video, "video")
         fields, files = load_options(args.spec, args.set)
         key = args.idempotency_key or idempotency_key(args.video)
-        job = submit(api, token, args.video, fields, files, key)
+        job = submit(api, token, args.video, fields, files, key, args.retry_s)
         print(f"farm: job {job['id']} submitted", file=sys.stderr)
         job = wait(api, token, job["id"], args.poll_s, args.timeout_s)
         if job["state"] == "done":

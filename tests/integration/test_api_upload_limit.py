@@ -110,7 +110,9 @@ def test_the_ci_client_gives_up_on_a_farm_that_does_not_answer_with_exit_4(tmp_p
     clip = tmp_path / "small.mp4"
     clip.write_bytes(b"\0" * 1000)
     env = {"PATH": "/usr/bin:/bin", "FARM_API_URL": f"http://127.0.0.1:{free_port()}", "FARM_API_TOKEN": "t"}
-    proc = subprocess.run([sys.executable, str(CI_SCRIPT), str(clip), "--set", "passthrough=true"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(CI_SCRIPT), str(clip), "--set", "passthrough=true", "--retry-s", "0.25"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.count("trying again") == 4 and "unavailable" in proc.stderr, proc.stderr
+    assert time.monotonic() - started >= 0.25 + 0.5 + 1 + 2   # it waited, twice as long each time

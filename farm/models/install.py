@@ -35,7 +35,21 @@ def install_file(loc: PackLocation, entry: ModelEntry, part: Path) -> FileCheck:
     os.replace(part, dest)
     write_stamp(loc.root, entry, check)
     log.info("installed %s (%s)", dest, check.status)
+    derive_copies(loc.root, entry, check.sha256)
     return check
+
+
+def derive_copies(root: Path, entry: ModelEntry, sha256: str) -> None:
+    """The files the farm derives from an installed model (a batched swapper,
+    farm.models.derive); a failure to derive is logged, never fatal: the original serves."""
+    from farm.models.derive import derive_batched, wants_batched_copy
+
+    if not wants_batched_copy(entry):
+        return
+    try:
+        derive_batched(root, entry, sha256)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types
+        log.warning("%s: no batched copy derived (%s)", entry.name, exc)
 
 
 def partial_path(loc: PackLocation, entry: ModelEntry) -> Path:

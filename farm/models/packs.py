@@ -168,15 +168,25 @@ class ModelPack:
         return str(stamp.get("sha256", "")) if stamp else ""
 
     def session(self, role: str) -> Any:
-        """The onnxruntime session for `role`, created on first use through the one factory."""
+        """The onnxruntime session for `role`, created on first use through the one factory
+        (from the model's verified batched copy where the farm derived one, farm.models.derive)."""
         with self._lock:
             if role not in self._sessions:
                 from farm.models.sessions import create_session  # noqa: PLC0415
 
-                self._sessions[role] = create_session(
-                    self.path(role), self.providers, self.cache_dir, self.sha256(role) or None,
-                )
+                derived = self.derived(role)
+                path, digest = (derived.path, derived.sha256) if derived else (self.path(role), self.sha256(role))
+                self._sessions[role] = create_session(path, self.providers, self.cache_dir, digest or None)
             return self._sessions[role]
+
+    def derived(self, role: str) -> Any:
+        """The verified batched copy of the model `role` (farm.models.derive.Derived), or None."""
+        from farm.models.derive import batched_copy, wants_batched_copy
+
+        entry = self.entry(role)
+        if not wants_batched_copy(entry) or not (self.root / entry.file).is_file():
+            return None
+        return batched_copy(self.root, entry, self.sha256(role))
 
     def providers_in_use(self) -> list[str]:
         """ONNX Runtime provider names that this pack's sessions report (session.get_providers()),
@@ -210,6 +220,10 @@ class ModelPack:
         for key, entry in chosen:
             if (self.root / entry.file).is_file():
                 models[key] = {"name": entry.name, "sha256": self.sha256(entry.name)}
+                derived = self.derived(entry.name)
+                if derived is not None:   # what the sessions really load
+                    models[key]["derived"] = {"file": derived.path.name, "sha256": derived.sha256,
+                                              "from": "the same graph with a dynamic batch dimension"}
         if haar:
             cascade = self.haar_cascade_path()
             models["detector"] = {"name": f"opencv-{cascade.stem}", "sha256": _file_sha256(cascade)}

@@ -157,7 +157,7 @@ def inswapper_standin(entry: ModelEntry) -> onnx.ModelProto:
         helper.make_node("Clip", ["sum2", "zero", "one"], [y]),
     ]
     inits = [
-        _const("colour_proj", colour_proj), _const("c_shape", np.array([1, 3, 1, 1], np.int64)),
+        _const("colour_proj", colour_proj), _const("c_shape", np.array([-1, 3, 1, 1], np.int64)),
         _const("one", np.ones((), np.float32)), _const("zero", np.zeros((), np.float32)),
         _const("keep", keep), _const("tint", tint), _const("stripe", stripe),
         _const("emap", emap),  # must stay LAST: callers read graph.initializer[-1]

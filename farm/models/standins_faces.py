@@ -62,7 +62,7 @@ def swapper_standin(entry: ModelEntry) -> onnx.ModelProto:
         helper.make_node("Clip", ["sum", "lo", "hi"], [entry.outputs[0].name]),
     ]
     inits = [const("gain", _plane(GAIN)), const("projection", projection),
-             const("plane_shape", np.array([1, 3, 1, 1], np.int64)),
+             const("plane_shape", np.array([-1, 3, 1, 1], np.int64)),
              const("lo", np.array(lo, np.float32)), const("hi", np.array(hi, np.float32))]
     return model(entry, nodes, inits, "keeps a share of each colour plane and shifts it by the source identity")
 

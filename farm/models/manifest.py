@@ -64,6 +64,9 @@ class ModelEntry:
     embedding: str = ""
     embedding_converter: str = ""
     """Feeding conventions that override the kind's (farm.models.conventions)."""
+    fp16: str = ""
+    """The name of this model's fp16 file's entry, if it has one (farm.models.precision); a
+    pack that leaves that entry out simply has no fp16 file for it."""
 
     @property
     def accepted_sha256(self) -> frozenset[str]:
@@ -229,7 +232,7 @@ def _parse_feeding(item: dict[str, Any], where: str, fail: Any) -> dict[str, Any
     from farm.models.conventions import EMBEDDINGS, KINDS
 
     out: dict[str, Any] = {}
-    for key in ("kind", "template", "embedding", "embedding_converter"):
+    for key in ("kind", "template", "embedding", "embedding_converter", "fp16"):
         out[key] = _str(item, key, where, fail)
     if out["kind"] and out["kind"] not in KINDS:
         raise fail(f"{where}.kind {out['kind']!r} is not one of {sorted(KINDS)}")
@@ -306,7 +309,7 @@ def dump_manifest(manifest: Manifest) -> str:
             f"sha256 = {_q(m.sha256)}",
         ]
         for key in ("sha256_source", "sha256_note", "size_note", "license", "notes", "kind", "template",
-                    "embedding", "embedding_converter"):
+                    "embedding", "embedding_converter", "fp16"):
             value = getattr(m, key)
             if value:
                 lines.append(f"{key} = {_q(value)}")

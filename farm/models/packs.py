@@ -18,6 +18,7 @@ from typing import Any
 
 from farm.errors import ModelError
 from farm.models import providers as prov
+from farm.models.precision import Plan
 from farm.models.checks import stamp_for
 from farm.models.demo import default_manifest_path, ensure_demo_pack, haar_cascade_path
 from farm.models.manifest import MANIFEST_FILE, Manifest, ModelEntry, load_manifest
@@ -107,9 +108,12 @@ class ModelPack:
     """A located pack plus the providers to run it on; sessions are made once per process."""
 
     def __init__(self, location: PackLocation, *, providers: Sequence[str] | str | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, precision: Plan | None = None) -> None:
         self.location = location
         self.providers = prov.resolve_providers(providers)
+        self.precision = precision or Plan()
+        """Which files and engines (farm.models.precision); the default: fp32 files,
+        TensorRT fp16 engines."""
         self.cache_dir = Path(cache_dir) if cache_dir else location.root / ".cache"
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -142,7 +146,14 @@ class ModelPack:
         return any(m.role == role for m in self.manifest.models)
 
     def entry(self, role: str) -> ModelEntry:
-        return self.manifest.entry(role)
+        """The model `role` (a role or a name) runs: the manifest's, or its fp16 file's entry
+        where the precision plan uses fp16 files (installed, or required by --precision fp16)."""
+        entry = self.manifest.entry(role)
+        half = next((m for m in self.manifest.models if entry.fp16 and m.name == entry.fp16), None)
+        if self.precision.fp16_files and half is not None:
+            if self.precision.require or (self.root / half.file).is_file():
+                return half
+        return entry
 
     def path(self, role: str) -> Path:
         """The installed file for `role`; ModelError (with how to get it) when absent."""
@@ -154,7 +165,8 @@ class ModelPack:
 
     def check_installed(self, roles: Sequence[str] | None = None) -> None:
         """Raise ModelError when a required (or named) model is absent or known bad."""
-        missing = missing_files(self.location, roles)
+        names = [self.entry(role).name for role in roles] if roles else roles
+        missing = missing_files(self.location, names)
         if missing:
             raise not_installed_error(self.location, missing)
 
@@ -176,7 +188,8 @@ class ModelPack:
 
                 derived = self.derived(role)
                 path, digest = (derived.path, derived.sha256) if derived else (self.path(role), self.sha256(role))
-                self._sessions[role] = create_session(path, self.providers, self.cache_dir, digest or None)
+                self._sessions[role] = create_session(path, self.providers, self.cache_dir, digest or None,
+                                                      tensorrt_fp16=self.precision.tensorrt_fp16)
             return self._sessions[role]
 
     def derived(self, role: str) -> Any:
@@ -213,10 +226,10 @@ class ModelPack:
             chosen = []
             for key in roles:
                 try:
-                    entry = self.entry(key)
+                    entry = self.entry(key)   # the file that runs (its fp16 file, say), under the asked role
+                    chosen.append((self.manifest.entry(key).role, entry))
                 except ModelError:   # a role this pack does not have (e.g. no YuNet file entry)
                     continue
-                chosen.append((entry.role, entry))
         for key, entry in chosen:
             if (self.root / entry.file).is_file():
                 models[key] = {"name": entry.name, "sha256": self.sha256(entry.name)}
@@ -230,6 +243,7 @@ class ModelPack:
         return {
             "pack": self.name,
             "demo": self.is_demo,
+            "precision": self.precision.name,
             "note": "demo stand-ins, not real face models" if self.is_demo else "",
             "models": models,
         }
@@ -255,7 +269,8 @@ _packs_lock = threading.Lock()
 
 def load_pack(name_or_dir: str | Path | None, models_dir: str | Path, *,
               providers: Sequence[str] | str | None = None, cache_dir: str | Path | None = None,
-              require_installed: bool = True, default_manifest: str | Path | None = None) -> ModelPack:
+              require_installed: bool = True, default_manifest: str | Path | None = None,
+              precision: Plan | None = None) -> ModelPack:
     """The ModelPack for `name_or_dir` (cached per process, so sessions are shared).
 
     Raises ModelError (exit 2) with the exact fetch/import/demo instructions when the
@@ -268,11 +283,11 @@ def load_pack(name_or_dir: str | Path | None, models_dir: str | Path, *,
         if missing:
             raise not_installed_error(loc, missing)
     names = tuple(prov.resolve_providers(providers))
-    key = (str(loc.root), names, str(cache_dir or ""))
+    key = (str(loc.root), names, str(cache_dir or ""), precision or Plan())
     with _packs_lock:
         pack = _packs.get(key)
         if pack is None or pack.manifest != loc.manifest:
-            pack = _packs[key] = ModelPack(loc, providers=list(names), cache_dir=cache_dir)
+            pack = _packs[key] = ModelPack(loc, providers=list(names), cache_dir=cache_dir, precision=precision)
             log.info("model pack %s from %s%s", loc.name, loc.root, " (DEMO stand-ins)" if loc.is_demo else "")
     return pack
 

@@ -40,6 +40,7 @@ def create_session(
     *,
     gpu_arch: str | None = None,
     intra_op_threads: int | None = None,
+    tensorrt_fp16: bool = True,
 ) -> ort.InferenceSession:
     """Build an InferenceSession for `model_path` on exactly the providers asked for.
 
@@ -47,7 +48,8 @@ def create_session(
     None/'auto'. cache_dir: shared folder for TensorRT engines and timing caches
     (default: next to the model). model_sha256 names the engine-cache prefix, since
     ONNX Runtime's own engine names do not depend on the weights. gpu_arch overrides
-    the detected compute capability (e.g. 'sm90') used for the cache folder.
+    the detected compute capability (e.g. 'sm90') used for the cache folder. tensorrt_fp16:
+    TensorRT may build fp16 engines (farm.models.precision; off for --precision fp32).
     """
     path = Path(model_path)
     if not path.is_file():
@@ -61,6 +63,7 @@ def create_session(
         model_sha256=model_sha256 or "",
         model_stem=path.stem,
         gpu_arch=gpu_arch if gpu_arch or "tensorrt" not in names else detect_gpu_arch(),
+        tensorrt_fp16=tensorrt_fp16,
     )
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=plist)
@@ -96,12 +99,14 @@ def provider_list(
     model_sha256: str,
     model_stem: str,
     gpu_arch: str | None,
+    tensorrt_fp16: bool = True,
 ) -> list[Any]:
     """The `providers=` argument for InferenceSession, with each provider's options."""
     out: list[Any] = []
     for name in names:
         if name == "tensorrt":
-            out.append((prov.ORT_NAMES[name], tensorrt_options(cache_dir, model_sha256, model_stem, gpu_arch)))
+            out.append((prov.ORT_NAMES[name], tensorrt_options(cache_dir, model_sha256, model_stem, gpu_arch,
+                                                               fp16=tensorrt_fp16)))
         elif name == "cuda":
             out.append((prov.ORT_NAMES[name], {"device_id": str(DEVICE_ID)}))
         else:
@@ -109,15 +114,18 @@ def provider_list(
     return out
 
 
-def tensorrt_options(cache_dir: Path, model_sha256: str, model_stem: str, gpu_arch: str | None) -> dict[str, str]:
-    """TensorRT EP options: fp16, engine + timing cache under <cache_dir>/tensorrt/<arch>/, per-model prefix."""
+def tensorrt_options(cache_dir: Path, model_sha256: str, model_stem: str, gpu_arch: str | None,
+                     fp16: bool = True) -> dict[str, str]:
+    """TensorRT EP options: fp16 (unless asked not to), engine + timing cache under
+    <cache_dir>/tensorrt/<arch>/, per-model prefix (an fp32 engine's prefix says so: the
+    two are different engines of the same model)."""
     arch = _safe(gpu_arch or "unknown-arch")
     folder = Path(cache_dir) / "tensorrt" / arch
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = _safe(f"{model_stem}_{model_sha256[:16]}" if model_sha256 else model_stem)
+    prefix = _safe(f"{model_stem}_{model_sha256[:16]}" if model_sha256 else model_stem) + ("" if fp16 else "_fp32")
     return {
         "device_id": str(DEVICE_ID),
-        "trt_fp16_enable": "True",
+        "trt_fp16_enable": "True" if fp16 else "False",
         "trt_engine_cache_enable": "True",
         "trt_engine_cache_path": str(folder),
         "trt_engine_cache_prefix": prefix,

@@ -212,6 +212,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--models-dir", default=None, help="where the default pack is installed (FARM_HOME/models)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
+                    help="as `farm submit --precision` (issue 14.4: run fp32 and fp16 side by side)")
+    ap.add_argument("--pixel-boost", default="native", help="as `farm submit --pixel-boost` (e.g. 512)")
     ap.add_argument("--cpu-smoke", action="store_true",
                     help="check this script on a machine without a GPU: CPU provider, the figure is NOT a GPU figure")
     args = ap.parse_args()
@@ -225,17 +228,19 @@ def main() -> int:
         print(f"REFUSED: this benchmark needs an NVIDIA GPU with onnxruntime-gpu: {problem}")
         return EXIT_NO_GPU
 
-    from farm.faces.chain import build_chain
+    from farm.faces.chain import build_chain, latent_for_pack
     from farm.faces.detect import DEFAULT_MAX_SIDE, DetectStage, ScrfdDetector
     from farm.faces.enhance import EnhanceStage
     from farm.faces.select import SelectStage
-    from farm.faces.swap import SwapStage, emap_latent, load_emap
+    from farm.faces.swap import SwapStage
     from farm.media.chunk_codec import choose_encoder, transcode_chunk
     from farm.media.hwaccel import encoder_problem, nvdec_hwaccel
     from farm.media.plan import plan_chunks
     from farm.media.probe import probe
     from farm.media.split import split_chunks
     from farm.models.packs import load_pack
+    from farm.models.precision import plan_for
+    from farm.models.providers import resolve_providers
     from farm.models.sessions import create_session
     from farm.pipeline.stage import StageChain
     from tests.clips import make_clip
@@ -248,21 +253,24 @@ def main() -> int:
     from farm.errors import ModelError
 
     settings = load_settings()
+    plan = plan_for(args.precision, resolve_providers(args.providers))
     try:
         # ModelError: the default pack is not installed (or not verified) here. Any other
         # error (a provider that fails on this GPU, ...) is a real failure and is raised.
         pack = load_pack("default", models_dir=args.models_dir or settings.models_path, providers=args.providers,
-                         cache_dir=settings.storage_dir / "trt-cache")
-        chain = build_chain({"faces": "all", "enhance": True}, pack, emap_latent(latent, load_emap(pack.path("swapper"))))
-        print("models:  the installed default pack (real weights)")
+                         cache_dir=settings.storage_dir / "trt-cache", precision=plan)
+        options = {"faces": "all", "enhance": True, "pixel_boost": args.pixel_boost}
+        chain = build_chain(options, pack, latent_for_pack(latent, pack, options))
+        print(f"models:  the installed default pack (real weights): swapper {pack.entry('swapper').name}")
     except ModelError as exc:
         print(f"models:  random-weight stand-ins of the real compute, because the default pack is not usable: {exc}")
         paths = build_standins(tmp / "standins")
-        sess = {r: create_session(p, args.providers, tmp / "trt-cache") for r, p in paths.items()}
+        sess = {r: create_session(p, args.providers, tmp / "trt-cache", tensorrt_fp16=plan.tensorrt_fp16)
+                for r, p in paths.items()}
         det = FixedFaceDetector(ScrfdDetector(sess["detector"]), width, height, DEFAULT_MAX_SIDE)
-        chain = StageChain([DetectStage(det), SelectStage("all"), SwapStage(sess["swapper"], latent),
+        chain = StageChain([DetectStage(det), SelectStage("all"), SwapStage(sess["swapper"], latent, args.pixel_boost),
                             EnhanceStage(sess["enhancer"], 0.8)])
-    print(f"providers: {args.providers}")
+    print(f"providers: {args.providers}; precision {args.precision}: {plan.name}; pixel boost {args.pixel_boost}")
 
     clip = make_clip(tmp / "clip.mp4", width=width, height=height, fps=30, seconds=args.seconds,
                      moving_face=True, gop=60)

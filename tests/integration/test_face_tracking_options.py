@@ -15,12 +15,6 @@ from farm.jobs.spec import CLI, check_options, load_spec, submit_request
 from farm.state.db import Database, upgrade_schema
 
 
-@pytest.fixture
-def submit_with_faces():
-    """`farm submit` declared with the whole table, as main() does for the submit command."""
-    cli.register_submit()
-    yield
-    cli.register_submit(faces=False)
 
 
 def test_smoothing_options_work_on_the_cli_the_spec_file_and_the_api(submit_with_faces, farm_home, tmp_path,

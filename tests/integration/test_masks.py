@@ -169,11 +169,6 @@ def test_padding_and_blur_keep_a_box_only_job_inside_its_box():
     assert top < np.abs(default.planes[0][forehead].astype(int) - original.planes[0][forehead].astype(int)).mean()
 
 
-@pytest.fixture
-def submit_with_faces():
-    cli.register_submit()
-    yield
-    cli.register_submit(faces=False)
 
 
 def test_mask_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_with_faces, farm_home, tmp_path,

@@ -21,10 +21,9 @@ from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from tests import clips, media_checks
 from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
-from tests.integration.test_pixel_boost import submit_with_faces  # noqa: F401  (a fixture)
 
 
-def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_with_faces, farm_home,  # noqa: F811
+def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_with_faces, farm_home,
                                                                             tmp_path, monkeypatch):
     shown = CliRunner().invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})
     for flag in ("--swapper", "--enhancer", "--enhancer-fidelity"):

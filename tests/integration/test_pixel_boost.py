@@ -23,12 +23,6 @@ from tests import clips, media_checks
 from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
 
 
-@pytest.fixture
-def submit_with_faces():
-    """`farm submit` declared with the face options, as main() does for `farm submit`."""
-    cli.register_submit()
-    yield
-    cli.register_submit(faces=False)
 
 
 def test_pixel_boost_is_a_flag_a_spec_key_an_api_field_and_in_the_schema(submit_with_faces, farm_home, tmp_path,

@@ -67,6 +67,14 @@ class Storage:
         shutil.rmtree(self.job_dir(job_id) / "chunks", ignore_errors=True)
 
 
+def check_writable_folder(path: Path, flag: str) -> None:
+    """InputError unless the folder that is to hold `path` exists and is writable (`flag`:
+    the option that named `path`, for the hint)."""
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise InputError(f"the folder {path.parent} does not exist or is not writable",
+                         hint=f"choose another {flag}")
+
+
 def temp_name(final: Path) -> Path:
     """A unique temporary name beside `final` (same folder, so rename is atomic)."""
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")

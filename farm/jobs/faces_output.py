@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import InputError, UnavailableError
+from farm.storage import check_writable_folder
 
 FACES_JSON = "faces.json"
 SHEET_PNG = "sheet.png"
@@ -98,9 +99,7 @@ def check_out_dir(out: Path | None, video: Path, overwrite: bool,
             if not overwrite:
                 raise InputError(f"{path} already holds a `farm faces` run",
                                  hint=f"pass {names[1]} or choose another {names[0]}")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise InputError(f"the folder {path.parent} does not exist or is not writable",
-                         hint=f"choose another {names[0]}")
+    check_writable_folder(path, names[0])
     return path
 
 

@@ -37,6 +37,7 @@ from farm.config import Settings
 from farm.errors import InputError, MediaError
 from farm.jobs.spec import CLI, option_name
 from farm.options import SUBMIT_OPTIONS, Option, job_options
+from farm.storage import check_writable_folder
 
 PREVIEW_JOB_OPTIONS = ("source", "models", "consent")
 """The job's own options a preview takes; every face option is taken too."""
@@ -234,9 +235,7 @@ def check_out(out: Path | None, video: Path, overwrite: bool, names: tuple[str, 
     if path.exists() and not path.is_file():
         raise InputError(f"{path} exists and is not a regular file; it is never replaced",
                          hint=f"choose another {names[0]}")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise InputError(f"the folder {path.parent} does not exist or is not writable",
-                         hint=f"choose another {names[0]}")
+    check_writable_folder(path, names[0])
     return path
 
 

@@ -24,11 +24,12 @@ from farm.broker.reaper import reap
 from farm.cli.flags import finite as _finite
 from farm.cli.help_format import plain_help
 from farm.cli.model_commands import models_app
-from farm.cli.watch import farm_not_running, job_view, jobs_table, wait_for_job, workers_table
+from farm.cli.watch import farm_not_running, job_view, jobs_table, report_job, wait_for_job, workers_table
 from farm.config import Settings, load_settings
 from farm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError
-from farm.jobs.outcomes import exit_code_for, job_json, job_outcome_json, outcome_json
+from farm.jobs.outcomes import exit_code_for, job_json, outcome_json
 from farm.state import store
+from farm.state.batches import is_batch_id
 from farm.state.db import Database, upgrade_schema
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -63,18 +64,27 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def submit(
-    video: Path = typer.Argument(..., help="The video to process (a local file; never modified)."),
-    wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job ends."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Videos, folders (walked recursively) or quoted "
+                                       "globs to process (never modified); several make one batch."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job (or batch) ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
     spec: Optional[Path] = typer.Option(None, "--spec", metavar="FILE", help="A TOML job spec; options given here override it."),
+    force: bool = typer.Option(False, "--force", help="A batch: render every item again, even one already rendered "
+                                                      "from the same input and options."),
     **options: Any,
 ) -> None:
-    """Submit a video; prints the job id (or waits, with --wait)."""
+    """Submit a video, or many as one batch; prints the job (or batch) id, or waits with --wait."""
     # every other option is a row of the job option table (farm.options): register_submit
     from farm.cli.flags import given_options
+    from farm.jobs.batch import is_batch
     from farm.options import job_options
 
-    run_submit(video, given_options(options, job_options()), spec=spec, wait=wait, as_json=as_json)
+    given = given_options(options, job_options())
+    raw = [str(p) for p in paths]
+    if is_batch(raw, given.get("output")) or force:
+        run_submit(None, given, spec=spec, wait=wait, as_json=as_json, batch=raw, force=force)
+    else:
+        run_submit(paths[0], given, spec=spec, wait=wait, as_json=as_json)
 
 
 def register_submit(faces: bool = True) -> None:
@@ -93,8 +103,10 @@ def register_submit(faces: bool = True) -> None:
 register_submit(faces=False)
 
 
-def run_submit(video: Path, given: dict[str, Any], *, spec: Path | None, wait: bool, as_json: bool) -> None:
-    """Submit `video` with the options `given` on the command line over those of `spec`."""
+def run_submit(video: Path | None, given: dict[str, Any], *, spec: Path | None, wait: bool, as_json: bool,
+               batch: list[str] | None = None, force: bool = False) -> None:
+    """Submit `video` (or the targets of `batch`, farm.cli.batch_command) with the options
+    `given` on the command line over those of `spec`."""
     from farm.jobs.service import submit_job
     from farm.jobs.spec import CLI, check_options, load_spec, option_origins, submit_request, with_overrides
 
@@ -102,6 +114,13 @@ def run_submit(video: Path, given: dict[str, Any], *, spec: Path | None, wait: b
     given = check_options(given, "the command line", names=CLI)
     from_spec = load_spec(spec) if spec else {}
     options = with_overrides(from_spec, given)
+    if batch is not None:
+        from farm.cli.batch_command import run_batch_submit
+
+        submit_request(Path("batch"), options, option_origins(from_spec, given), where=CLI, spec=spec)  # checks once
+        run_batch_submit(batch, options, option_origins(from_spec, given), settings=settings, db=_database(settings),
+                         err=err, wait=wait, as_json=as_json, force=force, start_farm=lambda: _start_local_farm(settings))
+        return
     req = submit_request(video, options, option_origins(from_spec, given), where=CLI, spec=spec)
     db = _database(settings)
 
@@ -130,7 +149,7 @@ def run_submit(video: Path, given: dict[str, Any], *, spec: Path | None, wait: b
     except Exception as exc:
         exc.job_id = job_id   # the job exists: main's --json outcome names it
         raise
-    _report(job, as_json)
+    report_job(job, as_json, err)
     raise typer.Exit(exit_code_for(job.state))
 
 
@@ -140,17 +159,6 @@ def _start_local_farm(settings: Settings) -> None:
     started = local.up(settings) if settings.embedded_broker else []
     if started:
         err.print(f"[dim]started the local farm: {', '.join(started)} (stop it with `farm down`)[/]")
-
-
-def _report(job: store.JobView, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(job_outcome_json(job)))
-    elif job.state == "done":
-        err.print(f"[green]done[/]: {job.output_path}")
-    else:
-        err.print(f"[red]{job.state}[/]: job {job.id}: {job.error or ''}")
-        if job.state == "failed":
-            err.print(f"  see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`")
 
 
 @app.command()
@@ -173,7 +181,8 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help=
 
 
 @app.command()
-def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: recent jobs."),
+def status(job_id: Optional[str] = typer.Argument(None, help="A job or batch id; none: recent jobs."),
+           as_json: bool = typer.Option(False, "--json", help="A job's or a batch's JSON object on stdout."),
            follow_: bool = typer.Option(False, "--follow", "-f", help="Live view of running jobs and workers."),
            interval_s: Optional[float] = typer.Option(None, "--interval", callback=_finite, metavar="SECONDS",
                                                       help="Refresh period of --follow (default 1 s on a terminal; "
@@ -189,7 +198,13 @@ def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: re
 
         every_s = interval_s if interval_s is not None else (1.0 if out.is_terminal else PLAIN_EVERY_S)
         raise typer.Exit(follow(settings, db, out, interval_s=every_s))
-    if job_id:
+    if job_id and is_batch_id(job_id):
+        from farm.cli import batch_command
+
+        batch_command.status(db, job_id, out, as_json)
+    elif job_id and as_json:
+        print(json.dumps(job_json(store.get_job(db, job_id))))
+    elif job_id:
         out.print(job_view(store.get_job(db, job_id), out.width))
     else:
         from farm.state.registry import list_workers
@@ -199,8 +214,8 @@ def status(job_id: Optional[str] = typer.Argument(None, help="A job id; none: re
         if workers:
             out.print(workers_table(workers, out.width))
     notice = farm_not_running(settings)
-    if notice:
-        out.print(f"[bold yellow]{notice}[/]", highlight=False)
+    if notice:   # with --json stdout holds the one object: the notice goes to stderr
+        (err if as_json else out).print(f"[bold yellow]{notice}[/]", highlight=False)
         raise typer.Exit(EXIT_UNAVAILABLE)
 
 
@@ -217,7 +232,7 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="One JSON array on s
 
 @app.command()
 def cancel(job_id: str) -> None:
-    """Cancel a job: workers stop between frames; nothing is published.
+    """Cancel a job (or every live job of a batch): workers stop between frames; nothing is published.
 
     Refused (exit 2) once the job is done, including when its output was being
     published as the cancel came: publishing and finishing happen under the job's lock.
@@ -225,19 +240,27 @@ def cancel(job_id: str) -> None:
     from farm.jobs.service import cancel_job
 
     settings = _settings()
+    if is_batch_id(job_id):
+        from farm.cli import batch_command
+
+        return batch_command.cancel(settings, _database(settings), job_id, err)
     job = cancel_job(settings, _database(settings), job_id)
     err.print(f"job {job.id} cancelled: workers stop between frames and nothing will be published")
 
 
 @app.command()
 def retry(job_id: str) -> None:
-    """Run a job again from what is left (a done job is refused).
+    """Run a job (or a batch's unfinished items) again from what is left (a done job is refused).
 
     A failed or cancelled job runs its unfinished chunks (or its finalize) again; a queued or
     running job left by a stopped farm gets what the broker lost queued again."""
     from farm.jobs.service import retry_job
 
     settings = _settings()
+    if is_batch_id(job_id):
+        from farm.cli import batch_command
+
+        return batch_command.retry(settings, _database(settings), job_id, err, lambda: _start_local_farm(settings))
     retried = retry_job(settings, _database(settings), job_id, before_enqueue=lambda: _start_local_farm(settings))
     err.print(retried.message, highlight=False)
     if retried.warning:

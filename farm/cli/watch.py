@@ -211,6 +211,22 @@ def wait_for_job(db: Database, job_id: str, console: Console | None, poll_s: flo
     return job
 
 
+def report_job(job: store.JobView, as_json: bool, console: Console) -> None:
+    """A waited-for job's end: its outcome JSON on stdout, or one line (and what to do) on `console`."""
+    if as_json:
+        import json
+
+        from farm.jobs.outcomes import job_outcome_json
+
+        print(json.dumps(job_outcome_json(job)))
+    elif job.state == "done":
+        console.print(f"[green]done[/]: {job.output_path}")
+    else:
+        console.print(f"[red]{job.state}[/]: job {job.id}: {job.error or ''}")
+        if job.state == "failed":
+            console.print(f"  see `farm status {job.id}`; after fixing the cause, `farm retry {job.id}`")
+
+
 def jobs_table(jobs: list[store.JobView], width: int = 80) -> Table:
     """Recent jobs, fitted to `width` columns: id, state, frames and output (or error)
     always; the created time, chunks, input and frames with a face changed as room allows."""

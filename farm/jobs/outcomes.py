@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
+from farm.state.batches import RESUMED, BatchView, ItemView
 from farm.state.states import JobState
 from farm.state.store import JobView, face_job
 
@@ -79,3 +80,34 @@ def job_outcome_json(job: JobView) -> dict[str, Any]:
     if error is None and job.state == JobState.CANCELLED.value:
         error = "the job was cancelled (`farm cancel` or the API)"
     return {**job_json(job), "error": error, "hint": hints.get(job.state), "exit_code": exit_code_for(job.state)}
+
+
+def batch_exit_code(batch: BatchView) -> int:
+    """0 when every item is done (or resumed), 1 when any failed, 3 when one was cancelled
+    and none failed; a batch still running counts as failed (it was not waited for)."""
+    if batch.count(JobState.FAILED.value) or batch.live:
+        return EXIT_FAILED
+    return EXIT_CANCELLED if batch.count(JobState.CANCELLED.value) else EXIT_OK
+
+
+def batch_item_json(item: ItemView) -> dict[str, Any]:
+    return {"id": item.job_id, "input": item.input, "output": item.output, "state": item.state,
+            "error": item.failure, "resumed": item.kind == RESUMED,
+            "frames": item.job.frames_total if item.job else None,
+            "frames_done": item.job.frames_done if item.job else None}
+
+
+def batch_json(batch: BatchView) -> dict[str, Any]:
+    """The one object of `farm submit PATH... --json`, `farm status BATCH --json` and GET
+    /batches/{id}: the batch's state and counts, every item, and what was skipped (why)."""
+    frames_done, frames = batch.frames
+    failed = [i.input for i in batch.items if i.state == JobState.FAILED.value]
+    return {
+        "batch": batch.id, "state": batch.state, "created_at": batch.created_at.isoformat() + "Z",
+        "output_dir": batch.output_dir, "total": len(batch.items), "done": batch.count(JobState.DONE.value),
+        "failed": len(failed), "cancelled": batch.count(JobState.CANCELLED.value), "running": batch.live,
+        "resumed": sum(1 for i in batch.items if i.kind == RESUMED), "frames": frames, "frames_done": frames_done,
+        "items": [batch_item_json(i) for i in batch.items],
+        "skipped": [{"input": i.input, "reason": i.error} for i in batch.skipped],
+        "failures": failed, "exit_code": batch_exit_code(batch) if not batch.live else None,
+    }

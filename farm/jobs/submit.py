@@ -52,6 +52,7 @@ class SubmitRequest:
     consent: str | None = None        # a reference to the subjects' consent (release form, ticket, hash)
     origins: dict[str, str] = field(default_factory=dict)   # option -> where it was given (farm.jobs.spec)
     where: str = CLI                  # where the request is made: farm.jobs.spec.CLI or REQUEST (the API)
+    batch_id: str | None = None       # the batch this job is an item of (farm.jobs.batch_service)
 
     def __post_init__(self) -> None:
         # a typed request: the face options converted and checked once, defaults filled in
@@ -234,7 +235,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
             output_path=str(output), overwrite=req.overwrite, keep_chunks=req.keep_chunks,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.fps),
-            consent=req.consent.strip() if req.consent and req.consent.strip() else None,
+            consent=req.consent.strip() if req.consent and req.consent.strip() else None, batch_id=req.batch_id,
             notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
                    *(("stream_not_kept", note) for note in not_kept)],
         )

@@ -69,6 +69,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     consent: Mapped[str | None] = mapped_column(Text, nullable=True)      # --consent: a release form, ticket or hash
     provenance: Mapped[str | None] = mapped_column(Text, nullable=True)   # what finalize signed (farm.provenance)
+    batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)   # farm.state.batches
 
 
 class Chunk(Base):
@@ -166,6 +167,37 @@ class OutputClaim(Base):
     token_id: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)    # the latest job writing it
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Batch(Base):
+    """Many targets submitted in one command or request (farm.state.batches); its items are jobs."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # the checked options, as asked
+    root: Mapped[str] = mapped_column(Text)                                # the targets as given
+    output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class BatchItem(Base):
+    """One target of a batch: the job rendering it, or why it has none (refused, skipped)."""
+
+    __tablename__ = "batch_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    input_path: Mapped[str] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))          # job | refused | resumed | skipped
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)   # resumed: the job that made it
+    input_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    options_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)   # refused: why; skipped: the reason
 
 
 CONNECT_TIMEOUT_S = 10
@@ -276,7 +308,7 @@ def migrations_dir() -> Path:
     return Path(farm.migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

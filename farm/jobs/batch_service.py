@@ -1,0 +1,180 @@
+"""The batch service: submit, cancel and retry a batch, for the CLI and the API alike.
+
+A batch is a list of jobs submitted through the job service (farm.jobs.service.submit_job),
+one call per item. An item that is refused (a broken or unreadable file, an output that
+exists and is not the farm's) is recorded as a failed item with its error and the rest go
+on; only a farm that is unavailable (UnavailableError: database, broker, storage) stops
+the submit, as it would stop any job (what was recorded stays; re-running resumes).
+
+Resume: an item whose output exists and whose earlier done job had the same input hash and
+options hash (farm.jobs.batch) is recorded as resumed, and no job is made; `force` renders
+it again. An output a done batch job published may be replaced by a re-render (its input
+or options changed, or `force`); any other existing output needs `overwrite`, as for a job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from farm.config import Settings
+from farm.errors import FarmError, StateError, UnavailableError
+from farm.jobs import batch as targets
+from farm.jobs.service import Submitted, cancel_job, retry_job, submit_job
+from farm.state import batches
+from farm.state.db import Database
+from farm.state.states import JobState
+
+SubmitOne = Callable[[Any], Submitted]
+"""Submits one SubmitRequest (the API's also claims its output for the token)."""
+
+
+def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as JSON: paths as text."""
+    return {k: ([str(p) for p in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v)
+            for k, v in options.items() if v is not None}
+
+
+def _refusal(exc: FarmError) -> str:
+    return exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
+
+
+def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Settings, db: Database, *,
+                 origins: Mapping[str, str] | None = None, where: str = "command line", force: bool = False,
+                 submit_one: SubmitOne | None = None, before_store: Callable[[], None] | None = None,
+                 on_step: Callable[[str], None] | None = None, idempotency_key: str | None = None,
+                 token_id: int | None = None, output_dir: Path | None = None) -> batches.BatchView:
+    """Expand `paths`, record the batch and submit every item; returns the batch as recorded.
+
+    `options` are checked job options (farm.jobs.spec.check_options); their `output`, if
+    any, is the batch's output folder (or pass `output_dir`). InputError for bad targets
+    (no such file, a glob that matches nothing, a bad output folder): nothing is recorded.
+    """
+    from farm.jobs.spec import submit_request
+
+    options = dict(options)
+    raw_output = options.pop("output", None)
+    out_dir = output_dir or targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths)
+    expanded = targets.expand(paths, out_dir)
+    step = on_step or (lambda _msg: None)
+    started = False
+
+    def start() -> None:
+        nonlocal started
+        if before_store is not None and not started:
+            before_store()
+        started = True
+
+    batch_id = batches.new_batch_id()
+    batches.create_batch(db, batch_id, options=_plain(options), root=" ".join(paths),
+                         output_dir=str(out_dir) if out_dir else None, idempotency_key=idempotency_key,
+                         token_id=token_id)
+    opts_hash = targets.options_sha256(_plain(options))
+    send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
+    for position, target in enumerate(expanded.items):
+        step(f"item {position + 1}/{len(expanded.items)}: {target.input}")
+        record = dict(position=position, input_path=str(target.input),
+                      output_path=str(target.output) if target.output else None)
+        if target.reason is not None:   # no output of its own: a retry never writes over another item's
+            batches.add_item(db, batch_id, kind=batches.REFUSED, error=target.reason,
+                             **{**record, "output_path": None})
+            continue
+        try:
+            in_hash = targets.input_sha256(target.input)
+        except OSError as exc:
+            batches.add_item(db, batch_id, kind=batches.REFUSED, **record,
+                             error=f"cannot read {target.input}: {exc.strerror or exc}")
+            continue
+        hashes = dict(input_sha256=in_hash, options_sha256=opts_hash)
+        if not force and target.output.exists():
+            earlier = batches.finished_job_for(db, str(target.output), in_hash, opts_hash)
+            if earlier is not None:
+                batches.add_item(db, batch_id, kind=batches.RESUMED, job_id=earlier, **record, **hashes)
+                continue
+        try:
+            job_id = _submit_item(target, options, origins, where, batch_id, send, db, submit_request)
+        except UnavailableError:
+            raise
+        except FarmError as exc:
+            batches.add_item(db, batch_id, kind=batches.REFUSED, error=_refusal(exc), **record, **hashes)
+            continue
+        batches.add_item(db, batch_id, kind=batches.JOB, job_id=job_id, **record, **hashes)
+    for position, target in enumerate(expanded.skipped, start=len(expanded.items)):
+        batches.add_item(db, batch_id, position, str(target.input), None, batches.SKIPPED, error=target.reason)
+    return batches.get_batch(db, batch_id)
+
+
+def _submit_item(target: targets.Target, options: Mapping[str, Any], origins: Mapping[str, str] | None, where: str,
+                 batch_id: str, send: SubmitOne, db: Database, submit_request: Callable[..., Any]) -> str:
+    """Submit one item's job; its mirrored output folder is made first and removed again
+    (when empty) if the item is refused."""
+    out = target.output
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
+    overwrite = bool(options.get("overwrite")) or (out.exists() and batches.made_by_farm(db, str(out)))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        req = submit_request(target.input, {**options, "output": out, "overwrite": overwrite}, origins, where=where)
+        return send(dataclasses.replace(req, batch_id=batch_id)).job.id
+    except BaseException:
+        for folder in made:   # deepest first
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
+    """Cancel every live job of the batch; returns their ids. StateError when none is live."""
+    batch = batches.get_batch(db, batch_id)
+    live = batches.live_job_ids(batch)
+    if not live:
+        raise StateError(f"batch {batch_id} is {batch.state}: no item is queued or running, so there is "
+                         "nothing to cancel", hint=f"`farm status {batch_id}` lists its items")
+    for job_id in live:
+        try:
+            cancel_job(settings, db, job_id)
+        except StateError:
+            pass   # it finished meanwhile
+    return live
+
+
+def retry_batch(settings: Settings, db: Database, batch_id: str, *,
+                before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None) -> list[str]:
+    """Run again what did not finish: each failed or cancelled job from what it has left, each
+    live job's lost work, and each refused item submitted again (refused again if still bad).
+    Returns one line per item acted on; StateError when every item is done or skipped."""
+    from farm.jobs.spec import submit_request
+
+    batch = batches.get_batch(db, batch_id)
+    lines: list[str] = []
+    started = False
+
+    def start() -> None:
+        nonlocal started
+        if before_enqueue is not None and not started:
+            before_enqueue()
+        started = True
+
+    send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
+    for item in batch.items:
+        if item.kind == batches.JOB and item.job is not None and item.state != JobState.DONE.value:
+            lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
+        elif item.kind == batches.REFUSED and item.output is not None:
+            target = targets.Target(Path(item.input), Path(item.output))
+            try:
+                job_id = _submit_item(target, batch.options, None, "command line", batch_id, send, db, submit_request)
+            except UnavailableError:
+                raise
+            except FarmError as exc:
+                batches.set_item_job(db, item.item_id, None, _refusal(exc))
+                lines.append(f"{item.input}: refused again: {exc.message}")
+                continue
+            batches.set_item_job(db, item.item_id, job_id)
+            lines.append(f"{item.input}: submitted again as job {job_id}")
+    if not lines:
+        raise StateError(f"batch {batch_id} has nothing to retry: every item is done or skipped",
+                         hint="submit the targets again with --force to render them again")
+    return lines

@@ -1,0 +1,179 @@
+"""Batch records: a batch, its items, and the one answer to "what state is this batch in".
+
+An item is one target of the batch. Its kind says where its state comes from:
+
+    job       a job renders it: the job's state
+    refused   refused at submit (unreadable, not a video, output taken...): failed, its error kept
+    resumed   its output exists from an earlier job with the same input and options hashes:
+              done, job_id is that earlier job (nothing new is rendered)
+    skipped   not a target (hidden, unknown extension, an image): listed, never counted
+
+A batch is `running` while any item's job is live, then `done` (failures are listed with
+it; exit code 1 when any item failed) or `cancelled` when an item was cancelled and none
+failed. batch_state is that rule; the CLI, its JSON and the API all read it from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from farm.errors import JobNotFound
+from farm.state.db import Batch, BatchItem, Chunk, Database, Job
+from farm.state.states import JOB_LIVE, JobState
+from farm.state.store import JobView, job_snapshot
+
+JOB, REFUSED, RESUMED, SKIPPED = "job", "refused", "resumed", "skipped"
+
+
+@dataclass
+class ItemView:
+    item_id: int
+    position: int
+    input: str
+    output: str | None
+    kind: str
+    job_id: str | None
+    error: str | None
+    input_sha256: str | None = None
+    options_sha256: str | None = None
+    job: JobView | None = None
+
+    @property
+    def state(self) -> str:
+        if self.kind == SKIPPED:
+            return SKIPPED
+        if self.kind == REFUSED:
+            return JobState.FAILED.value
+        if self.kind == RESUMED:
+            return JobState.DONE.value
+        return self.job.state if self.job is not None else JobState.FAILED.value
+
+    @property
+    def failure(self) -> str | None:
+        """Why the item failed (its refusal, or its job's error), None unless it failed."""
+        if self.state != JobState.FAILED.value:
+            return None
+        return self.error if self.kind == REFUSED else (self.job.error if self.job else "its job is gone")
+
+
+@dataclass
+class BatchView:
+    id: str
+    created_at: dt.datetime
+    options: dict[str, Any]
+    root: str
+    output_dir: str | None
+    items: list[ItemView] = field(default_factory=list)     # the targets, in order
+    skipped: list[ItemView] = field(default_factory=list)   # listed, not rendered
+
+    def count(self, state: str) -> int:
+        return sum(1 for i in self.items if i.state == state)
+
+    @property
+    def live(self) -> int:
+        return sum(1 for i in self.items if i.job is not None and i.kind == JOB and i.job.live)
+
+    @property
+    def frames(self) -> tuple[int, int]:
+        """(frames done, frames total) over the items a job of this batch renders."""
+        jobs = [i.job for i in self.items if i.kind == JOB and i.job is not None]
+        return sum(j.frames_done for j in jobs), sum(j.frames_total for j in jobs)
+
+    @property
+    def state(self) -> str:
+        return batch_state(self)
+
+
+def batch_state(batch: BatchView) -> str:
+    """running while any item's job is live; then cancelled if an item was cancelled and none
+    failed; else done (failed items are listed with it)."""
+    if batch.live:
+        return JobState.RUNNING.value
+    if batch.count(JobState.CANCELLED.value) and not batch.count(JobState.FAILED.value):
+        return JobState.CANCELLED.value
+    return JobState.DONE.value
+
+
+def new_batch_id() -> str:
+    """'b-' and 10 hex digits: never a job id (12 hex digits), so `farm status ID` tells them apart."""
+    import uuid
+
+    return "b-" + uuid.uuid4().hex[:10]
+
+
+def is_batch_id(text: str) -> bool:
+    return text.startswith("b-")
+
+
+def create_batch(db: Database, batch_id: str, *, options: dict[str, Any], root: str, output_dir: str | None,
+                 idempotency_key: str | None = None, token_id: int | None = None) -> None:
+    with db.transaction() as s:
+        s.add(Batch(id=batch_id, options=options, root=root, output_dir=output_dir,
+                    idempotency_key=idempotency_key, token_id=token_id))
+
+
+def add_item(db: Database, batch_id: str, position: int, input_path: str, output_path: str | None, kind: str, *,
+             job_id: str | None = None, error: str | None = None, input_sha256: str | None = None,
+             options_sha256: str | None = None) -> None:
+    """Record one item (its own transaction: a batch stopped while submitting keeps what it recorded)."""
+    with db.transaction() as s:
+        s.add(BatchItem(batch_id=batch_id, position=position, input_path=input_path, output_path=output_path,
+                        kind=kind, job_id=job_id, error=error[:4000] if error else None,
+                        input_sha256=input_sha256, options_sha256=options_sha256))
+
+
+def set_item_job(db: Database, item_id: int, job_id: str | None, error: str | None = None) -> None:
+    """A refused item submitted again (retry): its new job, or its new refusal."""
+    with db.transaction() as s:
+        item = s.get(BatchItem, item_id, with_for_update=True)
+        item.kind, item.job_id, item.error = (JOB, job_id, None) if job_id else (REFUSED, None, (error or "")[:4000])
+
+
+def finished_job_for(db: Database, output_path: str, input_sha256: str, options_sha256: str) -> str | None:
+    """The done job that made `output_path` from an input and options with these hashes (the
+    newest), or None: the item can be resumed when its output is still there."""
+    with db.transaction() as s:
+        return s.execute(
+            select(Job.id).join(BatchItem, BatchItem.job_id == Job.id)
+            .where(BatchItem.output_path == output_path, BatchItem.input_sha256 == input_sha256,
+                   BatchItem.options_sha256 == options_sha256, BatchItem.kind.in_([JOB, RESUMED]),
+                   Job.state == JobState.DONE.value, Job.output_path == output_path)
+            .order_by(BatchItem.id.desc()).limit(1)).scalar()
+
+
+def made_by_farm(db: Database, output_path: str) -> bool:
+    """Whether a done job of a batch published `output_path` (a re-run may replace it)."""
+    with db.transaction() as s:
+        return s.execute(select(Job.id).where(Job.output_path == output_path, Job.batch_id.is_not(None),
+                                              Job.state == JobState.DONE.value).limit(1)).scalar() is not None
+
+
+def get_batch(db: Database, batch_id: str) -> BatchView:
+    """The batch, its items and their jobs (with chunks), read in one transaction."""
+    with db.transaction() as s:
+        row = s.get(Batch, batch_id)
+        if row is None:
+            raise JobNotFound(f"no batch {batch_id!r}", hint="`farm jobs` lists jobs; a batch id starts with b-")
+        items = s.execute(select(BatchItem).where(BatchItem.batch_id == batch_id)
+                          .order_by(BatchItem.position, BatchItem.id)).scalars().all()
+        ids = sorted({i.job_id for i in items if i.job_id})
+        jobs = {j.id: j for j in s.execute(select(Job).where(Job.id.in_(ids))).scalars()} if ids else {}
+        chunks: dict[str, list[Chunk]] = {}
+        if ids:
+            for c in s.execute(select(Chunk).where(Chunk.job_id.in_(ids))).scalars():
+                chunks.setdefault(c.job_id, []).append(c)
+        views = {jid: job_snapshot(j, chunks.get(jid, [])) for jid, j in jobs.items()}
+        batch = BatchView(row.id, row.created_at, dict(row.options), row.root, row.output_dir)
+        for i in items:
+            view = ItemView(i.id, i.position, i.input_path, i.output_path, i.kind, i.job_id, i.error,
+                            i.input_sha256, i.options_sha256, views.get(i.job_id) if i.job_id else None)
+            (batch.skipped if i.kind == SKIPPED else batch.items).append(view)
+        return batch
+
+
+def live_job_ids(batch: BatchView) -> list[str]:
+    return [i.job.id for i in batch.items if i.kind == JOB and i.job is not None and JobState(i.job.state) in JOB_LIVE]

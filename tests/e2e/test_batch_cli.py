@@ -1,0 +1,191 @@
+"""Batches end to end (issue 16.1, 16.3): `farm submit FOLDER...` on the embedded farm (a real
+private Redis, Celery workers, SQLite, ffmpeg), pass-through jobs of short clips."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import clips, media_checks
+from tests.e2e.farmcli import FARM, FarmCLI
+
+CHUNK = ("--chunk-seconds", "0.5")
+
+
+@pytest.fixture
+def cli(farm_home: Path):
+    farm = FarmCLI(farm_home)
+    yield farm
+    farm.down()
+
+
+def rows(home: Path, sql: str, *args) -> list[tuple]:
+    with sqlite3.connect(home / "farm.db") as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def job_count(home: Path) -> int:
+    return rows(home, "SELECT count(*) FROM jobs")[0][0]
+
+
+def batch_json(cli: FarmCLI, batch_id: str) -> dict:
+    proc = cli.run("status", batch_id, "--json")
+    assert proc.returncode in (0, 4), proc.stderr   # 4: the local farm is stopped
+    return json.loads(proc.stdout)
+
+
+def wait_batch(cli: FarmCLI, batch_id: str, timeout_s: float = 180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        live = rows(cli.home, "SELECT count(*) FROM jobs WHERE batch_id=? AND state IN ('queued','running',"
+                              "'finalizing')", batch_id)[0][0]
+        if not live:
+            return batch_json(cli, batch_id)
+        time.sleep(0.3)
+    raise AssertionError(f"batch {batch_id} never ended: {batch_json(cli, batch_id)}\n{cli.logs()}")
+
+
+def test_a_folder_mirrors_its_outputs_skips_what_is_not_a_video_fails_a_broken_file_alone_and_resumes(cli, tmp_path):
+    folder = tmp_path / "shoot"
+    a = clips.make_clip(folder / "a.mp4", seconds=1.0)
+    b = clips.make_clip(folder / "day2" / "b.mkv", seconds=1.0)
+    broken = clips.make_not_video(folder / "day2" / "broken.mp4", kind="truncated")
+    (folder / ".hidden.mp4").write_bytes(a.read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    clips.make_face_image(folder / "still.jpg")
+    out = tmp_path / "out"
+    args = ("submit", str(folder), "--passthrough", *CHUNK, "--output", str(out))
+
+    proc = cli.run(*args, "--wait", "--json")
+    assert proc.returncode == 1, proc.stderr + cli.logs()
+    result = json.loads(proc.stdout)
+    assert result["batch"].startswith("b-") and result["state"] == "done" and result["exit_code"] == 1
+    assert (result["total"], result["done"], result["failed"]) == (3, 2, 1)
+    items = {Path(i["input"]).name: i for i in result["items"]}
+    assert set(items) == {"a.mp4", "b.mkv", "broken.mp4"}
+    assert set(items["a.mp4"]) >= {"id", "input", "output", "state", "error"}
+    assert items["a.mp4"]["output"] == str(out / "a.mp4") and items["b.mkv"]["output"] == str(out / "day2" / "b.mkv")
+    assert items["broken.mp4"]["state"] == "failed" and "broken.mp4" in items["broken.mp4"]["error"]
+    assert result["failures"] == [str(broken)]
+    skipped = {Path(s["input"]).name: s["reason"] for s in result["skipped"]}
+    assert skipped.keys() == {".hidden.mp4", "notes.txt", "still.jpg"}
+    assert "hidden" in skipped[".hidden.mp4"] and "unknown extension" in skipped["notes.txt"]
+    assert "image" in skipped["still.jpg"]
+    for src, dst in ((a, out / "a.mp4"), (b, out / "day2" / "b.mkv")):
+        assert media_checks.frame_count(dst) == media_checks.frame_count(src)
+    assert not (out / "day2" / "broken.mp4").exists() and not (out / ".hidden.mp4").exists()
+    assert "broken.mp4" in proc.stderr and "skipped" in proc.stderr
+    jobs = job_count(cli.home)
+    assert jobs == 2
+
+    # the same command again: nothing new is rendered, the broken file fails again
+    again = json.loads(cli.run(*args, "--wait", "--json").stdout)
+    assert job_count(cli.home) == jobs
+    assert [i["resumed"] for i in again["items"] if i["state"] == "done"] == [True, True]
+    assert {i["id"] for i in again["items"] if i["resumed"]} == {items["a.mp4"]["id"], items["b.mkv"]["id"]}
+
+    # a changed input renders only it again, over its earlier output
+    clips.make_clip(b, seconds=1.5)
+    changed = json.loads(cli.run(*args, "--wait", "--json").stdout)
+    assert job_count(cli.home) == jobs + 1
+    by_name = {Path(i["input"]).name: i for i in changed["items"]}
+    assert by_name["a.mp4"]["resumed"] and not by_name["b.mkv"]["resumed"] and by_name["b.mkv"]["state"] == "done"
+    assert media_checks.frame_count(out / "day2" / "b.mkv") == 45
+
+    # --force renders every item again; a broken-free selection exits 0
+    forced = cli.run("submit", str(a), str(b), "--passthrough", *CHUNK, "--output", str(out), "--force",
+                     "--wait", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["exit_code"] == 0
+    assert job_count(cli.home) == jobs + 3
+
+
+def workers_of(cli: FarmCLI) -> list:
+    import psutil
+
+    from farm.broker.embedded import workers_running
+    from farm.config import load_settings
+
+    pid = workers_running(load_settings(cli.env))
+    assert pid, "the local farm's workers are not running"
+    return psutil.Process(pid).children(recursive=True)
+
+
+def hold_after_first_chunk(cli: FarmCLI, batch_id: str) -> list:
+    """Suspend the workers once the batch's first chunk is done (a stop or a cancel mid-batch)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = rows(cli.home, "SELECT count(*) FROM chunks JOIN jobs ON jobs.id = chunks.job_id "
+                              "WHERE jobs.batch_id=? AND chunks.state='done'", batch_id)[0][0]
+        if done:
+            break
+        time.sleep(0.05)
+    held = workers_of(cli)
+    for proc in held:
+        proc.suspend()
+    return held
+
+
+def done_chunks(home: Path, batch_id: str) -> dict:
+    return {(j, i): (at, n) for j, i, at, n in rows(
+        home, "SELECT chunks.job_id, chunks.\"index\", chunks.finished_at, chunks.attempts FROM chunks "
+              "JOIN jobs ON jobs.id = chunks.job_id WHERE jobs.batch_id=? AND chunks.state='done'", batch_id)}
+
+
+def test_stopping_the_farm_mid_batch_loses_nothing_and_redoes_nothing(cli, tmp_path):
+    folder = tmp_path / "in"
+    for n in range(3):
+        clips.make_clip(folder / f"c{n}.mp4", seconds=2.0, gop=15)
+    out = tmp_path / "out"
+    batch_id = cli.run("submit", str(folder), "--passthrough", *CHUNK, "--output", str(out), check=True).stdout.strip()
+    held = hold_after_first_chunk(cli, batch_id)
+    # `farm down` while the workers are held: they get its SIGTERM as they go on, and stop
+    # after the chunk in hand (0.5 s chunks of a small clip take ~50 ms: unheld, they would
+    # finish the whole batch before the stop reached them)
+    down = subprocess.Popen([*FARM, "down"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    for proc in held:
+        proc.resume()
+    assert down.wait(timeout=120) == 0, down.communicate()
+    before = done_chunks(cli.home, batch_id)
+    middle = batch_json(cli, batch_id)
+    assert before and middle["done"] < 3, middle
+    cli.run("up", check=True, timeout_s=120)
+    result = wait_batch(cli, batch_id)
+    assert (result["state"], result["done"], result["exit_code"]) == ("done", 3, 0), result
+    after = done_chunks(cli.home, batch_id)
+    assert all(after[key] == value for key, value in before.items()), "a chunk done before the stop ran again"
+    assert job_count(cli.home) == 3
+    for n in range(3):
+        assert media_checks.frame_count(out / f"c{n}.mp4") == 60
+
+
+def test_cancel_status_and_retry_work_on_the_batch(cli, tmp_path):
+    first = clips.make_clip(tmp_path / "one.mp4", seconds=2.0, gop=15)
+    second = clips.make_clip(tmp_path / "two.mp4", seconds=2.0, gop=15)
+    out = tmp_path / "out"
+    batch_id = cli.run("submit", str(first), str(second), "--passthrough", *CHUNK, "--output", str(out),
+                       check=True).stdout.strip()
+    held = hold_after_first_chunk(cli, batch_id)
+    try:
+        cancel = cli.run("cancel", batch_id)
+    finally:
+        for proc in held:
+            proc.resume()
+    assert cancel.returncode == 0 and "cancelled" in cancel.stderr, cancel.stderr
+    stopped = wait_batch(cli, batch_id)
+    assert stopped["state"] == "cancelled" and stopped["cancelled"] >= 1 and stopped["exit_code"] == 3, stopped
+    table = cli.run("status", batch_id).stdout
+    assert batch_id in table and "cancelled" in table and "farm retry" in table
+    retry = cli.run("retry", batch_id)
+    assert retry.returncode == 0 and "queued again" in retry.stderr, retry.stderr
+    result = wait_batch(cli, batch_id)
+    assert (result["state"], result["done"], result["exit_code"]) == ("done", 2, 0), result
+    assert media_checks.frame_count(out / "one.mp4") == media_checks.frame_count(first)
+    assert cli.run("retry", batch_id).returncode == 2   # nothing left to retry
+    assert cli.run("cancel", batch_id).returncode == 2  # nothing left to cancel

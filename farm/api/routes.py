@@ -256,3 +256,8 @@ async def verify_upload(request: Request) -> dict[str, Any]:
         raise InputError(f"the request body is not valid JSON: {exc}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+from farm.api.batch_routes import batch_router  # noqa: E402 - POST /batches, GET /batches/{id}: same token rule
+
+router.include_router(batch_router)

@@ -155,7 +155,7 @@ def expand(paths: list[str], output_dir: Path | None) -> Expanded:
 
 
 def check_output_dir(raw: str | None, paths: list[str]) -> Path | None:
-    """The output folder of a batch (created if missing), or InputError: an existing file,
+    """The output folder of a batch (make_output_dir creates it), or InputError: an existing file,
     a name with a video's extension (a file is an output only for a single target), or a
     folder inside one of the folders being walked (its outputs would become inputs)."""
     if raw is None:
@@ -175,11 +175,15 @@ def check_output_dir(raw: str | None, paths: list[str]) -> Path | None:
             if out == real or real in Path(os.path.realpath(out)).parents:
                 raise InputError(f"--output {raw} is inside the input folder {folder}: its outputs would be "
                                  "read as inputs by the next run", hint="choose an output folder outside the inputs")
+    return out
+
+
+def make_output_dir(out: Path) -> None:
+    """Create the batch's output folder (once its targets are known: a refused batch makes none)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder {out}: {exc.strerror}") from None
-    return out
 
 
 def input_sha256(path: Path) -> str:

@@ -58,6 +58,8 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
     raw_output = options.pop("output", None)
     out_dir = output_dir or targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths)
     expanded = targets.expand(paths, out_dir)
+    if out_dir is not None:
+        targets.make_output_dir(out_dir)
     step = on_step or (lambda _msg: None)
     started = False
 

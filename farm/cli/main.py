@@ -64,7 +64,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def submit(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Videos, folders (walked recursively) or quoted "
+    paths: list[Path] = typer.Argument(..., metavar="PATH", help="Videos, folders (walked recursively) or quoted "
                                        "globs to process (never modified); several make one batch."),
     wait: bool = typer.Option(False, "--wait", help="Show progress and block until the job (or batch) ends."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),

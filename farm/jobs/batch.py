@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from farm.errors import InputError
+from farm.jobs.output_places import default_output
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
                         ".nut"})
@@ -116,8 +117,6 @@ def _candidates(raw: str) -> tuple[Path, list[Path], bool]:
 
 def expand(paths: list[str], output_dir: Path | None) -> Expanded:
     """Every target of `paths` with its planned output (see the module's rules)."""
-    from farm.jobs.submit import default_output
-
     items: list[Target] = []
     skipped: list[Target] = []
     planned: dict[Path, Path] = {}

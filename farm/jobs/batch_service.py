@@ -25,7 +25,7 @@ from farm.jobs import batch as targets
 from farm.jobs.service import Submitted, cancel_job, retry_job, submit_job
 from farm.state import batches
 from farm.state.db import Database
-from farm.state.states import JobState
+from farm.state.states import JOB_LIVE, JobState
 
 SubmitOne = Callable[[Any], Submitted]
 """Submits one SubmitRequest (the API's also claims its output for the token)."""
@@ -90,8 +90,12 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                              error=f"cannot read {target.input}: {exc.strerror or exc}")
             continue
         hashes = dict(input_sha256=in_hash, options_sha256=opts_hash)
+        live = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, JOB_LIVE)
+        if live is not None:   # a re-run while it renders: that job is this item
+            batches.add_item(db, batch_id, kind=batches.JOB, job_id=live, **record, **hashes)
+            continue
         if not force and target.output.exists():
-            earlier = batches.finished_job_for(db, str(target.output), in_hash, opts_hash)
+            earlier = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, [JobState.DONE])
             if earlier is not None:
                 batches.add_item(db, batch_id, kind=batches.RESUMED, job_id=earlier, **record, **hashes)
                 continue
@@ -167,14 +171,19 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
         elif item.kind == batches.REFUSED and item.output is not None:
             target = targets.Target(Path(item.input), Path(item.output))
             try:
+                hashes = {"input_sha256": targets.input_sha256(target.input),
+                          "options_sha256": targets.options_sha256(batch.options)}
+            except OSError:
+                hashes = None   # unreadable still: submit says so
+            try:
                 job_id = _submit_item(target, batch.options, None, "command line", batch_id, send, db, submit_request)
             except UnavailableError:
                 raise
             except FarmError as exc:
-                batches.set_item_job(db, item.item_id, None, _refusal(exc))
+                batches.set_item_job(db, item.item_id, None, _refusal(exc), hashes)
                 lines.append(f"{item.input}: refused again: {exc.message}")
                 continue
-            batches.set_item_job(db, item.item_id, job_id)
+            batches.set_item_job(db, item.item_id, job_id, hashes=hashes)
             lines.append(f"{item.input}: submitted again as job {job_id}")
     if not lines:
         raise StateError(f"batch {batch_id} has nothing to retry: every item is done or skipped",

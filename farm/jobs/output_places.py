@@ -31,6 +31,11 @@ API_OUTPUTS_DIR = "outputs"
 TRT_CACHE_DIR = "trt-cache"
 
 
+def default_output(video: Path) -> Path:
+    """`<name>.farm.<ext>` beside the input (a job's output when none is named)."""
+    return video.with_name(f"{video.stem}.farm{video.suffix}")
+
+
 def real_output_path(out: Path) -> Path:
     """`out` with its folder resolved (symlinks too); the last component stays as given."""
     return Path(os.path.realpath(out.parent)) / out.name

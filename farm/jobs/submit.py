@@ -18,6 +18,7 @@ from typing import Any, Callable
 from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import Settings
 from farm.errors import FarmError, InputError, UnavailableError
+from farm.jobs.output_places import default_output
 from farm.jobs.spec import CLI, SPEC, option_name
 from farm.media.chunk_codec import choose_encoder
 from farm.media.join import muxer_for_encoder, streams_not_kept
@@ -65,11 +66,6 @@ class SubmitRequest:
         """Option `key` named as the user gave it: `--output` on the command line, `output`
         in a spec file or an API request (farm.jobs.spec.option_name)."""
         return option_name(key, self.origins.get(key, self.where))
-
-
-def default_output(video: Path) -> Path:
-    """`<name>.farm.<ext>` beside the input."""
-    return video.with_name(f"{video.stem}.farm{video.suffix}")
 
 
 def check_output(req: SubmitRequest, settings: Settings) -> Path:

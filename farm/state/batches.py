@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select
 
@@ -126,22 +126,28 @@ def add_item(db: Database, batch_id: str, position: int, input_path: str, output
                         input_sha256=input_sha256, options_sha256=options_sha256))
 
 
-def set_item_job(db: Database, item_id: int, job_id: str | None, error: str | None = None) -> None:
-    """A refused item submitted again (retry): its new job, or its new refusal."""
+def set_item_job(db: Database, item_id: int, job_id: str | None, error: str | None = None,
+                 hashes: dict[str, str | None] | None = None) -> None:
+    """A refused item submitted again (retry): its new job, or its new refusal (and the
+    hashes of its input and options as they are now)."""
     with db.transaction() as s:
         item = s.get(BatchItem, item_id, with_for_update=True)
         item.kind, item.job_id, item.error = (JOB, job_id, None) if job_id else (REFUSED, None, (error or "")[:4000])
+        for key, value in (hashes or {}).items():
+            setattr(item, key, value)
 
 
-def finished_job_for(db: Database, output_path: str, input_sha256: str, options_sha256: str) -> str | None:
-    """The done job that made `output_path` from an input and options with these hashes (the
-    newest), or None: the item can be resumed when its output is still there."""
+def earlier_job_for(db: Database, output_path: str, input_sha256: str, options_sha256: str,
+                    states: Iterable[JobState]) -> str | None:
+    """The newest job in `states` of a batch item that renders `output_path` from an input and
+    options with these hashes, or None. Done: the item is resumed when its output is still
+    there; live: the item is that job (a re-run while it renders starts no second one)."""
     with db.transaction() as s:
         return s.execute(
             select(Job.id).join(BatchItem, BatchItem.job_id == Job.id)
             .where(BatchItem.output_path == output_path, BatchItem.input_sha256 == input_sha256,
                    BatchItem.options_sha256 == options_sha256, BatchItem.kind.in_([JOB, RESUMED]),
-                   Job.state == JobState.DONE.value, Job.output_path == output_path)
+                   Job.state.in_([st.value for st in states]), Job.output_path == output_path)
             .order_by(BatchItem.id.desc()).limit(1)).scalar()
 
 

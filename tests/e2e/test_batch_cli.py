@@ -155,6 +155,10 @@ def test_stopping_the_farm_mid_batch_loses_nothing_and_redoes_nothing(cli, tmp_p
     before = done_chunks(cli.home, batch_id)
     middle = batch_json(cli, batch_id)
     assert before and middle["done"] < 3, middle
+    # the same command while the farm is stopped: its items are the recorded jobs, no second render
+    rerun = cli.run("submit", str(folder), "--passthrough", *CHUNK, "--output", str(out), "--json")
+    assert rerun.returncode == 0 and job_count(cli.home) == 3, rerun.stderr
+    assert {i["id"] for i in json.loads(rerun.stdout)["items"]} == {i["id"] for i in middle["items"]}
     cli.run("up", check=True, timeout_s=120)
     result = wait_batch(cli, batch_id)
     assert (result["state"], result["done"], result["exit_code"]) == ("done", 3, 0), result

@@ -51,7 +51,7 @@ def test_submit_help_shows_flags_bare_and_options_with_plain_labels(cli):
     text = help_text(cli, "submit")
     assert re.search(r"--overwrite\s+Replace an existing output file", text), text
     assert re.search(r"--source\s+-s\s+IMAGE\s+Image", text), text
-    assert re.search(r"Usage: farm submit \[OPTIONS\] VIDEO\b", text), text
+    assert re.search(r"Usage: farm submit \[OPTIONS\] PATH\.\.\.", text), text
 
 
 HELP_OF_EACH = """

@@ -16,7 +16,7 @@ from typing import Any
 
 from farm.errors import InputError
 
-KINDS = ("bool", "int", "float", "str", "choice", "path", "paths", "list", "numbers")
+KINDS = ("bool", "int", "float", "str", "choice", "path", "paths", "list", "numbers", "pairs")
 
 LIST_SEPARATOR = ","
 """How the items of a 'list' or 'numbers' option are written in one piece of text (a flag's
@@ -52,6 +52,7 @@ class Option:
     short: str = ""
     metavar: str = ""
     count: int = 0
+    words: tuple[str, ...] = ()
 
     def flag(self, name: str) -> str:
         """The CLI flag: `--chunk-seconds`; a true/false option that defaults to true is
@@ -69,6 +70,10 @@ class Option:
             span = (f" in {self.minimum:g}..{self.maximum:g}{unit}"
                     if self.minimum is not None and self.maximum is not None else "")
             return f"{many}{span} (comma-separated)"
+        if self.kind == "pairs":
+            return "one or more PATH=PATH items"
+        if self.words:
+            return "a path or " + " or ".join(self.words)
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.minimum is not None and self.maximum is not None:
@@ -126,7 +131,7 @@ def job_options() -> dict[str, Option]:
 
 def path_options(table: dict[str, Option] | None = None) -> list[str]:
     """The options whose values are file paths (resolved against a spec file's folder)."""
-    return [name for name, option in (table or job_options()).items() if option.kind in ("path", "paths")]
+    return [name for name, option in (table or job_options()).items() if option.kind in ("path", "paths", "pairs")]
 
 
 def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = False) -> Any:
@@ -142,6 +147,8 @@ def convert(name: str, option: Option, value: Any, origin: str, *, text: bool = 
     kind = option.kind
     if kind in ("list", "numbers"):
         return _items(option, value, text, bad)
+    if kind == "pairs":
+        return _pairs(value, bad)
     if kind == "paths":
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, str) and v.strip() and "\0" not in v for v in values):
@@ -182,6 +189,26 @@ def _items(option: Option, value: Any, text: bool, bad: InputError) -> list[Any]
     if len(set(items)) != len(items):   # each once
         raise bad
     return items
+
+
+def split_pair(item: str) -> tuple[str, str]:
+    """A 'pairs' item as (left, right), split at its first `=`."""
+    left, _, right = item.partition("=")
+    return left.strip(), right.strip()
+
+
+def _pairs(value: Any, bad: InputError) -> list[str]:
+    """A 'pairs' option's value as a new list of `LEFT=RIGHT` texts: a list, or one text
+    (one item: paths may hold commas); each side non-empty."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not values:
+        raise bad
+    out = []
+    for item in values:
+        if not isinstance(item, str) or "\0" in item or "=" not in item or not all(split_pair(item)):
+            raise bad
+        out.append("=".join(split_pair(item)))
+    return out
 
 
 def _number(option: Option, value: Any, text: bool, bad: InputError) -> int | float:
@@ -238,6 +265,9 @@ def openapi_properties(table: dict[str, Option] | None = None, *, files: tuple[s
             prop: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
         elif option.kind == "paths":
             prop = {"type": "array", "items": {"type": "string"}}
+        elif option.kind == "pairs":
+            item = {"type": "string", "pattern": "^[^=]+=.+$"}
+            prop = {"anyOf": [{"type": "array", "items": item, "minItems": 1}, item]}
         elif option.kind in ("list", "numbers"):
             prop = _items_property(option)
         else:

@@ -71,7 +71,9 @@ def output_label(job: JobView) -> str:
     pack = models.get("pack", "unknown")
     counted = changed_counts(job)
     if counted is not None and counted[1] == 0:
-        none = "no face matched the reference" if (job.options or {}).get("faces") == "reference" else "no face found"
+        opts = job.options or {}
+        none = ("no face matched the reference" if opts.get("faces") == "reference" else
+                "no face matched a --map reference" if opts.get("map") else "no face found")
         return f"{head}: {none}; unaltered, a re-encode (faces searched for with model pack {pack})"
     named = models.get("stage_labels") or {}   # e.g. swap -> "swap (pixel boost 512)"
     stages = [named.get(stage, stage) for stage in models.get("stages") or []]

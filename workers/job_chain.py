@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from farm.errors import FarmError
+from farm.faces.mapping import FaceMap
 from farm.pipeline.stage import PassThrough, StageChain
 from farm.state.store import JobView
 from farm.workers.runtime import Runtime
@@ -31,6 +32,23 @@ def load_identity(ctx: Runtime, job: JobView) -> tuple[np.ndarray, np.ndarray | 
     return source, reference
 
 
+def load_face_map(ctx: Runtime, job: JobView) -> FaceMap | None:
+    """A --map job's references and sources saved at submit (None for a job without --map)."""
+    if not (job.options or {}).get("map"):
+        return None
+    path = ctx.storage.identity(job.id)
+    try:
+        with np.load(path) as data:
+            face_map = FaceMap.from_arrays({name: data[name] for name in data.files})
+    except (OSError, KeyError, ValueError) as exc:
+        raise FarmError(f"job {job.id}: cannot read its saved face map {path} ({exc})",
+                        hint="check the storage mount, or submit the job again") from None
+    if face_map is None:
+        raise FarmError(f"job {job.id}: it maps faces (--map) but {path} holds no face map",
+                        hint="submit the job again")
+    return face_map
+
+
 def build_job_chain(ctx: Runtime, job: JobView) -> StageChain:
     """The stage chain a worker runs for `job` (pass-through when the job has no faces to swap)."""
     options = job.options or {}
@@ -40,4 +58,4 @@ def build_job_chain(ctx: Runtime, job: JobView) -> StageChain:
 
     pack = ctx.pack(job.models["pack_ref"])
     source, reference = load_identity(ctx, job)
-    return build_chain(options, pack, source, reference)
+    return build_chain(options, pack, source, reference, load_face_map(ctx, job))

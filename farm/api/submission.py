@@ -21,13 +21,15 @@ from typing import Any
 from farm.api.uploads import Form
 from farm.errors import InputError
 from farm.jobs.spec import check_options, submit_request
-from farm.options import SUBMIT_OPTIONS
+from farm.options import job_options, split_pair
 from farm.storage import Storage
 from farm.user_files import check_regular_file
 
 FILE_FIELDS = ("video", "source", "reference")
-_LIST_FIELDS = tuple(name for name, option in SUBMIT_OPTIONS.items() if option.kind == "paths")
-"""Form fields that may repeat: the options that take several paths."""
+def _list_fields() -> tuple[str, ...]:
+    """Form fields that may repeat: the options that take several paths or pairs (`map`)."""
+    return tuple(name for name, option in job_options().items() if option.kind in ("paths", "pairs"))
+
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -63,6 +65,22 @@ def _check_models(storage: Storage, options: dict[str, Any]) -> None:
     options["models"] = str(confine(storage, models, "models"))
 
 
+def _confine_map(storage: Storage, options: dict[str, Any]) -> None:
+    """--map's references and sources and --map-others' image as real paths on storage (a
+    reference FOLDER/person-N need not exist itself: its folder's faces.json is read)."""
+    if options.get("map"):
+        confined = []
+        for item in options["map"]:
+            ref, src = split_pair(item)
+            ref_path = confine(storage, ref, "map reference")
+            if ref_path.exists():
+                check_regular_file(ref_path, "map reference")
+            confined.append(f"{ref_path}={confine(storage, src, 'map source', read=True)}")
+        options["map"] = confined
+    if options.get("map_others") not in (None, "keep"):
+        options["map_others"] = str(confine(storage, options["map_others"], "map-others source", read=True))
+
+
 def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     """A multipart request; the uploaded video is at `upload_dir`/..., the output goes beside it."""
     raw: dict[str, Any] = {}
@@ -70,7 +88,7 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
         if name in ("video", "path"):
             raise InputError(f"form field {name!r} must be a file part (the video to process)",
                              hint="send the video as multipart file field 'video', or POST JSON with 'path'")
-        if name in _LIST_FIELDS:
+        if name in _list_fields():
             raw.setdefault(name, []).append(value)
         elif name in raw:
             raise InputError(f"form field {name!r} is given twice")
@@ -97,6 +115,7 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     elif "reference" in options:
         options["reference"] = confine(storage, options["reference"], "reference image", read=True)
     options["source"] = sources
+    _confine_map(storage, options)
     given = "output" in options
     if given:
         options["output"] = confine(storage, options["output"], "output")
@@ -128,6 +147,7 @@ def from_json(body: bytes, storage: Storage) -> Submission:
     options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
     if "reference" in options:
         options["reference"] = confine(storage, options["reference"], "reference image", read=True)
+    _confine_map(storage, options)
     from farm.jobs.submit import default_output
 
     given = "output" in options

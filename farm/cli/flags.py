@@ -2,8 +2,8 @@
 
 Each row becomes one Typer option: `--name-with-dashes VALUE`, a real flag for a
 true/false option (`--overwrite`; `--no-enhance` for one that defaults to true), repeated
-for a list of paths (`--source A --source B`), one comma-separated value for a list of
-choices or numbers (`--mask box,occlusion`, `--mask-padding 10,0,0,0`). Typer reads a command's parameters from
+for a list of paths or of pairs (`--source A --source B`, `--map R1=S1 --map R2=S2`), one
+comma-separated value for a list of choices or numbers (`--mask box,occlusion`, `--mask-padding 10,0,0,0`). Typer reads a command's parameters from
 its signature, so `with_table_options` gives the command function a signature made from
 the table. Numbers are parsed by Typer (a usage error, exit 2, for `--crf x` or
 `--similarity nan`); ranges and choices are checked with every other origin's values by
@@ -24,7 +24,7 @@ from farm.options import Option
 
 _ANNOTATIONS: dict[str, Any] = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
                                 "choice": Optional[str], "path": Optional[Path], "paths": list[Path],
-                                "list": str | None, "numbers": str | None}
+                                "list": str | None, "numbers": str | None, "pairs": list[str]}
 
 
 def finite(value: Optional[float]) -> Optional[float]:
@@ -71,7 +71,7 @@ def typer_parameter(name: str, option: Option) -> inspect.Parameter:
     if option.kind == "bool":
         default = typer.Option(False, *decls, help=_help(option))
     else:
-        default = typer.Option([] if option.kind == "paths" else None, *decls, help=_help(option),
+        default = typer.Option([] if option.kind in ("paths", "pairs") else None, *decls, help=_help(option),
                                metavar=metavar(name, option),
                                callback=finite if option.kind == "float" else None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
@@ -106,8 +106,8 @@ def given_options(values: dict[str, Any], table: dict[str, Option]) -> dict[str,
             if value:   # the flag was given: it turns the option to the other side of its default
                 given[name] = not option.default
             continue
-        if value is None or (option.kind == "paths" and not value):
+        if value is None or (option.kind in ("paths", "pairs") and not value):
             continue
-        given[name] = [str(v) for v in value] if option.kind == "paths" else (
+        given[name] = [str(v) for v in value] if option.kind in ("paths", "pairs") else (
             str(value) if option.kind == "path" else value)
     return given

@@ -16,6 +16,7 @@ import numpy as np
 from farm.faces import stages
 from farm.faces.detect import Detector, build_detector, detector_for_session
 from farm.faces.identity import compute_identity
+from farm.faces.mapping import FaceMap
 from farm.faces.options import FACE_OPTIONS
 from farm.faces.swap import source_latent, swapper_key
 from farm.models.conventions import KINDS, ROLE_KINDS, Conventions, conventions
@@ -33,12 +34,14 @@ class ChainInputs:
 
     sessions: a model pack (with .session(role)) or a mapping role -> session (its
     'detector' entry may also be a ready Detector, a 'detector_yunet' entry serves
-    detector=yunet). source_latent: float32 [512] from emap_latent.
+    detector=yunet). source_latent: float32 [512] from emap_latent. face_map: a --map
+    job's references and sources (farm.faces.mapping), as saved at submit.
     """
 
     def __init__(self, options: Mapping[str, Any], sessions: Any, source_latent: np.ndarray,
-                 reference_embedding: np.ndarray | None = None) -> None:
+                 reference_embedding: np.ndarray | None = None, face_map: FaceMap | None = None) -> None:
         self.options = options
+        self._face_map = face_map
         self.sessions = sessions
         self.source_latent = source_latent
         self._reference = reference_embedding
@@ -87,12 +90,19 @@ class ChainInputs:
                                                self.session("recognizer"))
         return self._reference
 
+    def face_map(self) -> FaceMap:
+        """A --map job's FaceMap (ValueError when none was given: it is computed at submit)."""
+        if self._face_map is None:
+            raise ValueError("a job with map needs its face map (farm.faces.mapping.prepare_map, at submit)")
+        return self._face_map
+
 
 def build_chain(
     options: Mapping[str, Any],
     sessions: Any,
     source_latent: np.ndarray,
     reference_embedding: np.ndarray | None = None,
+    face_map: FaceMap | None = None,
 ) -> StageChain:
     """The StageChain of the registered stages a job with these face options runs.
 
@@ -101,5 +111,5 @@ def build_chain(
     default. See ChainInputs for the rest.
     """
     stored = {name: option.default for name, option in FACE_OPTIONS.items()} | dict(options)
-    inputs = ChainInputs(stored, sessions, source_latent, reference_embedding)
+    inputs = ChainInputs(stored, sessions, source_latent, reference_embedding, face_map)
     return StageChain(stage.build(inputs) for stage in stages.wanted_stages(inputs.options))

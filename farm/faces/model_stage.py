@@ -38,6 +38,10 @@ class FaceModelStage(Stage):
         (face_size x face_size: crop_size unless the stage says otherwise)."""
         raise NotImplementedError
 
+    def run_face(self, face: Face, crop_bgr: np.ndarray) -> np.ndarray:
+        """run_crop for one face's crop (a stage whose model depends on the face overrides it)."""
+        return self.run_crop(crop_bgr)
+
     def face_size(self, face: Face) -> int:
         """The side (pixels) of the aligned crop of this face: crop_size unless overridden."""
         return self.crop_size
@@ -51,7 +55,7 @@ class FaceModelStage(Stage):
             if got is None:
                 continue
             crop, box = got
-            paste_back(frame, self.run_crop(crop), m, box, face.mask)
+            paste_back(frame, self.run_face(face, crop), m, box, face.mask)
             pasted += 1
         frame.faces_changed = max(frame.faces_changed, pasted)
         return frame

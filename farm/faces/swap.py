@@ -22,6 +22,7 @@ import numpy as np
 from farm.errors import InputError
 from farm.faces import pixel_boost as boost
 from farm.faces.align import estimate_norm
+from farm.faces.mapping import map_label
 from farm.faces.model_stage import FaceModelStage
 from farm.faces.options import Option
 from farm.faces.session_io import SessionLike, from_blob, run, to_planes
@@ -131,6 +132,9 @@ def source_latent(identity: np.ndarray, pack: Any, key: str = SWAPPER) -> np.nda
 class SwapStage(FaceModelStage):
     """Swaps every face in frame.faces for the source latent, pasting each result back.
 
+    latent: float32 [L], the job's one source, or [M, L], one row per source of a --map job:
+    a face is swapped to row Face.source (row 0 when None).
+
     Its roles: the swapper, and the recognizer that made the source identity at submit
     (the latent is the recognizer's embedding through the swapper's emap).
     pixel_boost: 'native' (the swapper's own size), 'auto' (per face, see face_size) or
@@ -156,7 +160,9 @@ class SwapStage(FaceModelStage):
         self.session = session
         self.feeding = feeding
         self.template = feeding.template
-        self.latent = np.asarray(latent, np.float32).reshape(1, -1)
+        self.latents = np.atleast_2d(np.asarray(latent, np.float32))
+        self.latent = self.latents[:1]
+        """The source of the face being swapped ([1, L])."""
         self.target_name, self.source_name = _swap_inputs(session)
         shapes = {n.name: list(n.shape) for n in session.get_inputs()}
         self.crop_size = _native_size(shapes[self.target_name])
@@ -170,7 +176,9 @@ class SwapStage(FaceModelStage):
     @classmethod
     def build(cls, inputs: Any) -> "SwapStage":
         key = swapper_key(inputs.options)
-        return cls(inputs.session(key), inputs.source_latent, inputs.options["pixel_boost"], inputs.feeding(key))
+        face_map = inputs.face_map() if inputs.options.get("map") else None
+        latents = inputs.source_latent if face_map is None else face_map.latents
+        return cls(inputs.session(key), latents, inputs.options["pixel_boost"], inputs.feeding(key))
 
     @classmethod
     def roles(cls, options: Mapping[str, Any], pack: Any) -> list[str]:
@@ -199,9 +207,12 @@ class SwapStage(FaceModelStage):
 
     @classmethod
     def label(cls, options: Mapping[str, Any], pack: Any) -> str:
-        """`swap`, or with a chosen swapper and/or a boost `swap (hyperswap_1a_256, pixel boost 512)`."""
+        """`swap`, or with a chosen swapper and/or a boost `swap (hyperswap_1a_256, pixel boost 512)`;
+        with --map it lists the mapping: `swap (map: person-1 -> a.jpg, person-2 -> b.jpg, others kept)`."""
         key = swapper_key(options)
         parts = [pack.entry(key).name] if options.get("swapper") else []
+        if options.get("map"):
+            parts.append(map_label(options))
         value = str(options.get("pixel_boost", boost.NATIVE))
         if not (value == boost.NATIVE or (value != boost.AUTO and int(value) == pack_native_size(pack, key))):
             parts.append(f"pixel boost {value}")
@@ -217,6 +228,11 @@ class SwapStage(FaceModelStage):
             span = boost.face_span(estimate_norm(face.kps, self.template, self.crop_size), self.crop_size)
             return boost.auto_size(span, self.crop_size)
         return int(self.pixel_boost)
+
+    def run_face(self, face: Face, crop_bgr: np.ndarray) -> np.ndarray:
+        """run_crop with the face's own source (Face.source, with --map)."""
+        self.latent = self.latents[face.source or 0][None]
+        return self.run_crop(crop_bgr)
 
     def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
         """The swapped face for an aligned P x P BGR crop, P = n * native: the swapper's

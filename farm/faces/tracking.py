@@ -129,7 +129,7 @@ def interpolate(a: Face, b: Face, w: float) -> Face:
     """The face a share w (0..1) of the way from a to b: box and landmarks linear, the
     lower score, the earlier embedding."""
     return Face(a.bbox + w * (b.bbox - a.bbox), min(a.score, b.score), a.kps + w * (b.kps - a.kps),
-                a.embedding if a.embedding is not None else b.embedding)
+                a.embedding if a.embedding is not None else b.embedding, source=a.source)
 
 
 @dataclass
@@ -198,7 +198,7 @@ class FaceTracker:
         if flt is None:
             return face
         values = flt(np.concatenate([face.kps.reshape(-1), face.bbox]), t)
-        return Face(values[10:], face.score, values[:10], face.embedding)
+        return Face(values[10:], face.score, values[:10], face.embedding, source=face.source)
 
     def _fill(self, track: _Track, found: Face, seq: int, t: float) -> None:
         """Put the track's face, interpolated, into the held frames it was missed in."""

@@ -21,6 +21,9 @@ class Face:
     mask: how the pasting stages blend it back (farm.faces.masks.FaceMask, set by the mask
     stage from the original frame), else None: the feathered box. scaled() and shifted()
     copies have none (they are made by detection, before masks).
+    source: with --map, the index of this face's source among the job's source latents
+    (farm.faces.mapping.FaceMap.latents, set by the select stage), else None: the job's one
+    source.
     """
 
     bbox: np.ndarray
@@ -28,6 +31,7 @@ class Face:
     kps: np.ndarray
     embedding: np.ndarray | None = None
     mask: "FaceMask | None" = None
+    source: int | None = None
 
     def __post_init__(self) -> None:
         self.bbox = np.asarray(self.bbox, dtype=np.float32).reshape(4)
@@ -42,9 +46,10 @@ class Face:
 
     def scaled(self, factor: float) -> "Face":
         """The same face with coordinates multiplied by factor (e.g. 1/scale)."""
-        return Face(self.bbox * factor, self.score, self.kps * factor, self.embedding)
+        return Face(self.bbox * factor, self.score, self.kps * factor, self.embedding, source=self.source)
 
     def shifted(self, dx: float, dy: float) -> "Face":
         """The same face with (dx, dy) pixels added to its coordinates (a crop's origin)."""
         offset = np.array([dx, dy], np.float32)
-        return Face(self.bbox + np.tile(offset, 2), self.score, self.kps + offset, self.embedding)
+        return Face(self.bbox + np.tile(offset, 2), self.score, self.kps + offset, self.embedding,
+                    source=self.source)

@@ -3,7 +3,8 @@ it into a stage chain with farm.workers.job_chain).
 
 The source identity (the average embedding of every --source image) and the reference
 identity are computed once per job at submit and stored beside the job, so every
-chunk swaps in exactly the same person.
+chunk swaps in exactly the same person; with --map, each mapping's reference and source
+(farm.faces.mapping.FaceMap) likewise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class FacePrep:
     label: dict[str, Any] = field(default_factory=dict)
     source_embedding: np.ndarray | None = None      # the swapper's latent of the source identity
     reference_embedding: np.ndarray | None = None
+    face_map: Any = None        # farm.faces.mapping.FaceMap of a --map job
 
     @property
     def enabled(self) -> bool:
@@ -37,6 +39,8 @@ class FacePrep:
         arrays = {"source": self.source_embedding}
         if self.reference_embedding is not None:
             arrays["reference"] = self.reference_embedding
+        if self.face_map is not None:
+            arrays.update(self.face_map.arrays())
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path)
@@ -64,7 +68,18 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     detector = build_detector(pack, options["min_score"], options["detector"])
     recognizer = pack.session("recognizer")
     limits = ImageLimits.from_settings(settings)   # image size checked before decoding
-    identity = compute_identity([Path(p) for p in req.sources], detector, recognizer, limits=limits)
+    face_map = None
+    if options.get("map"):   # req.sources are the mapping's images (farm.jobs.spec.map_sources)
+        from farm.faces.mapping import prepare_map
+
+        def image_identity(path: Path, what: str) -> np.ndarray:
+            return compute_identity([path], detector, recognizer, limits=limits, what=what)
+
+        label = pack.label(["recognizer"]).get("models", {}).get("recognizer")
+        face_map = prepare_map(options, image_identity, lambda e: latent_for_pack(e, pack, options), label)
+        identity = None
+    else:
+        identity = compute_identity([Path(p) for p in req.sources], detector, recognizer, limits=limits)
     reference = None
     if options.get("faces") == "reference":
         if options.get("reference"):
@@ -77,8 +92,9 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
             raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
     pack.check_installed(required_roles(options, pack))   # an optional model a stage needs, at submit
     label = face_label(options, pack, pack_ref=str(pack_name))   # workers load pack_ref
-    return FacePrep(options=options, label=label, source_embedding=latent_for_pack(identity, pack, options),
-                    reference_embedding=reference)
+    source = face_map.latents[0] if face_map is not None else latent_for_pack(identity, pack, options)
+    return FacePrep(options=options, label=label, source_embedding=source, reference_embedding=reference,
+                    face_map=face_map)
 
 
 def open_video(video: Path) -> Any:

@@ -198,7 +198,7 @@ def render_preview(video: Path, options: Mapping[str, Any], settings: Settings, 
     faces = prepare_faces(req, settings)   # the identity and the label, as submit makes them
     pack = load_pack(faces.label["pack_ref"], models_dir=settings.models_path, providers=settings.providers,
                      cache_dir=settings.storage_dir / "trt-cache")   # as a worker loads it
-    chain = build_chain(faces.options, pack, faces.source_embedding, faces.reference_embedding)
+    chain = build_chain(faces.options, pack, faces.source_embedding, faces.reference_embedding, faces.face_map)
     try:
         picture = Frame.from_av(decode_frame(info, index), 0)
     except ValueError as exc:   # a pixel format the pipeline does not take

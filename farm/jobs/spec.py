@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from farm.errors import InputError
 from farm.faces.options import FACE_OPTIONS
-from farm.options import convert, job_options, path_options
+from farm.options import convert, job_options, path_options, split_pair
 
 SPEC_TABLE = "submit"
 SPEC_MAX_BYTES = 1024 * 1024
@@ -102,10 +102,16 @@ def load_spec(path: Path | str) -> dict[str, Any]:
     base = path.absolute().parent
     table = job_options()
     for key in path_options(table):
-        if options.get(key) is not None:
-            many = table[key].kind == "paths"
-            resolved = [(base / Path(p).expanduser()).absolute() for p in (options[key] if many else [options[key]])]
-            options[key] = resolved if many else resolved[0]
+        value, option = options.get(key), table[key]
+        if value is None or value in option.words:
+            continue
+        if option.kind == "pairs":   # both sides of each LEFT=RIGHT, kept as text
+            options[key] = ["=".join(str((base / Path(side).expanduser()).absolute()) for side in split_pair(item))
+                            for item in value]
+            continue
+        many = option.kind == "paths"
+        resolved = [(base / Path(p).expanduser()).absolute() for p in (value if many else [value])]
+        options[key] = resolved if many else resolved[0]
     return options
 
 
@@ -114,6 +120,26 @@ def with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     out = dict(base)
     out.update({k: v for k, v in overrides.items() if v is not None})
     return out
+
+
+def map_sources(options: Mapping[str, Any], sources: list[Path], where: str) -> list[Path]:
+    """The images a --map job swaps in (each mapping's source, then --map-others'), which
+    stand for --source; InputError when --source is given too or a named file is missing."""
+    if sources:
+        raise InputError(f"{option_name('source', where)} and {option_name('map', where)} are given together",
+                         hint=f"with {option_name('map', where)} give everyone else's face as "
+                              f"{option_name('map_others', where)} IMAGE, not {option_name('source', where)}")
+    others = options.get("map_others")
+    pairs = [split_pair(item) for item in options["map"]]
+    named = [(side, option_name("map", where)) for pair in pairs for side in pair]
+    named += [(str(others), option_name("map_others", where))] if others not in (None, "keep") else []
+    for side, flag in named:
+        path = Path(side).expanduser()
+        if not path.exists() and not (path.parent / "faces.json").is_file():
+            raise InputError(f"{flag} names {side}, which does not exist",
+                             hint="give an image of the person (a `farm faces` crop), or FOLDER/person-N of "
+                                  "a `farm faces` folder, = the image of the face to swap in")
+    return [Path(right) for _, right in pairs] + ([Path(others)] if others not in (None, "keep") else [])
 
 
 def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str, str] | None = None,
@@ -128,6 +154,8 @@ def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str
 
     passthrough = bool(options.get("passthrough", False))
     sources = [Path(p) for p in options.get("source") or []]
+    if options.get("map") and not passthrough:
+        sources = map_sources(options, sources, where)
     if not sources and not passthrough:
         hint = (f"give {option_name('source', where)} (an image of the face), "
                 f"or {option_name('passthrough', where)} to only re-encode")

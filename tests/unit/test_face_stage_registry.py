@@ -26,7 +26,8 @@ from tests.unit.test_faces_standins import astronaut_frame, session, swapper_mod
 
 def test_each_option_is_declared_once_by_the_stage_it_names():
     assert list(FACE_OPTIONS) == ["detect_max_side", "min_score", "detector", "faces", "reference",
-                                  "reference_frame", "similarity", "smooth", "smooth_min_cutoff", "smooth_beta",
+                                  "reference_frame", "similarity", "map", "map_others", "smooth", "smooth_min_cutoff",
+                                  "smooth_beta",
                                   "fill_gaps", "mask", "mask_blur", "mask_padding", "mask_regions",
                                   "swapper", "pixel_boost", "enhance", "enhance_blend", "enhancer",
                                   "enhancer_fidelity"]

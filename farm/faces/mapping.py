@@ -157,8 +157,13 @@ def prepare_map(options: Mapping[str, Any], image_identity: Callable[[Path, str]
     (InputError for an unreadable image or one with no face); latent(identity): the
     swapper's source input for it. InputError for two references of one person."""
     given = pairs(options)
-    refs = np.stack([reference_identity(ref, lambda p: image_identity(p, "--map reference image"),
-                                        recognizer_label) for ref, _ in given])
+    found = [reference_identity(ref, lambda p: image_identity(p, "--map reference image"), recognizer_label)
+             for ref, _ in given]
+    sizes = {len(e) for e in found}
+    if len(sizes) > 1:
+        raise InputError(f"--map references have embeddings of different sizes ({sorted(sizes)}): a faces.json "
+                         "made with another recogniser", hint="run `farm faces` again with this job's model pack")
+    refs = np.stack(found)
     check_distinct([ref for ref, _ in given], refs, float(options["similarity"]))
     sources = [src for _, src in given]
     others = others_source(options)

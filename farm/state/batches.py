@@ -2,7 +2,8 @@
 
 An item is one target of the batch. Its kind says where its state comes from:
 
-    job       a job renders it: the job's state
+    job       a job renders it: the job's state (failed, though the job is done, for a face
+              job that changed no face in any frame: nothing was swapped)
     refused   refused at submit (unreadable, not a video, output taken...): failed, its error kept
     resumed   its output exists from an earlier job with the same input and options hashes:
               done, job_id is that earlier job (nothing new is rendered)
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from farm.errors import JobNotFound
 from farm.state.db import Batch, BatchItem, Chunk, Database, Job
 from farm.state.states import JOB_LIVE, JobState
-from farm.state.store import JobView, job_snapshot
+from farm.state.store import JobView, face_job, job_snapshot
 
 JOB, REFUSED, RESUMED, SKIPPED = "job", "refused", "resumed", "skipped"
 
@@ -43,10 +44,18 @@ class ItemView:
     job: JobView | None = None
 
     @property
+    def faceless(self) -> bool:
+        """A face job, done, whose workers changed no face in any frame: the item failed
+        (its output is the input re-encoded), though the job itself is done."""
+        job = self.job
+        return (job is not None and job.state == JobState.DONE.value and face_job(job)
+                and job.changed is not None and job.changed[1] == 0)
+
+    @property
     def state(self) -> str:
         if self.kind == SKIPPED:
             return SKIPPED
-        if self.kind == REFUSED:
+        if self.kind == REFUSED or self.faceless:
             return JobState.FAILED.value
         if self.kind == RESUMED:
             return JobState.DONE.value
@@ -54,10 +63,15 @@ class ItemView:
 
     @property
     def failure(self) -> str | None:
-        """Why the item failed (its refusal, or its job's error), None unless it failed."""
+        """Why the item failed (its refusal, no face changed, or its job's error), None unless it failed."""
         if self.state != JobState.FAILED.value:
             return None
-        return self.error if self.kind == REFUSED else (self.job.error if self.job else "its job is gone")
+        if self.kind == REFUSED:
+            return self.error
+        if self.faceless:
+            return (f"no face was changed in any of its {self.job.frames_total} frames: {self.output} is the input "
+                    "re-encoded (check --faces/--reference/--similarity, or try a lower --min-score)")
+        return self.job.error if self.job else "its job is gone"
 
 
 @dataclass

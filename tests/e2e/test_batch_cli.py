@@ -193,3 +193,18 @@ def test_cancel_status_and_retry_work_on_the_batch(cli, tmp_path):
     assert media_checks.frame_count(out / "one.mp4") == media_checks.frame_count(first)
     assert cli.run("retry", batch_id).returncode == 2   # nothing left to retry
     assert cli.run("cancel", batch_id).returncode == 2  # nothing left to cancel
+
+
+def test_a_faceless_video_fails_alone_in_a_face_batch(cli, tmp_path):
+    folder = tmp_path / "in"
+    clips.make_clip(folder / "face.mp4", width=320, height=180, seconds=1.0, moving_face=True)
+    clips.make_clip(folder / "empty-room.mp4", width=320, height=180, seconds=1.0)
+    face = clips.make_face_image(tmp_path / "source.jpg")
+    proc = cli.run("submit", str(folder), "--source", str(face), "--models", "demo", *CHUNK,
+                   "--output", str(tmp_path / "out"), "--wait", "--json", timeout_s=600)
+    assert proc.returncode == 1, proc.stderr + cli.logs()
+    result = json.loads(proc.stdout)
+    states = {Path(i["input"]).name: (i["state"], i["error"]) for i in result["items"]}
+    assert states["face.mp4"] == ("done", None), result
+    assert states["empty-room.mp4"][0] == "failed" and "no face was changed" in states["empty-room.mp4"][1]
+    assert result["state"] == "done" and result["failures"] == [str(folder / "empty-room.mp4")]

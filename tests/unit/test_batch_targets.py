@@ -98,9 +98,11 @@ def test_the_options_hash_sees_what_changes_an_output_and_nothing_else(tmp_path)
 
 
 class FakeJob:
-    def __init__(self, state: str, frames: int = 10) -> None:
+    def __init__(self, state: str, frames: int = 10, faces: int | None = None) -> None:
         self.state, self.frames_total, self.error, self.id = state, frames, "boom" if state == "failed" else None, "j"
         self.frames_done = frames if state == "done" else 0
+        self.options, self.models = ({"faces": "all"}, {"pack": "demo"}) if faces is not None else ({}, {})
+        self.changed = (faces, faces) if faces is not None else None
 
     @property
     def live(self) -> bool:
@@ -133,3 +135,12 @@ def test_a_batch_state_comes_from_its_items():
 def test_batch_ids_are_never_job_ids():
     made = new_batch_id()
     assert is_batch_id(made) and len(made) == 12 and not is_batch_id("0123456789ab")
+
+
+def test_a_face_job_that_changed_no_face_is_a_failed_item_of_its_batch():
+    shown = view((JOB, "done"), (JOB, "done"))
+    shown.items[0].job = FakeJob("done", faces=0)
+    shown.items[1].job = FakeJob("done", faces=3)
+    assert [i.state for i in shown.items] == ["failed", "done"]
+    assert "no face was changed in any of its 10 frames" in shown.items[0].failure
+    assert shown.state == "done" and batch_exit_code(shown) == 1

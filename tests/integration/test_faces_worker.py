@@ -70,9 +70,9 @@ def test_every_chunk_swaps_in_the_identity_saved_at_submit(worker, tmp_path, mon
     used: list[np.ndarray] = []
     real_build = farm.faces.chain.build_chain
 
-    def spy(options, sessions, source_latent, reference_embedding=None):
+    def spy(options, sessions, source_latent, reference_embedding=None, face_map=None):
         used.append(np.array(source_latent, copy=True))
-        return real_build(options, sessions, source_latent, reference_embedding)
+        return real_build(options, sessions, source_latent, reference_embedding, face_map)
 
     monkeypatch.setattr(farm.faces.chain, "build_chain", spy)
     # When a worker runs every chunk

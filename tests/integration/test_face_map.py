@@ -9,14 +9,17 @@ face in a job whose one source is A, and unlike it in a job whose one source is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+import farm.cli.main as cli
 import farm.jobs.submit
 import farm.workers.chunk_runner
+from farm.cli import faces_command
 from farm.config import load_settings
 from farm.errors import InputError
 from farm.jobs.spec import check_options, submit_request
@@ -152,3 +155,32 @@ def test_map_refusals_at_submit(inproc, scene, tmp_path):
     cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
     refused("no face found in --map reference image", map=f"{blank}={scene['a']}")
     assert store.list_jobs(db) == []
+
+
+def test_a_reference_may_be_a_person_of_a_farm_faces_run(inproc, scene, tmp_path, monkeypatch, capsys):
+    settings, db, ctx = inproc
+    clip = scene["clip"]
+    # Given `farm faces` run on the clip (its folder: person-N.png crops and faces.json)
+    monkeypatch.setenv("FARM_HOME", str(settings.home))
+    monkeypatch.setenv("FARM_PROVIDERS", "cpu")
+    folder = tmp_path / "three.faces"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["faces", str(clip), "--models", "demo", "--every", "0.5", "--threshold", str(SIMILARITY),
+                  "--out", str(folder), "--json"])
+    assert done.value.code in (0, None)
+    table = json.loads(capsys.readouterr().out)
+    faces_command.register(cli.app)   # as at import: without the detect options
+    by_x = sorted(table["people"], key=lambda p: p["reference"]["box"][0])
+    assert len(by_x) == 3, table["people"]
+    left, middle = by_x[0]["name"], by_x[1]["name"]
+    (folder / f"{left}.png").unlink()   # the person is read from faces.json, not from the crop
+    # When the job names two of its people
+    mapped = render(settings, db, ctx, clip, tmp_path / "map" / "out.mp4", similarity=SIMILARITY,
+                    map=[f"{folder / left}={scene['a']}", f"{folder / middle}={scene['b']}"])
+    only_a = render(settings, db, ctx, clip, tmp_path / "a" / "out.mp4", source=[str(scene["a"])])
+    # Then the left person is swapped to A, and the right one kept
+    out, a, source = pictures(Path(mapped.output_path)), pictures(Path(only_a.output_path)), pictures(clip)
+    assert region_gap(out, a, 0) < 2.0 < 4 * 2.0 < region_gap(out, a, 1)
+    assert region_gap(out, source, 2) < 3.0
+    assert mapped.changed == (len(out), 2 * len(out))
+    assert mapped.models["stage_labels"]["swap"] == f"swap (map: {left} -> a.png, {middle} -> b.png, others kept)"

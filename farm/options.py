@@ -108,6 +108,9 @@ SUBMIT_OPTIONS: dict[str, Option] = {
     "priority": Option("int", 5, "9 runs first.", minimum=0, maximum=9, stage="queue", metavar="0..9"),
     "keep_chunks": Option("bool", False, "Keep chunk files after publishing.", stage="output"),
     "models": Option("str", None, "Model pack: default, demo, or a directory.", stage="models", metavar="PACK"),
+    "precision": Option("choice", "auto", "Model precision: auto (TensorRT: fp32 files, fp16 engines; CUDA alone: a "
+                        "model's fp16 file where the pack has it; CPU: fp32), fp32, or fp16 (the fp16 files).",
+                        choices=("auto", "fp32", "fp16"), stage="models"),
     "passthrough": Option("bool", False, "No face work: re-encode only (tests, benchmarks).", stage="input"),
     "consent": Option("str", None, "Reference to the consent record (release form, ticket, document hash); "
                       "recorded and signed into the output.", stage="provenance", metavar="TEXT"),

@@ -54,8 +54,9 @@ class WorkerContext:
         nothing yet), so `farm status` keeps showing the providers the worker really has.
         """
         ref = (job.models or {}).get("pack_ref")
-        if ref and ref in self._packs:
-            used = ",".join(self._packs[ref].providers_in_use())
+        key = (ref, job_plan(job))
+        if ref and key in self._packs:
+            used = ",".join(self._packs[key].providers_in_use())
             if used:
                 self._providers = used
         return self._providers or None
@@ -81,13 +82,24 @@ class WorkerContext:
             self._job_encoders[job_id] = problem
         return self._job_encoders[job_id]
 
-    def pack(self, name: str) -> Any:
-        """A model pack, loaded once per process and kept warm across chunks and jobs."""
-        if name not in self._packs:
+    def pack(self, name: str, precision: Any = None) -> Any:
+        """A model pack at a precision plan (farm.models.precision.Plan; None: the default),
+        loaded once per process and kept warm across chunks and jobs."""
+        from farm.models.precision import Plan
+
+        key = (name, precision or Plan())
+        if key not in self._packs:
             from farm.models.packs import load_pack
 
-            self._packs[name] = load_pack(name, models_dir=self.settings.models_path,
-                                          providers=self.settings.providers,
-                                          cache_dir=self.settings.storage_dir / "trt-cache")
-            log.info("model pack %s loaded", name)
-        return self._packs[name]
+            self._packs[key] = load_pack(name, models_dir=self.settings.models_path,
+                                         providers=self.settings.providers,
+                                         cache_dir=self.settings.storage_dir / "trt-cache", precision=key[1])
+            log.info("model pack %s loaded (%s)", name, key[1].name)
+        return self._packs[key]
+
+
+def job_plan(job: JobView) -> Any:
+    """The precision plan stored with the job at submit (farm.models.precision)."""
+    from farm.models.precision import Plan
+
+    return Plan.from_dict((job.models or {}).get("precision_plan"))

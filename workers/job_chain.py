@@ -9,6 +9,7 @@ from farm.errors import FarmError
 from farm.faces.mapping import FaceMap
 from farm.pipeline.stage import PassThrough, StageChain
 from farm.state.store import JobView
+from farm.workers.context import job_plan
 from farm.workers.runtime import Runtime
 
 
@@ -56,6 +57,6 @@ def build_job_chain(ctx: Runtime, job: JobView) -> StageChain:
         return StageChain([PassThrough()])
     from farm.faces.chain import build_chain
 
-    pack = ctx.pack(job.models["pack_ref"])
+    pack = ctx.pack(job.models["pack_ref"], job_plan(job))
     source, reference = load_identity(ctx, job)
     return build_chain(options, pack, source, reference, load_face_map(ctx, job))

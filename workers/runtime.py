@@ -38,5 +38,5 @@ class Runtime(Protocol):
     def encoder_problem(self, job_id: str) -> str | None:
         """Why this process cannot produce the job's encoder; None when it can."""
 
-    def pack(self, name: str) -> Any:
-        """A model pack, loaded once per process."""
+    def pack(self, name: str, precision: Any = None) -> Any:
+        """A model pack at a precision plan (None: the default), loaded once per process."""

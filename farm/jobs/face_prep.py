@@ -59,11 +59,14 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
     from farm.faces.identity import ImageLimits, compute_identity
     from farm.faces.stages import check_models, face_label, required_roles
     from farm.models.packs import load_pack
+    from farm.models.precision import plan_for
+    from farm.models.providers import resolve_providers
 
     options = req.face_options   # validated when the request was made (SubmitRequest)
     pack_name = req.models or settings.models
+    plan = plan_for(req.precision, resolve_providers(settings.providers))   # for the workers' providers
     pack = load_pack(pack_name, models_dir=settings.models_path, providers="cpu",
-                     cache_dir=settings.storage_dir / "trt-cache")
+                     cache_dir=settings.storage_dir / "trt-cache", precision=plan)
     check_models(options, pack)   # e.g. a pixel boost the pack's swapper cannot take
     detector = build_detector(pack, options["min_score"], options["detector"])
     recognizer = pack.session("recognizer")
@@ -92,6 +95,7 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
             raise InputError("--faces reference needs --reference IMAGE or --reference-frame N")
     pack.check_installed(required_roles(options, pack))   # an optional model a stage needs, at submit
     label = face_label(options, pack, pack_ref=str(pack_name))   # workers load pack_ref
+    label["precision_plan"] = plan.as_dict()   # workers load the pack at this plan, as it is
     source = face_map.latents[0] if face_map is not None else latent_for_pack(identity, pack, options)
     return FacePrep(options=options, label=label, source_embedding=source, reference_embedding=reference,
                     face_map=face_map)

@@ -171,5 +171,6 @@ def submit_request(video: Path, options: Mapping[str, Any], origins: Mapping[str
         overwrite=bool(options.get("overwrite", False)), keep_chunks=bool(options.get("keep_chunks", False)),
         chunk_seconds=options.get("chunk_seconds"), codec=options.get("codec"), preset=options.get("preset"),
         crf=options.get("crf"), priority=int(options.get("priority", 5)), models=options.get("models"),
+        precision=str(options.get("precision") or "auto"),
         face_options=face_options, consent=options.get("consent"), origins=dict(origins or {}), where=where,
     )

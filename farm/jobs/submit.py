@@ -48,6 +48,7 @@ class SubmitRequest:
     crf: int | None = None
     priority: int = 5
     models: str | None = None
+    precision: str = "auto"           # farm.models.precision: made a Plan at submit, stored in job.models
     face_options: dict[str, Any] = field(default_factory=dict)
     api_token_id: int | None = None   # the HTTP API token submitting it; None: a local user (CLI)
     consent: str | None = None        # a reference to the subjects' consent (release form, ticket, hash)

@@ -63,11 +63,12 @@ def inproc(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
     db.dispose()
 
 
-def render(settings, db, ctx, video: Path, out: Path, models: str = "demo", **face_options) -> store.JobView:
+def render(settings, db, ctx, video: Path, out: Path, models: str = "demo", precision: str = "auto",
+           **face_options) -> store.JobView:
     """Submit a face job, run each of its chunks as a worker does, then finalize it."""
     face = clips.make_face_image(out.parent / "source.jpg")
     req = SubmitRequest(video=video, sources=[face], models=models, output=out, chunk_seconds=0.5,
-                        face_options={"faces": "all", "detect_max_side": 320, **face_options})
+                        precision=precision, face_options={"faces": "all", "detect_max_side": 320, **face_options})
     job_id = submit(req, settings, db)
     job = store.get_job(db, job_id)
     for index in range(job.chunk_count):

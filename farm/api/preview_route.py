@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from farm.api.auth import require_token
-from farm.api.submission import _check_models, confine
+from farm.api.submission import _check_models, confine, confine_map
 from farm.errors import InputError
 from farm.jobs.spec import REQUEST, check_options
 from farm.options import Option, convert, openapi_properties
@@ -74,7 +74,7 @@ def _query(request: Request) -> tuple[str, dict[str, Any], dict[str, Any]]:
             raise InputError(f"unknown query parameter {name!r}",
                              hint="GET /preview takes path, frame or at, and " + ", ".join(table)
                                   + " (a job's encoder, queue and output options mean nothing for one frame)")
-        elif table[key].kind == "paths":
+        elif table[key].kind in ("paths", "pairs"):
             raw.setdefault(key, []).append(value)
         elif key in raw:
             raise InputError(f"query parameter {name!r} is given twice")
@@ -107,6 +107,7 @@ async def preview(request: Request) -> Response:
     options["source"] = [confine(ctx.storage, p, "source image", read=True) for p in options.get("source", [])]
     if options.get("reference") is not None:
         options["reference"] = confine(ctx.storage, options["reference"], "reference image", read=True)
+    confine_map(ctx.storage, options)   # --map's images, on storage too
     _check_models(ctx.storage, options)   # a pack by name, or a directory on storage
     result, data = await run_in_threadpool(_render, ctx, video, options, own)
     headers = {"X-Farm-Frame": str(result.index), "X-Farm-Time": f"{result.time_s:.6f}",

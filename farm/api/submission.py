@@ -65,7 +65,7 @@ def _check_models(storage: Storage, options: dict[str, Any]) -> None:
     options["models"] = str(confine(storage, models, "models"))
 
 
-def _confine_map(storage: Storage, options: dict[str, Any]) -> None:
+def confine_map(storage: Storage, options: dict[str, Any]) -> None:
     """--map's references and sources and --map-others' image as real paths on storage (a
     reference FOLDER/person-N need not exist itself: its folder's faces.json is read)."""
     if options.get("map"):
@@ -115,7 +115,7 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     elif "reference" in options:
         options["reference"] = confine(storage, options["reference"], "reference image", read=True)
     options["source"] = sources
-    _confine_map(storage, options)
+    confine_map(storage, options)
     given = "output" in options
     if given:
         options["output"] = confine(storage, options["output"], "output")
@@ -147,7 +147,7 @@ def from_json(body: bytes, storage: Storage) -> Submission:
     options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
     if "reference" in options:
         options["reference"] = confine(storage, options["reference"], "reference image", read=True)
-    _confine_map(storage, options)
+    confine_map(storage, options)
     from farm.jobs.submit import default_output
 
     given = "output" in options

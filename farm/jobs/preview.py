@@ -180,13 +180,14 @@ def render_preview(video: Path, options: Mapping[str, Any], settings: Settings, 
     from farm.jobs.submit import check_consent, check_images, probe_limits
     from farm.media.probe import probe
     from farm.models.packs import load_pack
+    from farm.models.precision import Plan
     from farm.pipeline import regions
     from farm.pipeline.frame import Frame
 
     video = Path(video).expanduser()
     kept = preview_options()
     options = {key: value for key, value in options.items() if key in kept}
-    if not options.get("source"):
+    if not options.get("source") and not options.get("map"):
         hint = f"give {option_name('source', where)} IMAGE (an image of the face)"
         raise InputError(f"no source image given: a preview of {video} needs the face to swap in",
                          hint=hint + (f", or set source = [...] in spec file {spec}" if spec else ""))
@@ -197,7 +198,8 @@ def render_preview(video: Path, options: Mapping[str, Any], settings: Settings, 
     check_images(req, settings)
     faces = prepare_faces(req, settings)   # the identity and the label, as submit makes them
     pack = load_pack(faces.label["pack_ref"], models_dir=settings.models_path, providers=settings.providers,
-                     cache_dir=settings.storage_dir / "trt-cache")   # as a worker loads it
+                     cache_dir=settings.storage_dir / "trt-cache",
+                     precision=Plan.from_dict(faces.label.get("precision_plan")))   # as a worker loads it
     chain = build_chain(faces.options, pack, faces.source_embedding, faces.reference_embedding, faces.face_map)
     try:
         picture = Frame.from_av(decode_frame(info, index), 0)

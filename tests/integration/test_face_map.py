@@ -184,3 +184,16 @@ def test_a_reference_may_be_a_person_of_a_farm_faces_run(inproc, scene, tmp_path
     assert region_gap(out, source, 2) < 3.0
     assert mapped.changed == (len(out), 2 * len(out))
     assert mapped.models["stage_labels"]["swap"] == f"swap (map: {left} -> a.png, {middle} -> b.png, others kept)"
+
+
+def test_a_preview_maps_each_person_as_the_job_does(inproc, scene):
+    settings, _, _ = inproc
+    from farm.jobs.preview import render_preview
+
+    options = check_options({"models": "demo", "enhance": False, "detect_max_side": 320, "similarity": SIMILARITY,
+                             "map": f"{scene['person0']}={scene['a']}"}, "the test")
+    shown = render_preview(scene["clip"], options, settings, frame=0)
+    h, w = shown.original.shape[:2]
+    changed = [float(np.abs(shown.result[y0:y1, x0:x1].astype(int) - shown.original[y0:y1, x0:x1]).mean())
+               for x0, y0, x1, y1 in (np.asarray(box, int) for box in face_boxes(0, w, h))]
+    assert changed[0] > 8.0 and changed[1] == changed[2] == 0.0, changed

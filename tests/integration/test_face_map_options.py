@@ -98,4 +98,7 @@ def test_map_over_the_api_is_in_the_schema_and_confined_to_storage(farm_home, tm
     refused = client.post("/jobs", files={"video": ("clip.mp4", b"not a video", "video/mp4")},
                           data={"map": ["p1.png=a.jpg", f"p1.png={outside}"]})
     assert refused.status_code == 422 and "outside the farm's storage" in refused.json()["detail"], refused.text
+    # GET /preview takes the same option, confined alike
+    refused = client.get("/preview", params={"path": "v.mp4", "map": ["p1.png=a.jpg", f"p1.png={outside}"]})
+    assert refused.status_code == 422 and "outside the farm's storage" in refused.json()["detail"], refused.text
     db.dispose()

@@ -162,3 +162,16 @@ def test_the_swap_stage_swaps_each_face_to_its_own_source():
     left, right = (slice(230, 270), slice(75, 105)), (slice(230, 270), slice(335, 365))
     assert np.abs(luma[left].astype(int) - before[left]).mean() < 3   # source 0: the crop itself
     assert luma[right].mean() < 0.5 * before[right].mean()           # source 1: dark
+
+
+def test_a_face_keeps_its_source_through_copies_and_tracking():
+    from farm.faces.tracking import FaceTracker, interpolate
+    from farm.faces.tracking_filter import OneEuroFilter
+
+    face = face_at(10, unit(1))
+    face.source = 1
+    assert face.scaled(0.5).source == face.shifted(3, 4).source == 1
+    other = face_at(30, unit(1))
+    other.source = 1
+    assert interpolate(face, other, 0.5).source == 1
+    assert FaceTracker._smoothed(OneEuroFilter(), face, 0.0).source == 1

@@ -48,15 +48,16 @@ def upgrade() -> None:
     )
     op.create_index('ix_batch_items_batch_id', 'batch_items', ['batch_id'])
     op.create_index('ix_batch_items_output_path', 'batch_items', ['output_path'])
-    with op.batch_alter_table('jobs') as batch:
-        batch.add_column(sa.Column('batch_id', sa.String(length=32), nullable=True))
-        batch.create_index('ix_jobs_batch_id', ['batch_id'])
+    op.add_column('jobs', sa.Column('batch_id', sa.String(length=32), nullable=True))   # in place (see downgrade)
+    op.create_index('ix_jobs_batch_id', 'jobs', ['batch_id'])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('jobs') as batch:
-        batch.drop_index('ix_jobs_batch_id')
-        batch.drop_column('batch_id')
+    # Not batch mode: on SQLite it would rebuild `jobs` (copy, drop, rename), and dropping
+    # the old table with foreign keys on deletes every chunk and event row (ON DELETE
+    # CASCADE). SQLite >= 3.35 drops a column in place.
+    op.drop_index('ix_jobs_batch_id', 'jobs')
+    op.drop_column('jobs', 'batch_id')
     op.drop_index('ix_batch_items_output_path', 'batch_items')
     op.drop_index('ix_batch_items_batch_id', 'batch_items')
     op.drop_table('batch_items')

@@ -72,6 +72,14 @@ def is_batch(paths: list[str], output: str | None) -> bool:
     return one.is_dir() or is_glob(paths[0]) or (output is not None and Path(output).expanduser().is_dir())
 
 
+def single_video(path: Path) -> Path:
+    """A single target as given, or InputError for an image (images are not rendered yet)."""
+    if _kind(path) == "image":
+        raise InputError(f"{path} is an image ({path.suffix}): images are not rendered yet; farm renders videos",
+                         hint="submit a video; a folder of mixed files lists its images as skipped")
+    return path
+
+
 def _kind(path: Path) -> str | None:
     """'video', 'image' or None (an unknown extension)."""
     ext = path.suffix.lower()

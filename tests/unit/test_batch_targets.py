@@ -144,3 +144,9 @@ def test_a_face_job_that_changed_no_face_is_a_failed_item_of_its_batch():
     assert [i.state for i in shown.items] == ["failed", "done"]
     assert "no face was changed in any of its 10 frames" in shown.items[0].failure
     assert shown.state == "done" and batch_exit_code(shown) == 1
+
+
+def test_a_single_image_is_refused_with_a_reason(tmp_path):
+    with pytest.raises(InputError, match="is an image .* images are not rendered yet"):
+        batch.single_video(tmp_path / "photo.JPG")
+    assert batch.single_video(tmp_path / "clip.mp4") == tmp_path / "clip.mp4"

@@ -78,8 +78,8 @@ def prepare_faces(req: Any, settings: Any) -> FacePrep:
         def image_identity(path: Path, what: str) -> np.ndarray:
             return compute_identity([path], detector, recognizer, limits=limits, what=what)
 
-        label = pack.label(["recognizer"]).get("models", {}).get("recognizer")
-        face_map = prepare_map(options, image_identity, lambda e: latent_for_pack(e, pack, options), label)
+        ours = pack.label(["recognizer"]).get("models", {}).get("recognizer")   # a faces.json must match it
+        face_map = prepare_map(options, image_identity, lambda e: latent_for_pack(e, pack, options), ours)
         identity = None
     else:
         identity = compute_identity([Path(p) for p in req.sources], detector, recognizer, limits=limits)

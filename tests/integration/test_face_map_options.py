@@ -23,14 +23,6 @@ from farm.state.tokens import create_token
 from farm.storage import Storage
 
 
-@pytest.fixture
-def submit_with_faces():
-    """`farm submit` declared with the face options, as main() does for `submit`."""
-    cli.register_submit()
-    yield
-    cli.register_submit(faces=False)
-
-
 def test_map_is_a_repeatable_flag_and_a_spec_key(submit_with_faces, tmp_path, monkeypatch):
     runner = CliRunner()
     shown = runner.invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})

@@ -73,8 +73,9 @@ def is_batch(paths: list[str], output: str | None) -> bool:
 
 
 def single_video(path: Path) -> Path:
-    """A single target as given, or InputError for an image (images are not rendered yet)."""
-    if _kind(path) == "image":
+    """A single target as given, or InputError for an image file (images are not rendered yet);
+    anything else that is not a video (a FIFO, a folder...) is refused by the probe, as before."""
+    if _kind(path) == "image" and path.expanduser().is_file():
         raise InputError(f"{path} is an image ({path.suffix}): images are not rendered yet; farm renders videos",
                          hint="submit a video; a folder of mixed files lists its images as skipped")
     return path

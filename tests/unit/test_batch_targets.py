@@ -148,5 +148,6 @@ def test_a_face_job_that_changed_no_face_is_a_failed_item_of_its_batch():
 
 def test_a_single_image_is_refused_with_a_reason(tmp_path):
     with pytest.raises(InputError, match="is an image .* images are not rendered yet"):
-        batch.single_video(tmp_path / "photo.JPG")
+        batch.single_video(touch(tmp_path / "photo.JPG"))
+    assert batch.single_video(tmp_path / "missing.png") == tmp_path / "missing.png"   # the probe says why
     assert batch.single_video(tmp_path / "clip.mp4") == tmp_path / "clip.mp4"

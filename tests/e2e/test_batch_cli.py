@@ -186,6 +186,7 @@ def test_cancel_status_and_retry_work_on_the_batch(cli, tmp_path):
     assert stopped["state"] == "cancelled" and stopped["cancelled"] >= 1 and stopped["exit_code"] == 3, stopped
     table = cli.run("status", batch_id).stdout
     assert batch_id in table and "cancelled" in table and "farm retry" in table
+    time.sleep(2)   # a chunk in hand when the cancel came notices it within about a second (test_cancel_retry)
     retry = cli.run("retry", batch_id)
     assert retry.returncode == 0 and "queued again" in retry.stderr, retry.stderr
     result = wait_batch(cli, batch_id)

@@ -2,7 +2,7 @@
 
 A batch is a list of jobs submitted through the job service (farm.jobs.service.submit_job),
 one call per item. An item that is refused (a broken or unreadable file, an output that
-exists and is not the farm's) is recorded as a failed item with its error and the rest go
+exists and no earlier batch item wrote) is recorded as a failed item with its error and the rest go
 on; only a farm that is unavailable (UnavailableError: database, broker, storage) stops
 the submit, as it would stop any job (what was recorded stays; re-running resumes).
 

@@ -20,14 +20,10 @@ import farm.cli.main as cli
 import farm.jobs.submit
 import farm.workers.chunk_runner
 from farm.cli import faces_command
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.jobs.spec import check_options, submit_request
 from farm.jobs.submit import submit
-from farm.models.packs import clear_pack_cache
 from farm.state import store
-from farm.state.db import Database, upgrade_schema
-from farm.workers.context import WorkerContext
 from farm.workers.finalize import run_finalize
 from tests import media_checks
 from tests.three_people import face_boxes, make_three_people_clip, write_person, write_stranger
@@ -38,19 +34,6 @@ SIMILARITY = 0.75
 the others' (<= 0.6) in this clip."""
 
 
-@pytest.fixture
-def inproc(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
-    """(settings, db, worker context) with no broker: what would be enqueued is dropped."""
-    settings = load_settings({"FARM_HOME": str(farm_home), "FARM_PROVIDERS": "cpu"})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    monkeypatch.setattr(farm.jobs.submit, "enqueue_job", lambda *a, **k: 0)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_chunk", lambda *a, **k: None)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_finalize", lambda *a, **k: None)
-    clear_pack_cache()
-    yield settings, db, WorkerContext(settings, app=None)
-    clear_pack_cache()
-    db.dispose()
 
 
 @pytest.fixture(scope="module")

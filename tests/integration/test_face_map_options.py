@@ -13,12 +13,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
-from farm.api.app import create_app
 from farm.api.submission import from_json
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.jobs.spec import CLI, check_options, load_spec, submit_request
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from farm.storage import Storage
 
@@ -57,11 +54,8 @@ def test_the_map_images_stand_for_the_source(tmp_path):
         submit_request(tmp_path / "v.mp4", check_options({"map": f"{tmp_path}/nobody.png={tmp_path}/a.jpg"}, "t"))
 
 
-def test_map_over_the_api_is_in_the_schema_and_confined_to_storage(farm_home, tmp_path):
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+def test_map_over_the_api_is_in_the_schema_and_confined_to_storage(api_app, farm_home, tmp_path):
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
     for kind in ("multipart/form-data", "application/json"):
         props = body[kind]["schema"]["properties"]

@@ -23,7 +23,6 @@ from onnx import TensorProto, helper
 
 import farm.jobs.submit
 import farm.workers.chunk_runner
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.faces import stages
 from farm.faces.options import FACE_OPTIONS, validate_options
@@ -35,11 +34,10 @@ from farm.models.manifest import (
     dump_manifest,
     load_manifest,
 )
-from farm.models.packs import clear_pack_cache, load_pack
+from farm.models.packs import load_pack
 from farm.provenance.check import verify_file
 from farm.state import chunks, store
 from farm.state.db import Database, upgrade_schema
-from farm.workers.context import WorkerContext
 from farm.workers.finalize import run_finalize
 from tests import clips, media_checks
 from tests.tint_stage import TintStage
@@ -47,20 +45,6 @@ from tests.tint_stage import TintStage
 WORKER = "cpu0@test"
 
 
-@pytest.fixture
-def inproc(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
-    """(settings, db, worker context) with no broker: what would be enqueued is dropped."""
-    settings = load_settings({"FARM_HOME": str(farm_home), "FARM_PROVIDERS": "cpu"})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    monkeypatch.setattr(farm.jobs.submit, "enqueue_job", lambda *a, **k: 0)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_chunk", lambda *a, **k: None)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_finalize", lambda *a, **k: None)
-    clear_pack_cache()
-    ctx = WorkerContext(settings, app=None)
-    yield settings, db, ctx
-    clear_pack_cache()
-    db.dispose()
 
 
 def render(settings, db, ctx, video: Path, out: Path, models: str = "demo", precision: str = "auto",

@@ -30,7 +30,7 @@ from farm.state import records, store
 from farm.workers.chunk_runner import run_chunk
 from farm.workers.finalize import run_finalize
 from tests import clips, media_checks
-from tests.integration.test_face_stages import WORKER, inproc, pictures  # noqa: F401  (inproc: a fixture)
+from tests.integration.test_face_stages import WORKER, pictures
 
 SIZE, FRAMES, FPS, GOP = 256, 60, 30, 15
 SCALE = SIZE / 512
@@ -105,7 +105,7 @@ def inside(values: np.ndarray) -> np.ndarray:
     return np.array([v for i, v in enumerate(values) if i >= 8 and i not in SEAMS and not {i - 1, i} & MISSED])
 
 
-def test_a_still_face_holds_still_across_chunks_and_gaps(inproc, standin_detector, tmp_path):  # noqa: F811
+def test_a_still_face_holds_still_across_chunks_and_gaps(inproc, standin_detector, tmp_path):
     settings, db, ctx = inproc
     clip = still_clip(tmp_path / "still.mp4")
     # Given the same clip rendered without and with smoothing
@@ -132,7 +132,7 @@ def test_a_still_face_holds_still_across_chunks_and_gaps(inproc, standin_detecto
     assert [c.frames_planned for c in steady.chunks] == [15, 15, 15, 15]
 
 
-def test_without_warm_frames_a_seam_jumps(inproc, standin_detector, tmp_path, monkeypatch):  # noqa: F811
+def test_without_warm_frames_a_seam_jumps(inproc, standin_detector, tmp_path, monkeypatch):
     settings, db, ctx = inproc
     clip = still_clip(tmp_path / "still.mp4")
     monkeypatch.setattr(TrackStage, "warm_frames", classmethod(lambda cls, options, fps: 0))
@@ -143,7 +143,7 @@ def test_without_warm_frames_a_seam_jumps(inproc, standin_detector, tmp_path, mo
     assert smoothed[list(SEAMS)].mean() > 1.5 * inside(smoothed).mean(), (smoothed[list(SEAMS)], inside(smoothed))
 
 
-def test_context_frames_keep_a_reordered_clip_frame_exact(inproc, tmp_path):  # noqa: F811
+def test_context_frames_keep_a_reordered_clip_frame_exact(inproc, tmp_path):
     # Given a clip with B-frames and keyframes that do not fall on the chunk cuts, and the demo
     # pack's own detector (the Haar cascade and its follower)
     settings, db, ctx = inproc

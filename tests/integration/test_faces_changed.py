@@ -13,8 +13,6 @@ import uuid
 from pathlib import Path
 
 import farm.workers.chunk_runner
-import pytest
-from farm.workers.context import WorkerContext
 from farm.workers.finalize import output_label, run_finalize
 from fastapi.testclient import TestClient
 from rich.console import Console
@@ -22,28 +20,13 @@ from rich.console import Console
 import farm.jobs.submit
 from farm.api.app import create_app
 from farm.cli.watch import job_view, jobs_table, wait_for_job
-from farm.config import load_settings
 from farm.jobs.outcomes import job_json, job_outcome_json
 from farm.jobs.submit import SubmitRequest, submit
-from farm.models.packs import clear_pack_cache
 from farm.state import chunks, store
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from tests import clips, job_rows, media_checks
 
 
-@pytest.fixture
-def inproc(farm_home: Path, monkeypatch: pytest.MonkeyPatch):
-    settings = load_settings({"FARM_HOME": str(farm_home), "FARM_PROVIDERS": "cpu"})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    monkeypatch.setattr(farm.jobs.submit, "enqueue_job", lambda *a, **k: 0)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_chunk", lambda *a, **k: None)
-    monkeypatch.setattr(farm.workers.chunk_runner, "enqueue_finalize", lambda *a, **k: None)
-    clear_pack_cache()
-    yield settings, db, WorkerContext(settings, app=None)
-    clear_pack_cache()
-    db.dispose()
 
 
 def render(settings, db, ctx, video: Path, out: Path) -> store.JobView:

@@ -24,8 +24,6 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
-from farm.api.app import create_app
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.faces.align import estimate_norm, transform_points
 from farm.faces.enhance import EnhanceStage
@@ -40,11 +38,10 @@ from farm.models.manifest import load_manifest
 from farm.models.standins import standin_for
 from farm.models.standins_masks import OCCLUDER_KEY_BGR, PARSER_LAYOUT
 from farm.pipeline.frame import Frame
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from tests import clips, media_checks
 from tests.face_scenes import ASTRONAUT_FACE, to_i420
-from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
+from tests.integration.test_face_stages import render
 from tests.unit.test_faces_standins import KPS
 
 GLOVE = (168, 56, 226, 176)
@@ -171,7 +168,7 @@ def test_padding_and_blur_keep_a_box_only_job_inside_its_box():
 
 
 
-def test_mask_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_with_faces, farm_home, tmp_path,
+def test_mask_options_are_flags_spec_keys_api_fields_and_in_the_schema(api_app, submit_with_faces, farm_home, tmp_path,
                                                                       monkeypatch):
     shown = CliRunner().invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "240"})
     assert shown.exit_code == 0, shown.output
@@ -192,10 +189,7 @@ def test_mask_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_wi
     spec.write_text('mask = ["box", "region"]\nmask-regions = "skin,nose,upper-lip"\nmask_padding = [0, 5, 0, 5]\n')
     assert load_spec(spec) == {"mask": ["box", "region"], "mask_regions": ["skin", "nose", "upper-lip"],
                                "mask_padding": [0.0, 5.0, 0.0, 5.0]}
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
     for kind in ("multipart/form-data", "application/json"):
         props = body[kind]["schema"]["properties"]
@@ -212,7 +206,7 @@ def test_mask_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_wi
     db.dispose()
 
 
-def test_a_masked_demo_job_runs_loads_the_mask_models_and_says_so(inproc, tmp_path):  # noqa: F811
+def test_a_masked_demo_job_runs_loads_the_mask_models_and_says_so(inproc, tmp_path):
     settings, db, ctx = inproc
     video = clips.make_clip(tmp_path / "face.mp4", width=480, height=270, seconds=0.5, moving_face=True)
     regions = "skin,nose,left-eye,right-eye"

@@ -11,19 +11,16 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
-from farm.api.app import create_app
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.jobs.face_prep import prepare_faces
 from farm.jobs.spec import load_spec
 from farm.jobs.submit import SubmitRequest
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from tests import clips, media_checks
-from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
+from tests.integration.test_face_stages import render
 
 
-def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(submit_with_faces, farm_home,
+def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(api_app, submit_with_faces, farm_home,
                                                                             tmp_path, monkeypatch):
     shown = CliRunner().invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})
     for flag in ("--swapper", "--enhancer", "--enhancer-fidelity"):
@@ -36,10 +33,7 @@ def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(subm
     spec = tmp_path / "render.toml"
     spec.write_text('swapper = "simswap_256"\nenhancer = "none"\n')
     assert load_spec(spec) == {"swapper": "simswap_256", "enhancer": "none"}
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"swapper", "enhancer", "enhancer_fidelity"} <= set(body["properties"])
     client = TestClient(app)
@@ -49,7 +43,7 @@ def test_the_model_options_are_flags_spec_keys_api_fields_and_in_the_schema(subm
     db.dispose()
 
 
-def test_an_unknown_model_is_refused_at_submit_naming_the_choices(inproc, tmp_path):  # noqa: F811
+def test_an_unknown_model_is_refused_at_submit_naming_the_choices(inproc, tmp_path):
     settings, _db, _ctx = inproc
     face = clips.make_face_image(tmp_path / "source.jpg")
     req = SubmitRequest(video=tmp_path / "v.mp4", sources=[face], models="demo",
@@ -59,7 +53,7 @@ def test_an_unknown_model_is_refused_at_submit_naming_the_choices(inproc, tmp_pa
     assert "hyperswap_1a_256" in refused.value.hint and "farm models list" in refused.value.hint
 
 
-def test_a_job_with_a_chosen_swapper_and_restorer_renders_with_them(inproc, tmp_path):  # noqa: F811
+def test_a_job_with_a_chosen_swapper_and_restorer_renders_with_them(inproc, tmp_path):
     settings, db, ctx = inproc
     video = clips.make_clip(tmp_path / "face.mp4", width=480, height=270, seconds=0.5, moving_face=True)
     job = render(settings, db, ctx, video, tmp_path / "out" / "face.farm.mp4", swapper="simswap_256",

@@ -13,12 +13,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
-from farm.api.app import create_app
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.jobs.spec import CLI, check_options, load_spec
 from farm.options import SUBMIT_OPTIONS, Option, job_options
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 
 GRAIN = Option("float", None, "film grain strength added after the swap", minimum=0.0, maximum=1.0,
@@ -35,7 +32,8 @@ def grain(monkeypatch: pytest.MonkeyPatch):
     cli.register_submit()
 
 
-def test_an_added_option_is_a_flag_a_spec_key_a_form_field_and_in_the_schema(grain, farm_home, tmp_path, monkeypatch):
+def test_an_added_option_is_a_flag_a_spec_key_a_form_field_and_in_the_schema(grain, farm_home, tmp_path, monkeypatch,
+                                                                             api_app):
     runner = CliRunner()
     # the CLI: a flag with the table's help and range, parsed and handed on
     shown = runner.invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "160"})
@@ -56,10 +54,7 @@ def test_an_added_option_is_a_flag_a_spec_key_a_form_field_and_in_the_schema(gra
     with pytest.raises(InputError, match=r"option grain = 2.0 in spec file .* grain must be 0..1"):
         load_spec(spec)
     # the API: the schema has it for both bodies, and a form field out of range is refused naming it
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
     for kind in ("multipart/form-data", "application/json"):
         prop = body[kind]["schema"]["properties"]["grain"]
@@ -124,7 +119,7 @@ def looks(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_list_and_numbers_options_are_flags_spec_keys_form_fields_json_keys_and_in_the_schema(
-        looks, farm_home, tmp_path, monkeypatch):
+        looks, farm_home, tmp_path, monkeypatch, api_app):
     runner = CliRunner()
     # the CLI: one comma-separated value each, checked where every origin's values are
     shown = runner.invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})
@@ -153,10 +148,7 @@ def test_list_and_numbers_options_are_flags_spec_keys_form_fields_json_keys_and_
     with pytest.raises(InputError, match=r"option margins = \[1, 2, 3\] in spec file .* margins must be 2 numbers"):
         load_spec(spec)
     # the API: the schema takes an array or a comma-separated string; a form field is text, JSON keeps lists
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
     for kind in ("multipart/form-data", "application/json"):
         props = body[kind]["schema"]["properties"]

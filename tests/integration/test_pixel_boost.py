@@ -12,20 +12,17 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
-from farm.api.app import create_app
-from farm.config import load_settings
 from farm.errors import InputError
 from farm.faces.pixel_boost import CHOICES
 from farm.jobs.spec import CLI, check_options, load_spec
-from farm.state.db import Database, upgrade_schema
 from farm.state.tokens import create_token
 from tests import clips, media_checks
-from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
+from tests.integration.test_face_stages import render
 
 
 
 
-def test_pixel_boost_is_a_flag_a_spec_key_an_api_field_and_in_the_schema(submit_with_faces, farm_home, tmp_path,
+def test_pixel_boost_is_a_flag_a_spec_key_an_api_field_and_in_the_schema(api_app, submit_with_faces, farm_home, tmp_path,
                                                                         monkeypatch):
     shown = CliRunner().invoke(cli.app, ["submit", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "--pixel-boost" in shown.output, shown.output
@@ -42,10 +39,7 @@ def test_pixel_boost_is_a_flag_a_spec_key_an_api_field_and_in_the_schema(submit_
     spec.write_text("pixel-boost = 64\n")
     with pytest.raises(InputError, match="pixel_boost must be one of native, auto, 128"):
         load_spec(spec)
-    settings = load_settings({"FARM_HOME": str(farm_home)})
-    db = Database(settings.database)
-    upgrade_schema(db)
-    app = create_app(settings, db)
+    settings, db, app = api_app   # a migrated database and the app (conftest)
     body = app.openapi()["paths"]["/jobs"]["post"]["requestBody"]["content"]
     for kind in ("multipart/form-data", "application/json"):
         prop = body[kind]["schema"]["properties"]["pixel_boost"]
@@ -57,7 +51,7 @@ def test_pixel_boost_is_a_flag_a_spec_key_an_api_field_and_in_the_schema(submit_
     db.dispose()
 
 
-def test_a_boosted_job_runs_and_its_label_says_pixel_boost(inproc, tmp_path):  # noqa: F811
+def test_a_boosted_job_runs_and_its_label_says_pixel_boost(inproc, tmp_path):
     settings, db, ctx = inproc
     video = clips.make_clip(tmp_path / "face.mp4", width=480, height=270, seconds=0.5, moving_face=True)
     job = render(settings, db, ctx, video, tmp_path / "out" / "face.farm.mp4", pixel_boost="256")

@@ -13,7 +13,7 @@ from farm.jobs.spec import load_spec
 from farm.state.db import Database, upgrade_schema
 from farm.workers.context import job_plan
 from tests import clips, media_checks
-from tests.integration.test_face_stages import inproc, render  # noqa: F401  (inproc: a fixture)
+from tests.integration.test_face_stages import render
 
 
 def test_precision_is_a_flag_a_spec_key_and_an_api_field(submit_with_faces, farm_home, tmp_path, monkeypatch):
@@ -35,7 +35,7 @@ def test_precision_is_a_flag_a_spec_key_and_an_api_field(submit_with_faces, farm
     db.dispose()
 
 
-def test_an_fp16_job_runs_the_fp16_swapper_on_its_workers_and_says_so(inproc, tmp_path):  # noqa: F811
+def test_an_fp16_job_runs_the_fp16_swapper_on_its_workers_and_says_so(inproc, tmp_path):
     settings, db, ctx = inproc
     video = clips.make_clip(tmp_path / "face.mp4", width=320, height=180, seconds=0.5, moving_face=True)
     job = render(settings, db, ctx, video, tmp_path / "out" / "face.farm.mp4", precision="fp16")

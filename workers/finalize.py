@@ -83,6 +83,8 @@ def output_label(job: JobView) -> str:
         total = getattr(job, "frames_total", None)
         label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces)"
     label += f" with model pack {pack}"
+    if models.get("precision") not in (None, "fp32"):   # e.g. "fp16" (--precision, farm.models.precision)
+        label += f", precision {models['precision']}"
     if models.get("demo"):
         label += " (demo stand-in models, not real face swap)"
     return label

@@ -44,6 +44,7 @@ def test_an_fp16_job_runs_the_fp16_swapper_on_its_workers_and_says_so(inproc, tm
     pack = ctx.pack(job.models["pack_ref"], job_plan(job))
     assert pack.entry("swapper").name == "demo-inswapper_128_fp16"          # what the workers loaded
     assert sum(c.faces_changed for c in job.chunks) > 0
-    assert "inswapper_128_fp16" in media_checks.container_tags(job.output_path)["comment"] + str(job.models)
+    tags = media_checks.container_tags(job.output_path)
+    assert "with model pack demo, precision fp16" in tags["comment"] and "inswapper_128_fp16" in tags["farm_models"], tags
     plain = render(settings, db, ctx, video, tmp_path / "out2" / "face.farm.mp4")
     assert plain.models["precision"] == "fp32" and plain.models["models"]["swapper"]["name"] == "demo-inswapper_128"

@@ -37,7 +37,7 @@ def material(tmp_path_factory) -> SimpleNamespace:
 
 def _settings(tmp_path: Path) -> SimpleNamespace:
     return SimpleNamespace(models="default", models_path=tmp_path / "models", storage_dir=tmp_path / "storage",
-                           max_image_side=8192, max_image_bytes=50 * 1024**2)
+                           max_image_side=8192, max_image_bytes=50 * 1024**2, providers="cpu")
 
 
 def _request(material, **face_options) -> SubmitRequest:

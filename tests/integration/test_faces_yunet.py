@@ -155,7 +155,8 @@ def _request(tmp_path: Path, models: str, **face_options) -> SubmitRequest:
 
 def _settings(tmp_path: Path):
     return SimpleNamespace(models="default", models_path=tmp_path / "models", storage_dir=tmp_path / "storage",
-                           max_image_side=8192, max_image_bytes=50 * 1024 * 1024)   # image limits (issue 11.5)
+                           max_image_side=8192, max_image_bytes=50 * 1024 * 1024,   # image limits (issue 11.5)
+                           providers="cpu")   # the workers' providers (the precision plan, issue 14.4)
 
 
 def test_submit_refuses_an_unknown_detector(tmp_path):

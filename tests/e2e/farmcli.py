@@ -98,3 +98,40 @@ class FarmCLI:
         Redis or the workers); a test that was refused before any start pays no process."""
         if any((self.home / "run").glob("*.pid")):
             self.run("down", timeout_s=120)
+
+
+def hold_workers(cli: FarmCLI, tries: int = 100) -> list:
+    """Suspend (SIGSTOP) the local farm's worker processes at a moment when none holds the
+    job database's write lock: a worker frozen inside a write would lock every other
+    process out (`farm cancel` then fails with 'database is locked'). Resume them with
+    proc.resume()."""
+    import psutil
+
+    from farm.broker.embedded import workers_running
+    from farm.config import load_settings
+
+    for _ in range(tries):
+        pid = workers_running(load_settings(cli.env))
+        assert pid, "the local farm's workers are not running"
+        held = psutil.Process(pid).children(recursive=True)
+        for proc in held:
+            proc.suspend()
+        if not write_locked(cli.home / "farm.db"):
+            return held
+        for proc in held:
+            proc.resume()
+        time.sleep(0.02)
+    raise AssertionError("a worker held the job database's write lock at every try")
+
+
+def write_locked(db: Path) -> bool:
+    """True when another connection holds the SQLite file's write lock now."""
+    conn = sqlite3.connect(db, timeout=0.2)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()

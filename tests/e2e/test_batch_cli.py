@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FARM, FarmCLI
+from tests.e2e.farmcli import FARM, FarmCLI, hold_workers
 
 CHUNK = ("--chunk-seconds", "0.5")
 
@@ -105,17 +105,6 @@ def test_a_folder_mirrors_its_outputs_skips_what_is_not_a_video_fails_a_broken_f
     assert job_count(cli.home) == jobs + 3
 
 
-def workers_of(cli: FarmCLI) -> list:
-    import psutil
-
-    from farm.broker.embedded import workers_running
-    from farm.config import load_settings
-
-    pid = workers_running(load_settings(cli.env))
-    assert pid, "the local farm's workers are not running"
-    return psutil.Process(pid).children(recursive=True)
-
-
 def hold_after_first_chunk(cli: FarmCLI, batch_id: str) -> list:
     """Suspend the workers once the batch's first chunk is done (a stop or a cancel mid-batch)."""
     deadline = time.monotonic() + 120
@@ -125,10 +114,7 @@ def hold_after_first_chunk(cli: FarmCLI, batch_id: str) -> list:
         if done:
             break
         time.sleep(0.05)
-    held = workers_of(cli)
-    for proc in held:
-        proc.suspend()
-    return held
+    return hold_workers(cli)
 
 
 def done_chunks(home: Path, batch_id: str) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
+from tests.e2e.farmcli import FarmCLI, hold_workers
 
 
 @pytest.fixture
@@ -26,18 +26,6 @@ def chunk_rows(home: Path, job_id: str) -> list[tuple[int, str, int]]:
                             (job_id,)).fetchall()
 
 
-def workers_of(cli: FarmCLI) -> list:
-    """The local farm's worker processes (the supervisor's children), to hold them still."""
-    import psutil
-
-    from farm.broker.embedded import workers_running
-    from farm.config import load_settings
-
-    pid = workers_running(load_settings(cli.env))
-    assert pid, "the local farm's workers are not running"
-    return psutil.Process(pid).children(recursive=True)
-
-
 def test_cancel_mid_job_publishes_nothing_and_retry_finishes_only_what_is_left(cli, tmp_path):
     src = clips.make_clip(tmp_path / "long.mp4", width=960, height=540, seconds=6.0, audio_tracks=1, gop=15)
     out = tmp_path / "long.farm.mp4"
@@ -50,9 +38,7 @@ def test_cancel_mid_job_publishes_nothing_and_retry_finishes_only_what_is_left(c
         time.sleep(0.1)
     # Hold the workers while `farm cancel` starts (a second or more on a loaded machine), or
     # they finish every 0.5 s chunk first and nothing is left to cancel; they go on after it.
-    held = workers_of(cli)
-    for proc in held:
-        proc.suspend()
+    held = hold_workers(cli)
     try:
         assert cli.run("cancel", job_id).returncode == 0
     finally:

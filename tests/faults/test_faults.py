@@ -17,7 +17,7 @@ import pytest
 from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import load_settings
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
+from tests.e2e.farmcli import FarmCLI, write_locked
 from tests.faults.farmfaults import busy_worker, chunks, events, query
 
 FAST_FAULTS = {"FARM_STALE_HEARTBEAT_S": "4", "FARM_REAP_INTERVAL_S": "1", "FARM_LOCAL_WORKERS": "2"}
@@ -136,27 +136,12 @@ def freeze_a_busy_worker(home: Path, job_id: str, timeout_s: float = 120) -> tup
             os.kill(pid, signal.SIGSTOP)
             state, now = next((s, f) for i, s, _, f, _ in chunks(home, job_id) if i == index)
             planned = query(home, 'SELECT frames_planned FROM chunks WHERE job_id=? AND "index"=?', job_id, index)[0][0]
-            if state == "running" and 0 < now < planned and not locked(home):
+            if state == "running" and 0 < now < planned and not write_locked(home / "farm.db"):
                 return index, pid, host
             os.kill(pid, signal.SIGCONT)
             tried.append((index, host, state, now))
         time.sleep(0.05)
     raise AssertionError(f"could not freeze a worker mid-chunk: tried {tried}; chunks {chunks(home, job_id)}")
-
-
-def locked(home: Path) -> bool:
-    """True if the job database's write lock is held (a frozen holder would stall everyone)."""
-    import sqlite3
-
-    conn = sqlite3.connect(home / "farm.db", timeout=0.2)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.rollback()
-        return False
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        conn.close()
 
 
 def test_a_hung_worker_is_reaped_and_its_chunk_runs_elsewhere(cli, tmp_path):

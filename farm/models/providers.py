@@ -7,6 +7,7 @@ prefork pool.
 
 from __future__ import annotations
 
+import functools
 import contextlib
 import ctypes
 import glob
@@ -66,13 +67,20 @@ def resolve_providers(spec: str | Sequence[str] | None) -> list[str]:
     names = parse_providers(spec)
     if names != [AUTO]:
         return names
+    return list(_auto_providers())
+
+
+@functools.lru_cache(maxsize=1)
+def _auto_providers() -> tuple[str, ...]:
+    """What 'auto' means on this machine: found once per process (the GPU libraries do not
+    come and go), so its warning is logged once, not at every pack a process loads."""
     if not diagnose("cuda"):
         chosen = ["tensorrt", "cuda"] if not diagnose("tensorrt") else ["cuda"]
     else:
         chosen = ["cpu"]
         log.warning("providers=auto: no usable GPU (%s); running on the CPU", "; ".join(diagnose("cuda")))
     log.info("providers=auto resolved to %s", ",".join(chosen))
-    return chosen
+    return tuple(chosen)
 
 
 def ort_cuda_major() -> int | None:

@@ -93,12 +93,17 @@ def test_a_session_that_lost_its_gpu_provider_is_refused():
 
 
 def test_auto_picks_the_gpu_when_it_is_usable(monkeypatch):
-    monkeypatch.setattr(prov, "diagnose", lambda p: [])
+    def machine(found) -> None:   # another machine: 'auto' is found once per process, so forget it
+        monkeypatch.setattr(prov, "diagnose", found)
+        prov._auto_providers.cache_clear()
+
+    machine(lambda p: [])
     assert prov.resolve_providers("auto") == ["tensorrt", "cuda"]
-    monkeypatch.setattr(prov, "diagnose", lambda p: ["TensorRT 10"] if p == "tensorrt" else [])
+    machine(lambda p: ["TensorRT 10"] if p == "tensorrt" else [])
     assert prov.resolve_providers(None) == ["cuda"]
-    monkeypatch.setattr(prov, "diagnose", lambda p: ["the NVIDIA driver"])
+    machine(lambda p: ["the NVIDIA driver"])
     assert prov.resolve_providers(None) == ["cpu"]
+    prov._auto_providers.cache_clear()   # this machine again for the tests after
 
 
 def test_stand_ins_go_through_the_same_factory(demo, monkeypatch):

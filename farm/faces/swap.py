@@ -31,6 +31,10 @@ from farm.models.conventions import KINDS, SWAPPER, Conventions, conventions, fa
 
 SWAP_SIZE = 128
 SWAP_TEMPLATE = "arcface_128"
+MAX_SUBS_PER_RUN = 16
+"""At most this many pixel-boost sub-images go through the swapper in one run: boost 1024
+on a 128 model makes 64 of them, and a batch's activations grow with its size (about
+16 x the batch-1 arena for 16), so a 4K close-up's batch stays bounded on the GPU."""
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -237,13 +241,15 @@ class SwapStage(FaceModelStage):
     def run_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
         """The swapped face for an aligned P x P BGR crop, P = n * native: the swapper's
         result itself for n = 1, else the pixel-shuffle of its results on the n * n
-        pixel-unshuffled sub-images (all with the same source latent)."""
+        pixel-unshuffled sub-images (all with the same source latent), at most
+        MAX_SUBS_PER_RUN of them in one run."""
         n = boost.factor(crop_bgr.shape[0], self.crop_size)
         if n == 1:
             return self._swap([crop_bgr])[0]
         subs = boost.unshuffle(crop_bgr, n)
         if self.batched:
-            swapped = self._swap(list(subs))
+            swapped = [out for at in range(0, len(subs), MAX_SUBS_PER_RUN)
+                       for out in self._swap(list(subs[at:at + MAX_SUBS_PER_RUN]))]
         else:
             swapped = [self._swap([sub])[0] for sub in subs]
         return boost.shuffle(np.stack(swapped), n)

@@ -16,7 +16,7 @@ from farm.faces import pixel_boost as boost
 from farm.faces import stages
 from farm.faces.align import estimate_norm, warp_face
 from farm.faces.options import validate_options
-from farm.faces.swap import SwapStage
+from farm.faces.swap import MAX_SUBS_PER_RUN, SwapStage
 from farm.faces.types import Face
 from farm.jobs.spec import CLI, check_options
 from farm.models.manifest import TensorSpec
@@ -91,7 +91,20 @@ def test_a_boosted_identity_swap_gives_back_the_crop(size, batch):
     assert out.shape == crop.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - crop.astype(int)).max() <= 1
     n = int(size) // 128
-    assert stage.session.runs == ([n * n] if batch == "N" else [1] * (n * n))
+    runs = [MAX_SUBS_PER_RUN] * (n * n // MAX_SUBS_PER_RUN) if n * n > MAX_SUBS_PER_RUN else [n * n]
+    assert stage.session.runs == (runs if batch == "N" else [1] * (n * n))
+
+
+def test_boost_1024_runs_its_64_sub_images_in_bounded_batches_with_the_same_pixels():
+    """Memory: 64 sub-images in one run would hold 64 x the batch-1 activations; they go in
+    runs of MAX_SUBS_PER_RUN, and the pixels equal the one-by-one path's."""
+    fixed, dynamic = swapper(1), swapper("N")
+    crop = aligned_crop(1024)
+    one_by_one = SwapStage(fixed, LATENT, "1024").run_crop(crop)
+    bounded = SwapStage(dynamic, LATENT, "1024").run_crop(crop)
+    assert dynamic.runs == [MAX_SUBS_PER_RUN] * (64 // MAX_SUBS_PER_RUN) and fixed.runs == [1] * 64
+    assert np.array_equal(one_by_one, bounded)
+    assert not np.array_equal(bounded, crop)   # it did swap
 
 
 @pytest.mark.parametrize("size", ["512", "auto"])

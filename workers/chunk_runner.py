@@ -35,6 +35,7 @@ from farm.media.plan import ChunkPlan
 from farm.pipeline.frame import Frame
 from farm.pipeline.stage import StageChain
 from farm.state import chunks, records, registry
+from farm.state.images import is_images_job
 from farm.state.states import ChunkState
 from farm.workers.encoder_check import job_encoder, refuse_chunk
 from farm.workers.runtime import Runtime
@@ -66,6 +67,10 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
         log.info("job %s chunk %d: %s (%s)", job_id, index, claim.outcome, claim.reason)
         return claim.outcome
     job, chunk = claim.job, claim.chunk
+    if is_images_job(job):   # a group of images: same claim, finish and attempts, its own work
+        from farm.workers.image_runner import run_image_chunk
+
+        return run_image_chunk(ctx, claim, worker)
     cancelled = [False]
 
     def on_progress(frames_done: int) -> None:

@@ -75,8 +75,14 @@ class WorkerContext:
                 job = store.get_job(self.db, job_id)
             except JobNotFound:
                 return None                 # the claim says what happened to it
-            enc = job_encoder(job)
-            problem = encoder_problem(enc.codec, enc.pix_fmt, parse_encoder_list(self.settings.disabled_encoders))
+            from farm.state.images import is_images_job
+
+            if is_images_job(job):
+                problem = None   # images are written by Pillow, in their own format
+            else:
+                enc = job_encoder(job)
+                problem = encoder_problem(enc.codec, enc.pix_fmt,
+                                          parse_encoder_list(self.settings.disabled_encoders))
             if len(self._job_encoders) >= 256:
                 self._job_encoders.clear()
             self._job_encoders[job_id] = problem

@@ -21,6 +21,7 @@ from farm.media.probe import probe
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
 from farm.state import finalizing, store
+from farm.state.images import is_images_job
 from farm.state.store import JobView, face_job
 from farm.storage import (
     IngestRecord,
@@ -50,26 +51,38 @@ def changed_counts(job: JobView) -> tuple[int, int] | None:
     return sum(f for f, _ in counts), sum(n for _, n in counts)
 
 
-def faces_altered(job: JobView) -> bool:
+Counts = tuple[int, int, int]
+"""(frames with a face changed, faces changed, frames in all): one output's, e.g. one image's."""
+
+
+def _counts(job: JobView, counts: Counts | None) -> tuple[tuple[int, int] | None, int | None]:
+    if counts is not None:
+        return (counts[0], counts[1]), counts[2]
+    return changed_counts(job), getattr(job, "frames_total", None)
+
+
+def faces_altered(job: JobView, counts: Counts | None = None) -> bool:
     """True if the output has a face the job changed: a face job, unless its workers
-    counted no replaced face at all (a job without counts is taken as altered)."""
+    counted no replaced face at all (a job without counts is taken as altered).
+    `counts`: the output's own (an image of an images job), else the job's."""
     if not face_job(job):
         return False
-    counted = changed_counts(job)
+    counted = _counts(job, counts)[0]
     return counted is None or counted[1] > 0
 
 
-def output_label(job: JobView) -> str:
+def output_label(job: JobView, counts: Counts | None = None) -> str:
     """One line saying what the output is: synthetic media made by farm, the job, what changed.
 
     A face job names the stages that changed pixels and, where the workers counted them,
-    in how many frames and how many faces; one that found no face says it is unaltered."""
+    in how many frames and how many faces; one that found no face says it is unaltered.
+    `counts`: the output's own (an image of an images job: 1 frame), else the job's sums."""
     head = f"synthetic media made by farm {__version__}, job {job.id}"
     if not face_job(job):
         return f"{head}: a pass-through re-encode, no faces were changed"
     models = job.models or {}
     pack = models.get("pack", "unknown")
-    counted = changed_counts(job)
+    counted, total = _counts(job, counts)
     if counted is not None and counted[1] == 0:
         opts = job.options or {}
         none = ("no face matched the reference" if opts.get("faces") == "reference" else
@@ -80,7 +93,6 @@ def output_label(job: JobView) -> str:
     label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")
     if counted is not None:
         frames, faces = counted
-        total = getattr(job, "frames_total", None)
         label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces)"
     label += f" with model pack {pack}"
     if models.get("precision") not in (None, "fp32"):   # e.g. "fp16" (--precision, farm.models.precision)
@@ -90,15 +102,15 @@ def output_label(job: JobView) -> str:
     return label
 
 
-def output_metadata(job: JobView, muxer: str | None = None) -> dict[str, str]:
+def output_metadata(job: JobView, muxer: str | None = None, counts: Counts | None = None) -> dict[str, str]:
     """The container tags an output carries: the synthetic-media label, job id, models.
 
     muxer: the output's muxer (None: one that keeps free-form tags). AVI keeps only its
     RIFF INFO fields, so the label goes in `comment`; MPEG-TS keeps only the service
     description, so it goes in `service_name` (at most 255 bytes), `service_provider`
-    naming farm. Other muxers get every tag below.
+    naming farm. Other muxers get every tag below. `counts`: as output_label's.
     """
-    label = output_label(job)
+    label = output_label(job, counts)
     if muxer == "avi":
         return {"comment": label}
     if muxer == "mpegts":
@@ -111,7 +123,7 @@ def output_metadata(job: JobView, muxer: str | None = None) -> dict[str, str]:
         "comment": label,
         "description": label,
         "farm_synthetic": "1",
-        "farm_faces_altered": "1" if faces_altered(job) else "0",
+        "farm_faces_altered": "1" if faces_altered(job, counts) else "0",
         "farm_job_id": job.id,
         "farm_model_pack": str(models.get("pack", "none (pass-through)")),
         "farm_models": model_text or "none",
@@ -219,6 +231,10 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     if job is None:
         log.info("job %s: finalize skipped (not finalizing, or owned by another worker)", job_id)
         return "skip"
+    if is_images_job(job):   # each image was published by its chunk
+        from farm.workers.image_runner import finalize_images
+
+        return finalize_images(ctx, job, owner)
     beat = Heartbeat(lambda: finalizing.touch_finalize(ctx.db, job_id, owner), store.beat_interval_s(stale_s),
                      name="farm-finalize-heartbeat").start()
     lost = lost_chunk_outputs(job.chunks)

@@ -58,6 +58,12 @@ def _print_submitted(batch: batches.BatchView, err: Console) -> None:
     resumed = sum(1 for i in batch.items if i.kind == batches.RESUMED)
     refused = [i for i in batch.items if i.kind == batches.REFUSED]
     jobs = sum(1 for i in batch.items if i.kind == batches.JOB)
+    images = [i for i in batch.items if i.kind == batches.IMAGE]
+    if images:   # the images of a batch render in one job, in tasks of many images
+        tasks = {i.job.id: i.job.chunk_count for i in images if i.job is not None}
+        jobs += len(tasks)
+        err.print(f"{len(images)} image(s) in {sum(tasks.values())} task(s) of images job {', '.join(tasks)}",
+                  highlight=False)
     err.print(f"batch [bold]{batch.id}[/]: {len(batch.items)} item(s): {jobs} job(s) submitted, {resumed} already "
               f"rendered (resumed), {len(refused)} refused, {len(batch.skipped)} file(s) skipped", highlight=False)
     for item in batch.skipped:

@@ -73,10 +73,10 @@ def submit(
                                                       "from the same input and options."),
     **options: Any,
 ) -> None:
-    """Submit a video, or many as one batch; prints the job (or batch) id, or waits with --wait."""
+    """Submit a video, or images and many videos as one batch; prints the job (or batch) id, or waits with --wait."""
     # every other option is a row of the job option table (farm.options): register_submit
     from farm.cli.flags import given_options
-    from farm.jobs.batch import is_batch, single_video
+    from farm.jobs.batch import is_batch
     from farm.options import job_options
 
     given = given_options(options, job_options())
@@ -84,7 +84,7 @@ def submit(
     if is_batch(raw, given.get("output")) or force:
         run_submit(None, given, spec=spec, wait=wait, as_json=as_json, batch=raw, force=force)
     else:
-        run_submit(single_video(paths[0]), given, spec=spec, wait=wait, as_json=as_json)
+        run_submit(paths[0], given, spec=spec, wait=wait, as_json=as_json)
 
 
 def register_submit(faces: bool = True) -> None:

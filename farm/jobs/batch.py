@@ -6,7 +6,8 @@ items, each with its planned output, and the hashes that decide whether an item 
   outputs beside their inputs (`name.farm.ext`) are listed as skipped with the reason.
 - A path that does not exist and holds a glob character (`*`, `?`, `[`) is a glob
   (`**` reaches into sub-folders); it must match something.
-- Images (JPEG, PNG, WebP, BMP, TIFF) are listed as skipped: images are not rendered yet.
+- Images (JPEG, PNG, WebP, BMP, TIFF, GIF) are items like videos; they render in tasks of many
+  images each (farm.jobs.image_batch).
 - With an output folder, every output keeps its path relative to its target (the folder,
   or the glob's folder part; a single file goes straight under it); without one, each
   output goes beside its input as `name.farm.ext`. Two targets planned onto one output:
@@ -33,8 +34,7 @@ from farm.jobs.output_places import default_output
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
                         ".nut"})
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-IMAGES_SKIPPED = "an image: images are not rendered yet (farm renders videos; issue 16.2)"
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 GLOB_CHARS = frozenset("*?[")
 FULL_HASH_MAX_BYTES = 64 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
@@ -64,21 +64,27 @@ def is_glob(raw: str) -> bool:
 
 
 def is_batch(paths: list[str], output: str | None) -> bool:
-    """Whether `farm submit PATH...` is a batch: several targets, a folder, a glob, or
-    --output naming an existing folder (one file into a folder)."""
+    """Whether `farm submit PATH...` is a batch: several targets, a folder, a glob, an image
+    (images render in tasks of many: farm.jobs.image_batch), or --output naming an existing
+    folder (one file into a folder)."""
     if len(paths) != 1:
         return True
     one = Path(paths[0]).expanduser()
-    return one.is_dir() or is_glob(paths[0]) or (output is not None and Path(output).expanduser().is_dir())
+    return (one.is_dir() or is_glob(paths[0]) or is_image(one)
+            or (output is not None and Path(output).expanduser().is_dir()))
 
 
-def single_video(path: Path) -> Path:
-    """A single target as given, or InputError for an image file (images are not rendered yet);
-    anything else that is not a video (a FIFO, a folder...) is refused by the probe, as before."""
-    if _kind(path) == "image" and path.expanduser().is_file():
-        raise InputError(f"{path} is an image ({path.suffix}): images are not rendered yet; farm renders videos",
-                         hint="submit a video; a folder of mixed files lists its images as skipped")
-    return path
+def is_image(path: Path) -> bool:
+    """A regular file with an image's extension (a FIFO named face.jpg is refused by the probe)."""
+    return _kind(path) == "image" and path.is_file()
+
+
+def output_file(paths: list[str], raw: str | None) -> Path | None:
+    """--output as the file of a single image (`farm submit face.png --output out.png`), else None."""
+    if raw is None or len(paths) != 1 or not is_image(Path(paths[0]).expanduser()):
+        return None
+    out = Path(raw).expanduser()
+    return Path(os.path.abspath(out)) if _kind(out) == "image" and not out.is_dir() else None
 
 
 def _kind(path: Path) -> str | None:
@@ -124,8 +130,9 @@ def _candidates(raw: str) -> tuple[Path, list[Path], bool]:
     return path.parent, [path], False
 
 
-def expand(paths: list[str], output_dir: Path | None) -> Expanded:
-    """Every target of `paths` with its planned output (see the module's rules)."""
+def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = None) -> Expanded:
+    """Every target of `paths` with its planned output (see the module's rules); `output_to`:
+    the output file of a single image (output_file)."""
     items: list[Target] = []
     skipped: list[Target] = []
     planned: dict[Path, Path] = {}
@@ -144,14 +151,12 @@ def expand(paths: list[str], output_dir: Path | None) -> Expanded:
                 reason = "hidden"
             elif kind is None:
                 reason = f"unknown extension {absolute.suffix or '(none)'!r}: not a video"
-            elif kind == "image":
-                reason = IMAGES_SKIPPED
             elif walked and output_dir is None and absolute.stem.endswith(".farm"):
                 reason = "an earlier output of farm (name.farm.ext); give --output DIR to render outputs elsewhere"
             if reason is not None:
                 skipped.append(Target(absolute, reason=reason))
                 continue
-            out = (output_dir / relative) if output_dir is not None else default_output(absolute)
+            out = output_to or ((output_dir / relative) if output_dir is not None else default_output(absolute))
             out = Path(os.path.abspath(out))
             if out in planned:
                 items.append(Target(absolute, out, f"its output {out} is also planned for {planned[out]}; "

@@ -6,6 +6,9 @@ exists and no earlier batch item wrote) is recorded as a failed item with its er
 on; only a farm that is unavailable (UnavailableError: database, broker, storage) stops
 the submit, as it would stop any job (what was recorded stays; re-running resumes).
 
+Images are not one job each: every image of the batch is an item of one images job
+(farm.jobs.image_batch), recorded in bulk after the videos.
+
 Resume: an item whose output exists and whose earlier done job had the same input hash and
 options hash (farm.jobs.batch) is recorded as resumed, and no job is made; `force` renders
 it again. An output a done batch job published may be replaced by a re-render (its input
@@ -45,19 +48,24 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                  origins: Mapping[str, str] | None = None, where: str = "command line", force: bool = False,
                  submit_one: SubmitOne | None = None, before_store: Callable[[], None] | None = None,
                  on_step: Callable[[str], None] | None = None, idempotency_key: str | None = None,
-                 token_id: int | None = None, output_dir: Path | None = None) -> batches.BatchView:
+                 token_id: int | None = None, output_dir: Path | None = None,
+                 check_image: Callable[[targets.Target], None] | None = None) -> batches.BatchView:
     """Expand `paths`, record the batch and submit every item; returns the batch as recorded.
 
     `options` are checked job options (farm.jobs.spec.check_options); their `output`, if
     any, is the batch's output folder (or pass `output_dir`). InputError for bad targets
     (no such file, a glob that matches nothing, a bad output folder): nothing is recorded.
+    `check_image(target)`: a front end's own check of each image item (farm.jobs.image_batch.CheckOne).
     """
+    from farm.jobs.image_batch import submit_images
     from farm.jobs.spec import submit_request
 
     options = dict(options)
     raw_output = options.pop("output", None)
-    out_dir = output_dir or targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths)
-    expanded = targets.expand(paths, out_dir)
+    out_file = targets.output_file(paths, str(raw_output) if raw_output is not None else None)
+    out_dir = output_dir or (None if out_file else
+                             targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths))
+    expanded = targets.expand(paths, out_dir, out_file)
     if out_dir is not None:
         targets.make_output_dir(out_dir)
     step = on_step or (lambda _msg: None)
@@ -75,7 +83,11 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                          token_id=token_id)
     opts_hash = targets.options_sha256(_plain(options))
     send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
+    images: list[tuple[int, targets.Target]] = []
     for position, target in enumerate(expanded.items):
+        if targets.is_image(target.input):
+            images.append((position, target))
+            continue
         step(f"item {position + 1}/{len(expanded.items)}: {target.input}")
         record = dict(position=position, input_path=str(target.input),
                       output_path=str(target.output) if target.output else None)
@@ -107,6 +119,10 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
             batches.add_item(db, batch_id, kind=batches.REFUSED, error=_refusal(exc), **record, **hashes)
             continue
         batches.add_item(db, batch_id, kind=batches.JOB, job_id=job_id, **record, **hashes)
+    if images:
+        step(f"{len(images)} images")
+        submit_images(db, settings, batch_id, images, options, opts_hash, force=force,
+                      origins=origins, where=where, start=start, check_one=check_image, token_id=token_id)
     for position, target in enumerate(expanded.skipped, start=len(expanded.items)):
         batches.add_item(db, batch_id, position, str(target.input), None, batches.SKIPPED, error=target.reason)
     return batches.get_batch(db, batch_id)
@@ -165,8 +181,13 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
         started = True
 
     send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
+    retried: set[str] = set()
     for item in batch.items:
-        if item.kind == batches.JOB and item.job is not None and item.state != JobState.DONE.value:
+        if item.kind == batches.IMAGE and item.job is not None and item.job.state != JobState.DONE.value:
+            if item.job.id not in retried:   # an images job is many items: retried once
+                retried.add(item.job.id)
+                lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
+        elif item.kind == batches.JOB and item.job is not None and item.state != JobState.DONE.value:
             lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
         elif item.kind == batches.REFUSED and item.output is not None:
             target = targets.Target(Path(item.input), Path(item.output))

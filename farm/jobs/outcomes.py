@@ -91,10 +91,12 @@ def batch_exit_code(batch: BatchView) -> int:
 
 
 def batch_item_json(item: ItemView) -> dict[str, Any]:
+    """One item; an image (an item of an images job, or resumed from one) is one frame."""
+    frames, done = (item.job.frames_total, item.job.frames_done) if item.job else (None, None)
+    if item.image is not None:
+        frames, done = 1, int(item.image.state != "pending")
     return {"id": item.job_id, "input": item.input, "output": item.output, "state": item.state,
-            "error": item.failure, "resumed": item.kind == RESUMED,
-            "frames": item.job.frames_total if item.job else None,
-            "frames_done": item.job.frames_done if item.job else None}
+            "error": item.failure, "resumed": item.kind == RESUMED, "frames": frames, "frames_done": done}
 
 
 def batch_json(batch: BatchView) -> dict[str, Any]:

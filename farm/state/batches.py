@@ -7,7 +7,12 @@ An item is one target of the batch. Its kind says where its state comes from:
     refused   refused at submit (unreadable, not a video, output taken...): failed, its error kept
     resumed   its output exists from an earlier job with the same input and options hashes:
               done, job_id is that earlier job (nothing new is rendered)
-    skipped   not a target (hidden, unknown extension, an image): listed, never counted
+    image     an image of an images job (farm.jobs.image_batch): its own result (state, error,
+              faces changed: failed when a face job changed no face), else its job's state
+    skipped   not a target (hidden, unknown extension): listed, never counted
+
+A resumed or image item names its image (image_id); a re-run's item may name an earlier
+batch's image (resumed, or one still rendering: no second render).
 
 A batch is `running` while any item's job is live, then `done` (failures are listed with
 it; exit code 1 when any item failed) or `cancelled` when an item was cancelled and none
@@ -23,11 +28,12 @@ from typing import Any, Iterable
 from sqlalchemy import select
 
 from farm.errors import JobNotFound
+from farm.state import images as image_rows
 from farm.state.db import Batch, BatchItem, Chunk, Database, Job
 from farm.state.states import JOB_LIVE, JobState
 from farm.state.store import JobView, face_job, job_snapshot
 
-JOB, REFUSED, RESUMED, SKIPPED = "job", "refused", "resumed", "skipped"
+JOB, REFUSED, RESUMED, SKIPPED, IMAGE = "job", "refused", "resumed", "skipped", "image"
 
 
 @dataclass
@@ -42,14 +48,25 @@ class ItemView:
     input_sha256: str | None = None
     options_sha256: str | None = None
     job: JobView | None = None
+    image: image_rows.ImageView | None = None
 
     @property
     def faceless(self) -> bool:
-        """A face job, done, whose workers changed no face in any frame: the item failed
-        (its output is the input re-encoded), though the job itself is done."""
+        """A face job, done, whose workers changed no face in any frame (for an image: in the
+        image): the item failed (its output is the input re-encoded), though the job is done."""
         job = self.job
+        if self.kind == IMAGE:
+            return (job is not None and face_job(job) and self.image is not None
+                    and self.image.state == image_rows.DONE and self.image.faces_changed == 0)
         return (job is not None and job.state == JobState.DONE.value and face_job(job)
                 and job.changed is not None and job.changed[1] == 0)
+
+    @property
+    def live(self) -> bool:
+        """Still to be rendered: its job is live (an image: and its own result is not in yet)."""
+        if self.job is None or self.kind not in (JOB, IMAGE) or not self.job.live:
+            return False
+        return self.kind == JOB or self.image is None or self.image.state == image_rows.PENDING
 
     @property
     def state(self) -> str:
@@ -59,6 +76,10 @@ class ItemView:
             return JobState.FAILED.value
         if self.kind == RESUMED:
             return JobState.DONE.value
+        if self.kind == IMAGE and self.image is not None and self.image.state != image_rows.PENDING:
+            return self.image.state
+        if self.kind == IMAGE and self.job is not None and self.job.state == JobState.DONE.value:
+            return JobState.FAILED.value   # a done job that never wrote this image's result
         return self.job.state if self.job is not None else JobState.FAILED.value
 
     @property
@@ -68,9 +89,16 @@ class ItemView:
             return None
         if self.kind == REFUSED:
             return self.error
+        if self.faceless and self.kind == IMAGE:
+            return (f"no face was changed in {self.input}: {self.output} is the input, labelled unaltered "
+                    "(check --faces/--reference/--similarity, or try a lower --min-score)")
         if self.faceless:
             return (f"no face was changed in any of its {self.job.frames_total} frames: {self.output} is the input "
                     "re-encoded (check --faces/--reference/--similarity, or try a lower --min-score)")
+        if self.image is not None and self.image.error:
+            return self.image.error
+        if self.kind == IMAGE and self.job is not None and self.job.state == JobState.DONE.value:
+            return f"its images job {self.job.id} ended without a result for it"
         return self.job.error if self.job else "its job is gone"
 
 
@@ -89,13 +117,16 @@ class BatchView:
 
     @property
     def live(self) -> int:
-        return sum(1 for i in self.items if i.job is not None and i.kind == JOB and i.job.live)
+        return sum(1 for i in self.items if i.live)
 
     @property
     def frames(self) -> tuple[int, int]:
-        """(frames done, frames total) over the items a job of this batch renders."""
+        """(frames done, frames total) over the items a job of this batch renders; an image
+        is one frame, done once its result is in."""
         jobs = [i.job for i in self.items if i.kind == JOB and i.job is not None]
-        return sum(j.frames_done for j in jobs), sum(j.frames_total for j in jobs)
+        shots = [i for i in self.items if i.kind == IMAGE]
+        done = sum(1 for i in shots if i.image is not None and i.image.state != image_rows.PENDING)
+        return sum(j.frames_done for j in jobs) + done, sum(j.frames_total for j in jobs) + len(shots)
 
     @property
     def state(self) -> str:
@@ -187,13 +218,18 @@ def get_batch(db: Database, batch_id: str) -> BatchView:
             for c in s.execute(select(Chunk).where(Chunk.job_id.in_(ids))).scalars():
                 chunks.setdefault(c.job_id, []).append(c)
         views = {jid: job_snapshot(j, chunks.get(jid, [])) for jid, j in jobs.items()}
+        shots = image_rows.by_ids(s, [i.image_id for i in items if i.image_id is not None])
         batch = BatchView(row.id, row.created_at, dict(row.options), row.root, row.output_dir)
         for i in items:
             view = ItemView(i.id, i.position, i.input_path, i.output_path, i.kind, i.job_id, i.error,
-                            i.input_sha256, i.options_sha256, views.get(i.job_id) if i.job_id else None)
+                            i.input_sha256, i.options_sha256, views.get(i.job_id) if i.job_id else None,
+                            shots.get(i.image_id) if i.image_id is not None else None)
             (batch.skipped if i.kind == SKIPPED else batch.items).append(view)
         return batch
 
 
 def live_job_ids(batch: BatchView) -> list[str]:
-    return [i.job.id for i in batch.items if i.kind == JOB and i.job is not None and JobState(i.job.state) in JOB_LIVE]
+    """The batch's live jobs, each once (an images job is many items)."""
+    ids = [i.job.id for i in batch.items if i.kind in (JOB, IMAGE) and i.job is not None
+           and JobState(i.job.state) in JOB_LIVE]
+    return list(dict.fromkeys(ids))

@@ -14,20 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -198,6 +186,23 @@ class BatchItem(Base):
     input_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     options_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)   # refused: why; skipped: the reason
+    image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)   # an image item: its JobImage
+
+
+class JobImage(Base):
+    """One image of an images job (farm.jobs.image_batch): its chunk and its own result."""
+
+    __tablename__ = "job_images"
+    __table_args__ = (Index("ix_job_images_job_chunk", "job_id", "chunk_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    input_path: Mapped[str] = mapped_column(Text)
+    output_path: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))          # pending | done | failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    faces_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 CONNECT_TIMEOUT_S = 10
@@ -308,7 +313,7 @@ def migrations_dir() -> Path:
     return Path(farm.migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

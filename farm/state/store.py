@@ -213,10 +213,11 @@ def rendering_clause() -> tuple[Any, Any]:
 # ---- create and read ---------------------------------------------------------------
 
 def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec],
-               notes: Iterable[tuple[str, str]] = (), **fields: Any) -> None:
+               notes: Iterable[tuple[str, str]] = (), also: Any = None, **fields: Any) -> None:
     """Record a job and all its chunks (state queued/pending) in one transaction.
 
     notes: (kind, message) events logged with it (what was ingested, which video stream).
+    also(session): more rows written in the same transaction (an images job's images and items).
     """
     with db.transaction() as s:
         s.add(Job(id=job_id, state=JobState.QUEUED.value, chunk_count=len(chunks), **fields))
@@ -228,6 +229,8 @@ def create_job(db: Database, *, job_id: str, chunks: list[ChunkSpec],
         add_event(s, job_id, "submitted", f"{len(chunks)} chunks, {fields.get('frames_total')} frames")
         for kind, message in notes:
             add_event(s, job_id, kind, message)
+        if also is not None:
+            also(s)
 
 
 def get_job(db: Database, job_id: str) -> JobView:

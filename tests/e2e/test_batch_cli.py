@@ -57,7 +57,6 @@ def test_a_folder_mirrors_its_outputs_skips_what_is_not_a_video_fails_a_broken_f
     broken = clips.make_not_video(folder / "day2" / "broken.mp4", kind="truncated")
     (folder / ".hidden.mp4").write_bytes(a.read_bytes())
     (folder / "notes.txt").write_text("not a video")
-    clips.make_face_image(folder / "still.jpg")
     out = tmp_path / "out"
     args = ("submit", str(folder), "--passthrough", *CHUNK, "--output", str(out))
 
@@ -73,9 +72,8 @@ def test_a_folder_mirrors_its_outputs_skips_what_is_not_a_video_fails_a_broken_f
     assert items["broken.mp4"]["state"] == "failed" and "broken.mp4" in items["broken.mp4"]["error"]
     assert result["failures"] == [str(broken)]
     skipped = {Path(s["input"]).name: s["reason"] for s in result["skipped"]}
-    assert skipped.keys() == {".hidden.mp4", "notes.txt", "still.jpg"}
+    assert skipped.keys() == {".hidden.mp4", "notes.txt"}   # images are items: tests/e2e/test_image_batch.py
     assert "hidden" in skipped[".hidden.mp4"] and "unknown extension" in skipped["notes.txt"]
-    assert "image" in skipped["still.jpg"]
     for src, dst in ((a, out / "a.mp4"), (b, out / "day2" / "b.mkv")):
         assert media_checks.frame_count(dst) == media_checks.frame_count(src)
     assert not (out / "day2" / "broken.mp4").exists() and not (out / ".hidden.mp4").exists()

@@ -19,17 +19,17 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     return path
 
 
-def test_a_folder_is_walked_in_order_with_hidden_unknown_images_and_old_outputs_skipped(tmp_path):
+def test_a_folder_is_walked_in_order_with_hidden_unknown_and_old_outputs_skipped_and_images_kept(tmp_path):
     root = tmp_path / "in"
     for name in ("b.mkv", "a.mp4", "sub/c.MOV", ".cache/d.mp4", "sub/.e.mp4", "notes.txt", "p.jpg", "a.farm.mp4"):
         touch(root / name)
     got = batch.expand([str(root)], None)
-    assert [t.input.relative_to(root).as_posix() for t in got.items] == ["a.mp4", "b.mkv", "sub/c.MOV"]
+    assert [t.input.relative_to(root).as_posix() for t in got.items] == ["a.mp4", "b.mkv", "p.jpg", "sub/c.MOV"]
     assert got.items[0].output == root / "a.farm.mp4"
     reasons = {t.input.relative_to(root).as_posix(): t.reason for t in got.skipped}
     assert reasons[".cache/d.mp4"] == reasons["sub/.e.mp4"] == "hidden"
     assert "unknown extension '.txt'" in reasons["notes.txt"]
-    assert reasons["p.jpg"] == batch.IMAGES_SKIPPED
+    assert "p.jpg" not in reasons and got.items[2].output == root / "p.farm.jpg"
     assert "earlier output" in reasons["a.farm.mp4"]
 
 
@@ -146,8 +146,11 @@ def test_a_face_job_that_changed_no_face_is_a_failed_item_of_its_batch():
     assert shown.state == "done" and batch_exit_code(shown) == 1
 
 
-def test_a_single_image_is_refused_with_a_reason(tmp_path):
-    with pytest.raises(InputError, match="is an image .* images are not rendered yet"):
-        batch.single_video(touch(tmp_path / "photo.JPG"))
-    assert batch.single_video(tmp_path / "missing.png") == tmp_path / "missing.png"   # the probe says why
-    assert batch.single_video(tmp_path / "clip.mp4") == tmp_path / "clip.mp4"
+def test_a_single_image_is_a_batch_and_may_name_its_output_file(tmp_path):
+    photo = touch(tmp_path / "photo.JPG")
+    assert batch.is_batch([str(photo)], None) and not batch.is_batch([str(tmp_path / "clip.mp4")], None)
+    assert not batch.is_batch([str(tmp_path / "missing.png")], None)   # the probe says why
+    assert batch.output_file([str(photo)], str(tmp_path / "out.jpg")) == tmp_path / "out.jpg"
+    assert batch.output_file([str(photo)], str(tmp_path)) is None   # a folder
+    got = batch.expand([str(photo)], None, batch.output_file([str(photo)], str(tmp_path / "out.jpg")))
+    assert [(t.input, t.output) for t in got.items] == [(photo, tmp_path / "out.jpg")]

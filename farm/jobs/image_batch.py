@@ -1,0 +1,204 @@
+"""The images of a batch: one images job whose chunks are groups of images (issue 16.2).
+
+A batch's images with the batch's options make one job (farm.state.images: its encoder
+record says so) on the `gpu` queue; its chunks hold up to IMAGES_PER_TASK images and at
+most TASK_PIXELS pixels, so 10,000 photos are about 160 tasks, claimed, beating, finished
+and retried by the chunk machinery of every job (farm.state.chunks). Each image is a
+batch item (kind `image`) naming its own row in job_images, where the worker records its
+result. The face work is prepared once for the job (farm.jobs.face_prep), as for a video.
+
+Every image is checked from its header before anything is stored (farm.media.stills:
+animated images, multi-page TIFF, 16-bit colour and unknown modes are refused, each a
+failed item saying why and what to do), and its output like a video's (no symlink, not in
+the farm's folders, the input's format, not an existing file unless --overwrite or an
+earlier batch image wrote it). Resume is a video item's: the same output, input hash and
+options hash as an earlier done image whose output exists is `resumed`; one still rendering
+is that image (no second render); `force` renders them again. The inputs are read where
+they are (on a cluster, shared storage): 10,000 photos are not copied at submit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from farm.config import Settings
+from farm.errors import FarmError, InputError, UnavailableError
+from farm.jobs import batch as targets
+from farm.state import batches, store
+from farm.state import images as image_rows
+from farm.state.db import Database
+from farm.state.states import JOB_LIVE
+
+IMAGES_PER_TASK = 64
+TASK_PIXELS = 128 * 1000 * 1000
+"""A task's pixel budget: about 64 images of 1080p; more of smaller ones never pass IMAGES_PER_TASK."""
+SAME_FORMAT = ({".jpg", ".jpeg"}, {".tif", ".tiff"})
+CheckOne = Callable[[targets.Target], None]
+"""A front end's own check of an image item (the API: input confined, output claimed); FarmError refuses it."""
+
+
+def _refusal(exc: FarmError) -> str:
+    return exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
+
+
+def _same_format(a: Path, b: Path) -> bool:
+    x, y = a.suffix.lower(), b.suffix.lower()
+    return x == y or any(x in group and y in group for group in SAME_FORMAT)
+
+
+def check_image_output(target: targets.Target, settings: Settings, overwrite: bool, made: set[str],
+                       api: bool) -> None:
+    """InputError unless the image's output may be written (see the module's rules)."""
+    from farm.jobs.output_places import check_output_place
+
+    out = target.output
+    if not _same_format(out, target.input):
+        raise InputError(f"output {out} must keep the input's format ({target.input.suffix})",
+                         hint=f"use an output name ending in {target.input.suffix}")
+    if out.is_symlink():
+        raise InputError(f"output {out} is a symbolic link; the farm does not write through links",
+                         hint="remove the link or choose another output")
+    check_output_place(out, settings, api=api)
+    if out.exists():
+        if not out.is_file() or out.samefile(target.input):
+            raise InputError(f"output {out} exists and is not a regular file other than the input; it is never "
+                             "replaced", hint="choose another output folder")
+        if not overwrite and str(out) not in made:
+            raise InputError(f"output {out} already exists", hint="pass --overwrite or choose another --output")
+
+
+def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tuple[int, targets.Target]],
+                  options: Mapping[str, Any], opts_hash: str, *, force: bool, origins: Mapping[str, str] | None,
+                  where: str, start: Callable[[], None], check_one: CheckOne | None = None,
+                  token_id: int | None = None) -> str | None:
+    """Record the image items of a batch (positions given) and their one images job, and hand
+    the job to the broker; returns its id (None when nothing was left to render)."""
+    outputs = [str(t.output) for _, t in todo if t.reason is None]
+    earlier = image_rows.earlier_images(db, outputs)
+    made = image_rows.made_by_farm(db, outputs)
+    overwrite = bool(options.get("overwrite"))
+    max_side = max(settings.max_width, settings.max_height)
+    items: list[dict[str, Any]] = []
+    render: list[tuple[dict[str, Any], targets.Target, int]] = []   # (item, target, pixels)
+    for position, target in todo:
+        item = dict(batch_id=batch_id, position=position, input_path=str(target.input),
+                    output_path=str(target.output) if target.output else None)
+        if target.reason is not None:
+            items.append({**item, "output_path": None, "kind": batches.REFUSED, "error": target.reason})
+            continue
+        try:
+            from farm.media.stills import check_still
+
+            _fmt, _mode, (width, height) = check_still(target.input, max_side)
+            item.update(input_sha256=targets.input_sha256(target.input), options_sha256=opts_hash)
+        except FarmError as exc:
+            items.append({**item, "kind": batches.REFUSED, "error": _refusal(exc)})
+            continue
+        except OSError as exc:
+            items.append({**item, "kind": batches.REFUSED, "error": f"cannot read {target.input}: {exc.strerror or exc}"})
+            continue
+        found = earlier.get((item["output_path"], item["input_sha256"], opts_hash))
+        if found is not None and found.image_state == image_rows.PENDING and found.job_state in {s.value for s in JOB_LIVE}:
+            items.append({**item, "kind": batches.IMAGE, "job_id": found.job_id, "image_id": found.image_id})
+            continue
+        if (found is not None and not force and found.image_state == image_rows.DONE
+                and found.job_state == "done" and target.output.exists()):
+            items.append({**item, "kind": batches.RESUMED, "job_id": found.job_id, "image_id": found.image_id})
+            continue
+        try:
+            check_image_output(target, settings, overwrite, made, api=token_id is not None)
+            if check_one is not None:
+                check_one(target)
+        except UnavailableError:
+            raise
+        except FarmError as exc:
+            items.append({**item, "kind": batches.REFUSED, "error": _refusal(exc)})
+            continue
+        render.append(({**item, "kind": batches.IMAGE}, target, width * height))
+    if not render:
+        _write_items(db, items)
+        return None
+    try:
+        return _record_job(db, settings, batch_id, render, items, options, origins, where, start)
+    except UnavailableError:
+        raise
+    except FarmError as exc:   # the job's own refusal (a source without a face...): each image fails with it
+        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": _refusal(exc)} for item, _t, _p in render])
+        return None
+
+
+def _write_items(db: Database, items: list[dict[str, Any]]) -> None:
+    with db.transaction() as s:
+        image_rows.add_items(s, items)
+
+
+def group(render: list[tuple[dict[str, Any], targets.Target, int]]) -> list[list[int]]:
+    """Indexes of `render` per task: at most IMAGES_PER_TASK images and TASK_PIXELS pixels each."""
+    groups: list[list[int]] = []
+    pixels = 0
+    for n, (_item, _target, size) in enumerate(render):
+        if not groups or len(groups[-1]) >= IMAGES_PER_TASK or (pixels + size > TASK_PIXELS and groups[-1]):
+            groups.append([])
+            pixels = 0
+        groups[-1].append(n)
+        pixels += size
+    return groups
+
+
+def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tuple[dict[str, Any], Any, int]],
+                others: list[dict[str, Any]], options: Mapping[str, Any], origins: Mapping[str, str] | None,
+                where: str, start: Callable[[], None]) -> str:
+    from farm.jobs.face_prep import prepare_faces
+    from farm.jobs.spec import submit_request
+    from farm.jobs.submit import check_consent, check_images, enqueue_job, new_job_id
+    from farm.jobs.service import _hand_over
+    from farm.storage import Storage
+
+    first = render[0][1].input
+    req = submit_request(first, {**options, "output": None}, origins, where=where)
+    if req.face_options.get("reference_frame") is not None:
+        raise InputError("--reference-frame names a frame of a video; the batch's images need --reference IMAGE",
+                         hint="give --reference IMAGE (a photo of the person to swap)")
+    check_consent(req.consent, settings, req.option("consent"))
+    check_images(req, settings)
+    if not settings.embedded_broker:
+        from farm.broker.transport import require as require_broker
+
+        require_broker(settings)
+    faces = prepare_faces(req, settings)
+    start()
+    job_id = new_job_id()
+    storage = Storage(settings.storage_dir)
+    faces.save(storage.identity(job_id))
+    parts = group(render)
+    specs, planned = [], []
+    for index, members in enumerate(parts):
+        head = render[members[0]][1]
+        specs.append(store.ChunkSpec(index=index, first_frame=members[0], frames_planned=len(members),
+                                     plan={"images": len(members)}, input_path=str(head.input),
+                                     output_path=str(head.output)))
+        planned += [(index, str(render[n][1].input), str(render[n][1].output)) for n in members]
+
+    def rows(session: Any) -> None:
+        ids = image_rows.add_images(session, job_id, planned)
+        order = [n for members in parts for n in members]
+        image_rows.add_items(session, [{**render[n][0], "job_id": job_id, "image_id": image_id}
+                                       for n, image_id in zip(order, ids)] + others)
+
+    out_root = os.path.commonpath([str(t.output.parent) for _, t, _ in render])
+    try:
+        store.create_job(db, job_id=job_id, chunks=specs, input_path=f"{len(render)} images of batch {batch_id}",
+                         source_path=str(first), output_path=out_root, overwrite=bool(options.get("overwrite")),
+                         keep_chunks=False, priority=req.priority, options=faces.options,
+                         encoder=dict(image_rows.IMAGES_ENCODER), models=faces.label, frames_total=len(render),
+                         fps=0.0, consent=req.consent.strip() if req.consent and req.consent.strip() else None,
+                         batch_id=batch_id, notes=[("images", f"{len(render)} images in {len(specs)} tasks")],
+                         also=rows)
+    except BaseException:
+        storage.remove_job(job_id)
+        raise
+    _hand_over(settings, job_id, lambda: enqueue_job(settings, db, job_id))
+    return job_id
+

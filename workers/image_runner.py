@@ -1,0 +1,125 @@
+"""The work of one chunk of an images job: a group of images through the job's chain.
+
+The chunk was claimed by farm.workers.chunk_runner.run_chunk (attempts counted, the
+worker marked busy), which hands it here. Each image is read (farm.media.stills), turned
+into the pipeline's frame (farm.pipeline.still_frame), run through the same stage chain a
+video frame goes through (built from the stored job: farm.workers.job_chain), and written
+in its own format under a temporary name renamed into place, with its own label (the
+job's, counted for this image). An image that cannot be read, or that its format cannot
+carry, fails alone (its result says why); anything else (a model or storage failure)
+fails the chunk, bounded by attempts, as a video chunk's would. The results of every
+image are written in the transaction that marks the chunk done; the worker that finishes
+the last chunk enqueues finalize, which only marks the job done (finalize_images).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from farm.broker.celery_app import enqueue_chunk, enqueue_finalize
+from farm.errors import FarmError, InputError
+from farm.media.stills import read_still, write_still
+from farm.pipeline.stage import StageChain
+from farm.pipeline.still_frame import copy_planes, frame_from_rgb, rgb_from_frame
+from farm.state import chunks, finalizing, registry
+from farm.state import images as image_rows
+from farm.state.chunks import Claim
+from farm.state.store import JobView
+from farm.storage import temp_name
+from farm.workers.runtime import Runtime
+
+log = logging.getLogger("farm.images")
+
+BEAT_EVERY_S = 1.0   # progress (and the cancel flag) written at most this often
+
+
+def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_rows.ImageView) -> int:
+    """One image through `chain`, written to its output; returns the faces changed in it.
+    InputError when the image itself is bad (the image fails, not the chunk)."""
+    from farm.workers.finalize import output_metadata
+
+    settings = ctx.settings
+    still = read_still(Path(image.input), max(settings.max_width, settings.max_height))
+    frame = frame_from_rgb(still.rgb)
+    before = copy_planes(frame)
+    with chain:   # set up per image: nothing is followed from one photo to the next
+        done = (chain.process_batch([frame]) + chain.flush())[0] if chain.batches else chain.process(frame)
+    faces = int(done.faces_changed)
+    rgb = rgb_from_frame(done, before, still.rgb)
+    out = Path(image.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tags = output_metadata(job, counts=(1 if faces else 0, faces, 1))
+    try:
+        write_still(still, rgb, out, tags, temp_name(out))
+    except (ValueError, TypeError, KeyError) as exc:   # Pillow refusing what the format cannot hold
+        raise InputError(f"{image.input}: cannot be written back as {still.format} ({exc})",
+                         hint="convert it to PNG or JPEG") from None
+    return faces
+
+
+def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
+    """Render the claimed chunk's images; record each one's result with the chunk's finish."""
+    from farm.workers.chunk_runner import NOT_RETRYABLE, RETRY_BACKOFF_S, storage_problem
+
+    job, chunk = claim.job, claim.chunk
+    started = last_beat = time.monotonic()
+    results: list[image_rows.ImageResult] = []
+    todo: list[image_rows.ImageView] = []
+    try:
+        todo = image_rows.of_chunk(ctx.db, job.id, chunk.index)
+        chain = ctx.chain_for(job)
+        for n, image in enumerate(todo):
+            if time.monotonic() - last_beat >= BEAT_EVERY_S:
+                last_beat = time.monotonic()
+                if chunks.heartbeat(ctx.db, job.id, chunk.index, n):
+                    chunks.fail_chunk(ctx.db, job.id, chunk.index, "cancelled", retryable=False, max_attempts=0)
+                    registry.report_result(ctx.db, worker, ok=True)
+                    return "cancelled"
+            try:
+                faces = render_image(ctx, chain, job, image)
+            except InputError as exc:
+                message = exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
+                results.append(image_rows.ImageResult(image.id, image_rows.FAILED, message))
+                continue
+            results.append(image_rows.ImageResult(image.id, image_rows.DONE, None, faces))
+    except Exception as exc:  # noqa: BLE001 - recorded, bounded by attempts (as chunk_runner does)
+        folder = Path(todo[len(results)].output).parent if len(todo) > len(results) else Path(".")
+        storage = storage_problem(exc, folder, job.id)
+        message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
+        state = chunks.fail_chunk(ctx.db, job.id, chunk.index, message, retryable=not isinstance(exc, NOT_RETRYABLE),
+                                  max_attempts=ctx.settings.max_attempts)
+        registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
+        log.warning("images job %s chunk %d attempt %d failed: %s -> %s", job.id, chunk.index, chunk.attempts,
+                    message, state)
+        if state == "pending":
+            delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
+            enqueue_chunk(ctx.app, job.id, chunk.index, job.priority, countdown_s=delay)
+        return f"error: {message}"
+    seconds = time.monotonic() - started
+    changed = [r for r in results if r.faces_changed]
+    fps = len(results) / seconds if seconds else 0.0
+
+    def also(session: object) -> None:
+        image_rows.record_results(session, results)
+        registry.mark_result(session, worker, ok=True, frames=len(results), fps=fps)
+
+    finish = chunks.finish_chunk(ctx.db, job.id, chunk.index, worker, window=ctx.settings.job_window, also=also,
+                                 changed=(len(changed), sum(r.faces_changed or 0 for r in changed)))
+    log.info("images job %s chunk %d: %d images in %.2f s", job.id, chunk.index, len(results), seconds)
+    if finish.finalize:
+        enqueue_finalize(ctx.app, job.id)
+        return "done, finalize enqueued"
+    for next_index, priority in finish.enqueue:
+        enqueue_chunk(ctx.app, job.id, next_index, priority)
+    return "done"
+
+
+def finalize_images(ctx: Runtime, job: JobView, owner: str) -> str:
+    """An images job's finalize (its claim already taken): every image was published by its
+    chunk, so only the job is marked done, once."""
+    outcome = finalizing.publish_and_finish(ctx.db, job.id, owner, lambda: None,
+                                            f"{job.frames_total} images rendered")
+    log.info("images job %s: %s", job.id, outcome)
+    return "done" if outcome == "done" else ("cancelled" if outcome == "cancelled" else "skip")

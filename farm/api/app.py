@@ -16,11 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from farm import __version__
+from farm.api.batch_routes import batch_router
 from farm.api.drain import DrainUnreadBody
 from farm.api.faces_route import include_faces
 from farm.api.idempotency import KeyConflict
 from farm.api.preview_route import include_preview
-from farm.api.routes import create_body, router
+from farm.api.routes import batch_body, create_body, router
 from farm.api.uploads import PayloadTooLarge, UnsupportedBody
 from farm.config import Settings
 from farm.errors import (
@@ -77,9 +78,11 @@ def create_app(settings: Settings, db: Database | None = None, *, max_upload_byt
     app.state.ctx = ApiContext(settings=settings, db=db or Database(settings.database),
                                storage=Storage(settings.storage_dir),
                                max_upload_bytes=max_upload_bytes or settings.max_input_bytes)
-    for route in router.routes:   # POST /jobs takes the option table as it is now
-        if getattr(route, "path", None) == "/jobs" and "POST" in getattr(route, "methods", ()):
-            route.openapi_extra = create_body()
+    bodies = {"/jobs": create_body, "/batches": batch_body}   # the option table as it is now
+    for route in [*router.routes, *batch_router.routes]:   # batch_router is included lazily
+        path = getattr(route, "path", None)
+        if path in bodies and "POST" in getattr(route, "methods", ()):
+            route.openapi_extra = bodies[path]()
     app.include_router(router)
     include_preview(app)   # GET /preview, its query parameters from the option table
     include_faces(app)     # GET /faces, likewise

@@ -83,6 +83,23 @@ def create_body() -> dict[str, Any]:
     }}}
 
 
+def batch_body() -> dict[str, Any]:
+    """The OpenAPI request body of POST /batches: a folder or glob on storage, an output
+    folder, `force`, and every job option of the table (as POST /jobs' JSON body)."""
+    from farm.options import openapi_properties
+
+    props = {"path": {"type": "string", "description": "a folder (walked recursively) or a quoted glob on the "
+                                                       "farm's storage"},
+             **openapi_properties(),
+             "force": {"type": "boolean", "default": False,
+                       "description": "render every item again, even one done earlier with the same input and options"}}
+    props["output"] = {"type": "string", "description": "a folder on storage, under outputs/: the outputs mirror the "
+                                                        "input tree (default: each beside its input)"}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "required": ["path"], "properties": props,
+                                         "additionalProperties": False}}}}}
+
+
 @router.post("/jobs", status_code=201,
              summary="Submit a job (multipart upload, or JSON naming a video on storage)",
              responses={200: {"description": "an earlier request with this Idempotency-Key made this job"},

@@ -59,6 +59,10 @@ def test_an_added_option_is_a_flag_a_spec_key_a_form_field_and_in_the_schema(gra
     for kind in ("multipart/form-data", "application/json"):
         prop = body[kind]["schema"]["properties"]["grain"]
         assert (prop["type"], prop["minimum"], prop["maximum"]) == ("number", 0.0, 1.0), prop
+    batch = app.openapi()["paths"]["/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    prop = batch["properties"]["grain"]   # POST /batches takes the same options
+    assert (prop["type"], prop["minimum"], prop["maximum"]) == ("number", 0.0, 1.0), prop
+    assert batch["required"] == ["path"] and batch["properties"]["force"]["type"] == "boolean"
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {create_token(db, 'ci')}"
     (storage := settings.storage_dir).mkdir(parents=True, exist_ok=True)

@@ -177,11 +177,17 @@ def take_chunks_locked(s: Any, job: Job, window: int) -> list[tuple[int, int]]:
     """take_chunks_to_enqueue inside an open transaction, the job row already locked."""
     if not is_rendering(job):
         return []
-    chunks = s.execute(select(Chunk).where(Chunk.job_id == job.id).with_for_update()).scalars().all()
-    live = [c for c in chunks if c.queued_at is not None and c.state in (ChunkState.PENDING, ChunkState.RUNNING)]
-    waiting = sorted((c for c in chunks if c.queued_at is None and c.state == ChunkState.PENDING),
-                     key=lambda c: (-c.frames_planned, c.index))
-    picked = waiting[:max(0, window - len(live))]
+    # A count and at most `window` rows, never the whole job: a long film has thousands of
+    # chunks, and loading them all on every finish cost ~50 ms of CPU per chunk at 200
+    # workers (bench/bench_control_plane.py). Every top-up holds the job's row lock.
+    live = s.execute(select(func.count()).select_from(Chunk).where(
+        Chunk.job_id == job.id, Chunk.queued_at.is_not(None),
+        Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))).scalar_one()
+    if live >= window:
+        return []
+    picked = s.execute(select(Chunk).where(
+        Chunk.job_id == job.id, Chunk.queued_at.is_(None), Chunk.state == ChunkState.PENDING.value)
+        .order_by(Chunk.frames_planned.desc(), Chunk.index).limit(window - live).with_for_update()).scalars().all()
     now = utcnow()
     for c in picked:
         c.queued_at = now

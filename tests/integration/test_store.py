@@ -159,6 +159,28 @@ def test_longest_chunks_are_handed_out_first(db):
     assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "j", window=3)] == [1, 2, 0]
 
 
+def test_a_top_up_reads_the_window_not_the_whole_job(db):
+    """Given a long job (500 chunks), a finish that tops the window up loads only the
+    chunks it hands out, not every chunk of the job: that cost ~50 ms of CPU per finished
+    chunk at 200 workers (issue 17.5, bench/bench_control_plane.py)."""
+    from sqlalchemy import event
+
+    from farm.state.db import Chunk
+
+    make_job(db, chunks=500)
+    assert len(chunks.take_chunks_to_enqueue(db, "job1", window=4)) == 4
+    chunks.claim_chunk(db, "job1", 0, "w", 3, stale_after_s=120)
+    loaded: list[int] = []
+    listener = lambda target, _context: loaded.append(target.index)  # noqa: E731
+    event.listen(Chunk, "load", listener)
+    try:
+        finish = chunks.finish_chunk(db, "job1", 0, "w", window=4)
+    finally:
+        event.remove(Chunk, "load", listener)
+    assert finish.enqueue == [(4, 5)]
+    assert len(loaded) <= 2, f"the top-up loaded {len(loaded)} chunk rows"   # the finished one, the one handed out
+
+
 def finalizing_job(db: Database, owner: str = "fin-a") -> None:
     """job1 with its one chunk done, its finalize step owned by `owner`."""
     make_job(db, chunks=1)

@@ -117,6 +117,7 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
     fps = frames / seconds if seconds else 0.0
     finish = chunks.finish_chunk(ctx.db, job_id, index, worker, window=ctx.settings.job_window,
                                  changed=(chain.changed.frames, chain.changed.faces),
+                                 people=dict(chain.changed.people) or None,
                                  also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
     if finish.finalize:
         enqueue_finalize(ctx.app, job_id)

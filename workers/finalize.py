@@ -13,6 +13,7 @@ import av
 from farm import __version__
 from farm.broker.celery_app import enqueue_chunk
 from farm.errors import FarmError, VerifyError
+from farm.faces.mapping import people_counts
 from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for, uses_free_tags
@@ -93,7 +94,11 @@ def output_label(job: JobView, counts: Counts | None = None) -> str:
     label = f"{head}: faces altered" + (f" by {' + '.join(stages)}" if stages else "")
     if counted is not None:
         frames, faces = counted
-        label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces)"
+        label += f" in {frames}" + (f" of {total}" if total else "") + f" frames ({faces} faces"
+        people = getattr(job, "people_changed", None) if counts is None else None
+        if people is not None:   # --map: per person, e.g. "person-1.png -> a.jpg: 40 frames"
+            label += "; " + ", ".join(f"{name}: {n} frames" for name, n in people_counts(job.options, people))
+        label += ")"
     label += f" with model pack {pack}"
     if models.get("precision") not in (None, "fp32"):   # e.g. "fp16" (--precision, farm.models.precision)
         label += f", precision {models['precision']}"

@@ -24,6 +24,7 @@ from farm.broker import transport as broker
 from farm.cli.tables import Column, fitted_table
 from farm.config import Settings
 from farm.jobs.outcomes import no_face_warning
+from farm.faces.mapping import people_counts
 from farm.state import registry, store
 from farm.state.db import Database, utcnow
 from farm.state.states import JobState
@@ -254,6 +255,9 @@ def job_table(job: store.JobView, width: int = 80) -> Table:
     changed = job.changed
     faced = (f", {changed[0]} with a face changed ({changed[1]} faces)" if changed is not None and face_job(job)
              else "")
+    people = job.people_changed
+    if people is not None:   # --map: per person
+        faced += "; " + ", ".join(f"{name}: {n}" for name, n in people_counts(job.options, people))
     return fitted_table(columns, rows, width,
                         title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames{faced} -> "
                               f"{job.output_path}")

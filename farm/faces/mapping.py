@@ -103,6 +103,17 @@ def map_label(options: Mapping[str, Any]) -> str:
     return "map: " + ", ".join(parts)
 
 
+def people_counts(options: Mapping[str, Any], counted: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Each mapping's `REFERENCE -> SOURCE` name (as map_label writes it) with the frames its
+    person was changed in (`counted`: {Face.source index as text: frames}; 0 when absent),
+    in the order given, then `others -> SOURCE` when --map-others has one."""
+    names = [f"{Path(ref).name} -> {Path(src).name}" for ref, src in pairs(options)]
+    others = others_source(options)
+    if others is not None:
+        names.append(f"others -> {Path(others).name}")
+    return [(name, int(counted.get(str(i), 0))) for i, name in enumerate(names)]
+
+
 def person_embedding(path: Path, recognizer_label: Mapping[str, Any] | None = None) -> np.ndarray:
     """The mean raw embedding of person `path.name` in `path.parent`/faces.json; InputError
     when that folder holds no such person, or its recogniser is not the job's."""

@@ -57,5 +57,7 @@ class FaceModelStage(Stage):
             crop, box = got
             paste_back(frame, self.run_face(face, crop), m, box, face.mask)
             pasted += 1
+            if face.source is not None:
+                frame.people_changed.add(face.source)
         frame.faces_changed = max(frame.faces_changed, pasted)
         return frame

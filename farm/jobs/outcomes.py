@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
+from farm.faces.mapping import people_counts
 from farm.state.batches import RESUMED, BatchView, ItemView
 from farm.state.states import JobState
 from farm.state.store import JobView, face_job
@@ -31,10 +32,20 @@ def no_face_warning(job: JobView) -> str | None:
            f"re-encoded ({why})"
 
 
+def people_json(job: JobView) -> list[dict[str, Any]] | None:
+    """With --map: [{"mapping": "person-1.png -> a.jpg", "frames": 40}, ...] (then the
+    others' source), frames with that person changed over the chunks done; else None."""
+    people = job.people_changed
+    if people is None:
+        return None
+    return [{"mapping": name, "frames": n} for name, n in people_counts(job.options, people)]
+
+
 def job_json(job: JobView) -> dict[str, Any]:
     """The CI-facing result of a job (`farm submit --json`, `farm jobs --json`, the API).
     frames_changed / faces_changed: frames with a face changed and faces changed, over the
-    chunks done so far (null: not counted, or no chunk done); warning: see no_face_warning."""
+    chunks done so far (null: not counted, or no chunk done); people_changed: the same per
+    --map person (people_json); warning: see no_face_warning."""
     changed = job.changed
     return {
         "id": job.id,
@@ -54,6 +65,7 @@ def job_json(job: JobView) -> dict[str, Any]:
         "provenance": job.provenance,
         "frames_changed": changed[0] if changed else None,
         "faces_changed": changed[1] if changed else None,
+        "people_changed": people_json(job),
         "warning": no_face_warning(job),
     }
 

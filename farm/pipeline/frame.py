@@ -56,6 +56,7 @@ class Frame:
     faces: list[Any] = field(default_factory=list)
     touched: bool = False           # set by any stage that wrote pixels
     faces_changed: int = 0          # faces whose pixels a stage replaced (farm.faces.model_stage)
+    people_changed: set[int] = field(default_factory=set)   # with --map: the mappings (Face.source) of those faces
 
     @property
     def pts(self) -> int | None:

@@ -25,7 +25,7 @@ later stage sees them and they are never encoded (StageChain).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 
 from farm.pipeline.frame import Frame
@@ -118,15 +118,19 @@ class PassThrough(Stage):
 
 @dataclass
 class ChangeTally:
-    """What a chain changed since its last setup: frames with a replaced face, and faces."""
+    """What a chain changed since its last setup: frames with a replaced face, faces, and
+    (with --map) frames per mapping: {Face.source index as text: frames with that person changed}."""
 
     frames: int = 0
     faces: int = 0
+    people: dict[str, int] = field(default_factory=dict)
 
     def add(self, frame: Frame) -> None:
         if frame.faces_changed:
             self.frames += 1
             self.faces += frame.faces_changed
+        for source in frame.people_changed:
+            self.people[str(source)] = self.people.get(str(source), 0) + 1
 
 
 class StageChain:

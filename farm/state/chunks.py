@@ -108,10 +108,12 @@ class Finish:
 
 
 def finish_chunk(db: Database, job_id: str, index: int, worker: str, window: int = 0,
-                 also: SessionHook | None = None, changed: tuple[int, int] | None = None) -> Finish:
+                 also: SessionHook | None = None, changed: tuple[int, int] | None = None,
+                 people: dict[str, int] | None = None) -> Finish:
     """Mark a chunk done and, with `window` > 0, top the job's window up, in one transaction.
 
-    `changed`: (frames, faces) the worker's chain replaced faces in (None: not counted).
+    `changed`: (frames, faces) the worker's chain replaced faces in (None: not counted);
+    `people`: with --map, frames per mapping ({index of the mapping as text: frames}).
     `also(session)` runs in the same transaction (the worker's result on its own row). One
     write per finished chunk instead of three keeps SQLite's write lock free for the other
     workers (bench/bench_scaling.py).
@@ -127,6 +129,7 @@ def finish_chunk(db: Database, job_id: str, index: int, worker: str, window: int
         chunk.frames_done, chunk.finished_at, chunk.error = chunk.frames_planned, utcnow(), None
         chunk.worker = worker
         chunk.frames_changed, chunk.faces_changed = changed if changed is not None else (None, None)
+        chunk.people_changed = people
         add_event(s, job_id, "chunk_done", f"by {worker}", index)
         s.flush()
         left = s.execute(select(func.count()).select_from(Chunk).where(

@@ -83,6 +83,7 @@ class Chunk(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     frames_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)   # frames with a face replaced
     faces_changed: Mapped[int | None] = mapped_column(Integer, nullable=True)    # faces replaced in them
+    people_changed: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)   # --map: frames per mapping
 
 
 class Event(Base):
@@ -313,7 +314,7 @@ def migrations_dir() -> Path:
     return Path(farm.migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

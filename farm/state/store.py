@@ -52,6 +52,7 @@ class ChunkView:
     error: str | None
     frames_changed: int | None = None   # frames where the worker replaced a face (None: not counted)
     faces_changed: int | None = None    # faces replaced, summed over those frames
+    people_changed: dict[str, int] | None = None   # --map: frames per mapping ({"0": n, ...}; Face.source)
 
     @property
     def frames_rendered(self) -> int:
@@ -120,6 +121,20 @@ class JobView:
         return sum(c.frames_changed or 0 for c in done), sum(c.faces_changed or 0 for c in done)
 
     @property
+    def people_changed(self) -> dict[str, int] | None:
+        """With --map: frames with each mapping's person changed, over the chunks done so far
+        ({"0": frames, ...}: the index of the mapping, then --map-others'); None for a job
+        without --map or without counts."""
+        if not (self.options or {}).get("map") or self.changed is None:
+            return None
+        total: dict[str, int] = {}
+        for c in self.chunks:
+            if c.state == ChunkState.DONE:
+                for key, frames in (c.people_changed or {}).items():
+                    total[key] = total.get(key, 0) + frames
+        return total
+
+    @property
     def terminal(self) -> bool:
         return JobState(self.state) in JOB_TERMINAL
 
@@ -140,7 +155,7 @@ def face_job(job: Any) -> bool:
 def chunk_snapshot(c: Chunk) -> ChunkView:
     return ChunkView(c.index, c.state, c.attempts, c.worker, c.first_frame, c.frames_planned, c.frames_done,
                      dict(c.plan), c.input_path, c.output_path, c.started_at, c.heartbeat_at, c.finished_at,
-                     c.error, c.frames_changed, c.faces_changed)
+                     c.error, c.frames_changed, c.faces_changed, dict(c.people_changed or {}) or None)
 
 
 def job_snapshot(job: Job, chunks: Iterable[Chunk]) -> JobView:

@@ -20,7 +20,9 @@ import farm.cli.main as cli
 import farm.jobs.submit
 import farm.workers.chunk_runner
 from farm.cli import faces_command
+from farm.cli.watch import job_table
 from farm.errors import InputError
+from farm.jobs.outcomes import job_json
 from farm.jobs.spec import check_options, submit_request
 from farm.jobs.submit import submit
 from farm.state import store
@@ -96,8 +98,16 @@ def test_each_person_gets_their_own_source_and_the_third_is_kept_in_one_job(inpr
     expected = "swap (map: person-1.png -> a.png, person-2.png -> b.png, others kept)"
     assert mapped.models["stage_labels"]["swap"] == expected
     comment = media_checks.container_tags(mapped.output_path)["comment"]
-    assert f"faces altered by {expected} in {len(source)} of {len(source)} frames ({2 * len(source)} faces)" \
-        in comment, comment
+    n = len(source)
+    assert f"faces altered by {expected} in {n} of {n} frames ({2 * n} faces" in comment, comment
+    # and the counts are kept per person (issue 15.4): in the job, the label, the JSON and `farm status`
+    assert mapped.people_changed == {"0": n, "1": n}
+    assert f"; person-1.png -> a.png: {n} frames, person-2.png -> b.png: {n} frames)" in comment, comment
+    assert job_json(mapped)["people_changed"] == [{"mapping": "person-1.png -> a.png", "frames": n},
+                                                   {"mapping": "person-2.png -> b.png", "frames": n}]
+    assert f"person-1.png -> a.png: {n}, person-2.png -> b.png: {n}" in str(job_table(mapped, width=300).title)
+    assert [sum((c.people_changed or {}).values()) for c in mapped.chunks] == \
+        [2 * c.frames_planned for c in mapped.chunks]   # each chunk counted its own frames
 
 
 def test_map_others_swaps_everyone_else_to_its_source(inproc, scene, tmp_path):
@@ -111,6 +121,8 @@ def test_map_others_swaps_everyone_else_to_its_source(inproc, scene, tmp_path):
     # Then persons 2 and 3 look as in the B job, person 1 does not
     assert region_gap(out, b, 1) < 2.0 and region_gap(out, b, 2) < 2.0 < 4 * 2.0 < region_gap(out, b, 0)
     assert mapped.changed == (len(out), 3 * len(out))
+    assert mapped.people_changed == {"0": len(out), "1": len(out)}   # the others' source counts as one mapping
+    assert job_json(mapped)["people_changed"][1] == {"mapping": "others -> b.png", "frames": len(out)}
     assert mapped.models["stage_labels"]["swap"] == "swap (map: person-1.png -> a.png, others -> b.png)"
 
 

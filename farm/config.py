@@ -69,7 +69,7 @@ class Settings:
     max_attempts: int = 3                  # per chunk, counted in the database
     chunk_time_limit_s: int = 1800         # hard time limit of one chunk task
     local_workers: int = 1                 # worker processes of the embedded farm
-    job_window: int = 16                   # chunks of one job in the broker at once (fair sharing)
+    job_window: int = 16                   # chunks of one job waiting in the broker at once (fair sharing)
     stale_heartbeat_s: float = 120.0       # a running chunk silent this long goes to another worker
     reap_interval_s: float = 30.0          # how often each node looks for work the broker lost
     max_worker_failures: int = 5           # chunks failed in a row before a worker stops taking work

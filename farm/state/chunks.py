@@ -168,9 +168,11 @@ def fail_chunk(db: Database, job_id: str, index: int, error: str, *, retryable: 
 def take_chunks_to_enqueue(db: Database, job_id: str, window: int) -> list[tuple[int, int]]:
     """Mark up to `window` chunks of a live job as handed to the broker; returns [(index, priority)].
 
-    Each job has at most `window` chunks in the broker at once, longest first, so a long job
-    cannot fill the queue ahead of a short one submitted after it: as its chunks finish,
-    the job is topped up again (the chunk runner, the reaper).
+    Each job has at most `window` chunks waiting in the broker at once, longest first, so a
+    long job cannot fill the queue ahead of a short one submitted after it: as its chunks
+    finish, the job is topped up again (the chunk runner, the reaper). Running chunks do not
+    count: a job alone on a farm of 200 GPUs keeps them all busy, not `window` of them
+    (bench/bench_control_plane.py).
     """
     with db.transaction() as s:
         return take_chunks_locked(s, lock_job(s, job_id), window)
@@ -183,14 +185,13 @@ def take_chunks_locked(s: Any, job: Job, window: int) -> list[tuple[int, int]]:
     # A count and at most `window` rows, never the whole job: a long film has thousands of
     # chunks, and loading them all on every finish cost ~50 ms of CPU per chunk at 200
     # workers (bench/bench_control_plane.py). Every top-up holds the job's row lock.
-    live = s.execute(select(func.count()).select_from(Chunk).where(
-        Chunk.job_id == job.id, Chunk.queued_at.is_not(None),
-        Chunk.state.in_([ChunkState.PENDING.value, ChunkState.RUNNING.value]))).scalar_one()
-    if live >= window:
+    waiting = s.execute(select(func.count()).select_from(Chunk).where(
+        Chunk.job_id == job.id, Chunk.queued_at.is_not(None), Chunk.state == ChunkState.PENDING.value)).scalar_one()
+    if waiting >= window:
         return []
     picked = s.execute(select(Chunk).where(
         Chunk.job_id == job.id, Chunk.queued_at.is_(None), Chunk.state == ChunkState.PENDING.value)
-        .order_by(Chunk.frames_planned.desc(), Chunk.index).limit(window - live).with_for_update()).scalars().all()
+        .order_by(Chunk.frames_planned.desc(), Chunk.index).limit(window - waiting).with_for_update()).scalars().all()
     now = utcnow()
     for c in picked:
         c.queued_at = now

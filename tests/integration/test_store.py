@@ -151,6 +151,18 @@ def test_a_job_window_keeps_a_long_job_from_filling_the_queue(db):
     assert chunks.take_chunks_to_enqueue(db, "job1", window=2) == []
 
 
+def test_running_chunks_do_not_count_against_the_window(db):
+    """Given a window of 2 whose chunks were both claimed, the next top-up hands out 2 more:
+    the window bounds what waits in the broker, so a job alone on a farm of N workers keeps
+    them all busy, not 2 of them (issue 17.5, bench/bench_control_plane.py)."""
+    make_job(db, chunks=6)
+    assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "job1", window=2)] == [0, 1]
+    for i in (0, 1):
+        chunks.claim_chunk(db, "job1", i, f"w{i}", 3, stale_after_s=120)
+    assert [i for i, _ in chunks.take_chunks_to_enqueue(db, "job1", window=2)] == [2, 3]
+    assert chunks.take_chunks_to_enqueue(db, "job1", window=2) == []
+
+
 def test_longest_chunks_are_handed_out_first(db):
     specs = [store.ChunkSpec(index=i, first_frame=0, frames_planned=n, plan={}, input_path="i", output_path="o")
              for i, n in enumerate([5, 30, 10])]

@@ -102,6 +102,18 @@ def _submit_one(ctx: ApiContext, token_id: int, given: bool):
     return submit
 
 
+def _check_image(ctx: ApiContext, token_id: int, given: bool, overwrite: bool):
+    """An image item as token `token_id` submits it: its input confined to storage, its output
+    claimed as a job's is (farm.api.outputs); InputError refuses that item alone."""
+
+    def check(target: Any) -> None:
+        ctx.storage.confine(Path(target.input))
+        outputs.claim_output(ctx.settings, ctx.db, token_id, target.output, given=given, own_folder=None,
+                             overwrite=overwrite)
+
+    return check
+
+
 def _create(ctx: ApiContext, req: BatchRequest, token: TokenView, key: str | None) -> batches.BatchView:
     from farm.jobs.batch import check_output_dir
     from farm.jobs.batch_service import submit_batch
@@ -115,11 +127,14 @@ def _create(ctx: ApiContext, req: BatchRequest, token: TokenView, key: str | Non
     out_dir = check_output_dir(str(req.output_dir), [req.path]) if req.output_dir is not None else None
     return submit_batch([req.path], req.options, ctx.settings, ctx.db, where=REQUEST, force=req.force,
                         submit_one=_submit_one(ctx, token.id, given=req.output_dir is not None),
-                        idempotency_key=key, token_id=token.id, output_dir=out_dir)
+                        idempotency_key=key, token_id=token.id, output_dir=out_dir,
+                        check_image=_check_image(ctx, token.id, req.output_dir is not None,
+                                                 bool(req.options.get("overwrite"))))
 
 
 @batch_router.post("/batches", status_code=201,
-                   summary="Submit a batch: every video of a folder or glob on storage, one job each",
+                   summary="Submit a batch: every video (one job each) and image (one images job, in tasks of "
+                           "many) of a folder or glob on storage",
                    responses={200: {"description": "an earlier request with this Idempotency-Key made this batch"},
                               409: {"description": "the Idempotency-Key was used for a different request"},
                               422: {"description": "bad input (no such folder, a glob matching nothing, bad "

@@ -97,10 +97,12 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             items.append({**item, "kind": batches.REFUSED, "error": _refusal(exc)})
             continue
         except OSError as exc:
-            items.append({**item, "kind": batches.REFUSED, "error": f"cannot read {target.input}: {exc.strerror or exc}"})
+            why = f"cannot read {target.input}: {exc.strerror or exc}"
+            items.append({**item, "kind": batches.REFUSED, "error": why})
             continue
         found = earlier.get((item["output_path"], item["input_sha256"], opts_hash))
-        if found is not None and found.image_state == image_rows.PENDING and found.job_state in {s.value for s in JOB_LIVE}:
+        live = found is not None and found.job_state in {state.value for state in JOB_LIVE}
+        if live and found.image_state == image_rows.PENDING:   # a re-run while it renders: that image
             items.append({**item, "kind": batches.IMAGE, "job_id": found.job_id, "image_id": found.image_id})
             continue
         if (found is not None and not force and found.image_state == image_rows.DONE
@@ -151,9 +153,9 @@ def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tu
                 others: list[dict[str, Any]], options: Mapping[str, Any], origins: Mapping[str, str] | None,
                 where: str, start: Callable[[], None]) -> str:
     from farm.jobs.face_prep import prepare_faces
+    from farm.jobs.service import _hand_over
     from farm.jobs.spec import submit_request
     from farm.jobs.submit import check_consent, check_images, enqueue_job, new_job_id
-    from farm.jobs.service import _hand_over
     from farm.storage import Storage
 
     first = render[0][1].input
@@ -185,7 +187,7 @@ def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tu
         ids = image_rows.add_images(session, job_id, planned)
         order = [n for members in parts for n in members]
         image_rows.add_items(session, [{**render[n][0], "job_id": job_id, "image_id": image_id}
-                                       for n, image_id in zip(order, ids)] + others)
+                                       for n, image_id in zip(order, ids, strict=True)] + others)
 
     out_root = os.path.commonpath([str(t.output.parent) for _, t, _ in render])
     try:

@@ -29,7 +29,7 @@ def rgb_from_frame(frame: Frame, before: Frame, rgb: np.ndarray) -> np.ndarray:
     """`rgb` (the image the frame was made from) with the pixels the stages changed in
     `frame` (compared with `before`, a copy of its planes) converted back from YUV."""
     changed = np.zeros(rgb.shape[:2], bool)
-    for now, was in zip(frame.planes, before.planes):
+    for now, was in zip(frame.planes, before.planes, strict=True):
         changed |= now != was
     out = rgb.copy()
     if not changed.any():

@@ -55,7 +55,7 @@ class ItemView:
         """A face job, done, whose workers changed no face in any frame (for an image: in the
         image): the item failed (its output is the input re-encoded), though the job is done."""
         job = self.job
-        if self.kind == IMAGE:
+        if self.image is not None:   # an image item, or one resumed from an earlier image
             return (job is not None and face_job(job) and self.image is not None
                     and self.image.state == image_rows.DONE and self.image.faces_changed == 0)
         return (job is not None and job.state == JobState.DONE.value and face_job(job)
@@ -89,7 +89,7 @@ class ItemView:
             return None
         if self.kind == REFUSED:
             return self.error
-        if self.faceless and self.kind == IMAGE:
+        if self.faceless and self.image is not None:
             return (f"no face was changed in {self.input}: {self.output} is the input, labelled unaltered "
                     "(check --faces/--reference/--similarity, or try a lower --min-score)")
         if self.faceless:

@@ -70,3 +70,26 @@ def test_bad_batch_requests_are_refused_and_nothing_is_stored(api, body, says):
     assert answer.status_code == 422 and says in answer.json()["detail"], answer.text
     assert job_count(api.home) == before and not (api.home / "storage" / "outputs" / "never").exists()
     assert api.get("/batches/b-0000000000").status_code == 404
+
+
+def test_a_folder_of_images_on_storage_renders_as_one_images_job(api):
+    from PIL import Image
+
+    from farm.media.stills import read_label
+
+    name = uuid.uuid4().hex[:8]
+    folder = api.home / "storage" / "incoming" / name
+    clips.make_face_image(folder / "a.jpg", size=96)
+    (folder / "deep").mkdir()
+    Image.open(folder / "a.jpg").save(folder / "deep" / "b.png")
+    before = job_count(api.home)
+    answer = api.post("/batches", json={"path": f"incoming/{name}", "output": f"outputs/{name}", "passthrough": True})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["total"] == 2 and job_count(api.home) == before + 1
+    deadline = time.monotonic() + 120
+    while (shown := api.get(f"/batches/{answer.json()['batch']}").json())["state"] == "running":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.3)
+    assert (shown["state"], shown["done"], shown["exit_code"]) == ("done", 2, 0), shown
+    out = api.home / "storage" / "outputs" / name / "deep" / "b.png"
+    assert Image.open(out).size == (96, 96) and "pass-through" in read_label(out)

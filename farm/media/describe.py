@@ -9,25 +9,27 @@ own colour tags taking precedence. `farm.media.probe` does the demuxing and deco
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from farm.media.colour import Colour, parse_content_light, parse_mastering_display, rotation_of
-from farm.media.media_info import PacketInfo, VideoInfo
+from farm.media.media_info import PacketInfo, VideoInfo, shown_in_order
 
 
-def describe_video(vstream: av.video.stream.VideoStream, packets: tuple[PacketInfo, ...],
+def describe_video(vstream: av.video.stream.VideoStream, packets: Sequence[PacketInfo],
                    first: av.VideoFrame, demuxer: str) -> VideoInfo:
     """The VideoInfo of `vstream`, given its packets and its first decoded picture."""
     ctx = vstream.codec_context
     tb = Fraction(vstream.time_base)
-    shown = sorted((q.pts, q.duration) for q in packets if not q.is_discard)
-    pts = [s[0] for s in shown]
-    deltas = [b - a for a, b in zip(pts, pts[1:])]
-    last_dur = shown[-1][1] or (sorted(deltas)[len(deltas) // 2] if deltas else 0)
+    shown, durations = shown_in_order(packets)
+    pts = [int(shown[0]), int(shown[-1])]   # first, last
+    deltas = np.diff(shown).tolist()
+    last_dur = int(durations[-1]) or (sorted(deltas)[len(deltas) // 2] if deltas else 0)
     span = pts[-1] + last_dur - pts[0]
-    fps = vstream.average_rate or (Fraction(len(pts), 1) / (span * tb) if span else Fraction(0))
+    fps = vstream.average_rate or (Fraction(len(shown), 1) / (span * tb) if span else Fraction(0))
     pix_fmt = first.format.name
     matrix = _side_data(first, "DISPLAYMATRIX")
     display_matrix = struct.unpack("<9i", matrix[:36]) if matrix and len(matrix) >= 36 else None
@@ -49,7 +51,7 @@ def describe_video(vstream: av.video.stream.VideoStream, packets: tuple[PacketIn
         bit_depth=av.VideoFormat(pix_fmt).components[0].bits,
         time_base=tb,
         fps=Fraction(fps),
-        frame_count=len(pts),
+        frame_count=len(shown),
         first_pts=pts[0],
         duration_s=float(span * tb),
         rotation=rotation_of(display_matrix),

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from farm.media.media_info import MediaInfo, PacketInfo
+import numpy as np
+
+from farm.media.media_info import MediaInfo, PacketInfo, packet_columns, presentation_order
 
 
 @dataclass(frozen=True)
@@ -118,35 +120,37 @@ def plan_packets(packets: Sequence[PacketInfo], chunk_frames: int, time_base: Fr
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     if warm_frames < 0 or tail_frames < 0:
         raise ValueError(f"warm_frames and tail_frames must be >= 0, got {warm_frames}, {tail_frames}")
-    # shown frames in presentation order: (pts, decode index)
-    frames = sorted((p.pts, i) for i, p in enumerate(packets) if not p.is_discard)
-    if not frames:
+    # arrays, not a tuple per frame: a 2-hour film plans in flat memory (bench/bench_long_film.py)
+    columns = packet_columns(packets)
+    member = presentation_order(columns)      # decode index of each shown frame, presentation order
+    if not len(member):
         raise ValueError("no frames to plan")
-    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]   # decode order
-    key_positions = [n for n, (_, i) in enumerate(frames) if packets[i].is_keyframe and n > 0]
+    frame_pts = columns.pts[member]
+    keyframes = np.flatnonzero(columns.is_keyframe).tolist()   # decode order
+    key_positions = [n for n in np.flatnonzero(columns.is_keyframe[member]).tolist() if n > 0]
+    total = len(member)
 
     plans: list[ChunkPlan] = []
     first = 0
-    while first < len(frames):
-        end = _chunk_end(first, len(frames), chunk_frames, key_positions)
-        start_pts = frames[first][0]
-        warm_first, tail_end = max(0, first - warm_frames), min(len(frames), end + tail_frames)
-        decoded = [i for _, i in frames[warm_first:tail_end]]
-        seg_first = _segment_start(packets, keyframes, min(decoded), frames[warm_first][0])
+    while first < total:
+        end = _chunk_end(first, total, chunk_frames, key_positions)
+        warm_first, tail_end = max(0, first - warm_frames), min(total, end + tail_frames)
+        decoded = member[warm_first:tail_end]
+        seg_first = _segment_start(columns.pts, keyframes, int(decoded.min()), int(frame_pts[warm_first]))
         plans.append(
             ChunkPlan(
                 index=len(plans),
                 first_frame=first,
                 frame_count=end - first,
-                start_pts=start_pts,
-                end_pts=frames[end][0] if end < len(frames) else None,
+                start_pts=int(frame_pts[first]),
+                end_pts=int(frame_pts[end]) if end < total else None,
                 seg_first_packet=seg_first,
-                seg_end_packet=max(decoded) + 1,
+                seg_end_packet=int(decoded.max()) + 1,
                 time_base=time_base,
                 warm_frames=first - warm_first,
-                warm_start_pts=frames[warm_first][0] if warm_first < first else None,
+                warm_start_pts=int(frame_pts[warm_first]) if warm_first < first else None,
                 tail_frames=tail_end - end,
-                tail_end_pts=frames[tail_end][0] if tail_end < len(frames) else None,
+                tail_end_pts=int(frame_pts[tail_end]) if tail_end < total else None,
             )
         )
         first = end
@@ -157,15 +161,16 @@ def plan_frame(info: MediaInfo, index: int) -> ChunkPlan:
     """A chunk of one frame, `index` (0-based, presentation order), with the segment a
     decoder needs for it (pre-roll as plan_packets gives it); for `farm preview`.
     ValueError when the video has no such frame."""
-    packets = info.packets
-    frames = sorted((p.pts, i) for i, p in enumerate(packets) if not p.is_discard)
-    if not 0 <= index < len(frames):
-        raise ValueError(f"frame {index} is not in 0..{len(frames) - 1}")
-    pts, member = frames[index]
-    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+    columns = packet_columns(info.packets)
+    members = presentation_order(columns)
+    if not 0 <= index < len(members):
+        raise ValueError(f"frame {index} is not in 0..{len(members) - 1}")
+    member = int(members[index])
+    pts = int(columns.pts[member])
+    keyframes = np.flatnonzero(columns.is_keyframe).tolist()
     return ChunkPlan(index=0, first_frame=index, frame_count=1, start_pts=pts,
-                     end_pts=frames[index + 1][0] if index + 1 < len(frames) else None,
-                     seg_first_packet=_segment_start(packets, keyframes, member, pts),
+                     end_pts=int(columns.pts[members[index + 1]]) if index + 1 < len(members) else None,
+                     seg_first_packet=_segment_start(columns.pts, keyframes, member, pts),
                      seg_end_packet=member + 1, time_base=info.video.time_base)
 
 
@@ -182,9 +187,10 @@ def _chunk_end(first: int, total: int, chunk_frames: int, key_positions: list[in
     return limit
 
 
-def _segment_start(packets: Sequence[PacketInfo], keyframes: list[int], first_decoded: int, start_pts: int) -> int:
-    """Decode index of the keyframe the chunk's segment starts on (with pre-roll)."""
+def _segment_start(pts: np.ndarray, keyframes: list[int], first_decoded: int, start_pts: int) -> int:
+    """Decode index of the keyframe the chunk's segment starts on (with pre-roll); `pts`
+    of every packet in decode order."""
     k = bisect.bisect_right(keyframes, first_decoded) - 1
-    while k > 0 and packets[keyframes[k]].pts > start_pts:
+    while k > 0 and pts[keyframes[k]] > start_pts:
         k -= 1   # the chunk starts with leading pictures: one more GOP of pre-roll
     return keyframes[k] if k >= 0 else 0

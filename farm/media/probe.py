@@ -16,13 +16,14 @@ import os
 from pathlib import Path
 
 import av
+import numpy as np
 from av.stream import Discard, Disposition
 
 from farm.errors import InputError
 from farm.media.describe import codec_name, describe_video
 from farm.media.ffmpeg import file_url
 from farm.media.formats import ALLOWED_DEMUXERS, DTS_ONLY_DEMUXERS, SAFE_INPUT_OPTIONS, sniff_demuxer
-from farm.media.media_info import MediaInfo, PacketInfo, ProbeLimits, StreamInfo
+from farm.media.media_info import MediaInfo, PacketTable, ProbeLimits, StreamInfo, shown_in_order
 from farm.media.video_choice import VideoCandidate, choose_video_stream
 from farm.user_files import check_regular_file
 
@@ -177,12 +178,12 @@ def _main_video_stream(container: av.container.InputContainer, p: Path, candidat
 
 
 def _demux_video(container: av.container.InputContainer, vstream: av.video.stream.VideoStream, p: Path,
-                 limits: ProbeLimits, pts_from_dts: bool) -> tuple[tuple[PacketInfo, ...], av.VideoFrame]:
+                 limits: ProbeLimits, pts_from_dts: bool) -> tuple[PacketTable, av.VideoFrame]:
     """Read every video packet (other streams skipped); decode until the first picture."""
     for s in container.streams:
         if s.index != vstream.index:
             s.discard = Discard.all  # the demuxer skips their data cheaply
-    packets: list[PacketInfo] = []
+    packets = PacketTable()
     first = None
     fed = 0
     try:
@@ -201,8 +202,7 @@ def _demux_video(container: av.container.InputContainer, vstream: av.video.strea
                     f"{p}: the video's frame order cannot be known (no presentation timestamps)",
                     hint="remux the video to MKV or MP4 (ffmpeg -i in -c copy out.mkv)",
                 )
-            packets.append(PacketInfo(pkt.pts, pkt.dts, bool(pkt.is_keyframe), int(pkt.duration or 0),
-                                      bool(pkt.is_discard)))
+            packets.append(pkt.pts, pkt.dts, bool(pkt.is_keyframe), int(pkt.duration or 0), bool(pkt.is_discard))
             if len(packets) > limits.max_frames:
                 raise InputError(f"{p}: more than {limits.max_frames} frames",
                                  hint="split the video or raise the limit")
@@ -230,10 +230,10 @@ def _demux_video(container: av.container.InputContainer, vstream: av.video.strea
             f"{p}: an AVI whose frames are stored out of display order (B-frames) cannot be timed exactly",
             hint="remux the video to MKV or MP4 (ffmpeg -i in -c copy out.mkv)",
         )
-    shown = [q.pts for q in packets if not q.is_discard]
-    if not shown:
+    shown, _ = shown_in_order(packets)
+    if not len(shown):
         raise InputError(f"{p}: the video stream has no shown frames",
                          hint="submit a video with at least one frame")
-    if len(set(shown)) != len(shown):
+    if bool((np.diff(shown) == 0).any()):
         raise InputError(f"{p}: two video frames share a timestamp", hint="remux or re-export the video")
-    return tuple(packets), first
+    return packets, first

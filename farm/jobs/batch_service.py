@@ -163,6 +163,21 @@ def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
     return live
 
 
+def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, refused: list[batches.ItemView],
+                  start: Callable[[], None]) -> list[str]:
+    """Refused images submitted again, in their places: their items are made anew (an image,
+    or refused again)."""
+    from farm.jobs.image_batch import submit_images
+
+    batches.drop_items(db, [i.item_id for i in refused])
+    todo = [(i.position, targets.Target(Path(i.input), Path(i.output))) for i in refused]
+    submit_images(db, settings, batch.id, todo, batch.options, targets.options_sha256(batch.options), force=False,
+                  origins=None, where="command line", start=start)
+    now = {i.position: i for i in batches.get_batch(db, batch.id).items}
+    return [f"{i.input}: refused again: {now[i.position].error}" if now[i.position].kind == batches.REFUSED
+            else f"{i.input}: submitted again in images job {now[i.position].job_id}" for i in refused]
+
+
 def retry_batch(settings: Settings, db: Database, batch_id: str, *,
                 before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None) -> list[str]:
     """Run again what did not finish: each failed or cancelled job from what it has left, each
@@ -182,6 +197,7 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
 
     send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
     retried: set[str] = set()
+    images: list[batches.ItemView] = []
     for item in batch.items:
         if item.kind == batches.IMAGE and item.job is not None and item.job.state != JobState.DONE.value:
             if item.job.id not in retried:   # an images job is many items: retried once
@@ -189,6 +205,8 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
                 lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
         elif item.kind == batches.JOB and item.job is not None and item.state != JobState.DONE.value:
             lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
+        elif item.kind == batches.REFUSED and item.output is not None and targets.is_image(Path(item.input)):
+            images.append(item)   # submitted again together, as one images job
         elif item.kind == batches.REFUSED and item.output is not None:
             target = targets.Target(Path(item.input), Path(item.output))
             try:
@@ -206,6 +224,8 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
                 continue
             batches.set_item_job(db, item.item_id, job_id, hashes=hashes)
             lines.append(f"{item.input}: submitted again as job {job_id}")
+    if images:
+        lines += _retry_images(settings, db, batch, images, start)
     if not lines:
         raise StateError(f"batch {batch_id} has nothing to retry: every item is done or skipped",
                          hint="submit the targets again with --force to render them again")

@@ -49,8 +49,9 @@ def _same_format(a: Path, b: Path) -> bool:
 
 
 def check_image_output(target: targets.Target, settings: Settings, overwrite: bool, made: set[str],
-                       api: bool) -> None:
-    """InputError unless the image's output may be written (see the module's rules)."""
+                       api: bool, places_ok: set[Path] | None = None) -> None:
+    """InputError unless the image's output may be written (see the module's rules).
+    `places_ok`: folders already found outside the farm's own places (checked once per folder)."""
     from farm.jobs.output_places import check_output_place
 
     out = target.output
@@ -60,7 +61,10 @@ def check_image_output(target: targets.Target, settings: Settings, overwrite: bo
     if out.is_symlink():
         raise InputError(f"output {out} is a symbolic link; the farm does not write through links",
                          hint="remove the link or choose another output")
-    check_output_place(out, settings, api=api)
+    if places_ok is None or out.parent not in places_ok:
+        check_output_place(out, settings, api=api)
+        if places_ok is not None and out.name not in {".", ""}:
+            places_ok.add(out.parent)
     if out.exists():
         if not out.is_file() or out.samefile(target.input):
             raise InputError(f"output {out} exists and is not a regular file other than the input; it is never "
@@ -80,6 +84,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
     made = image_rows.made_by_farm(db, outputs)
     overwrite = bool(options.get("overwrite"))
     max_side = max(settings.max_width, settings.max_height)
+    places_ok: set[Path] = set()
     items: list[dict[str, Any]] = []
     render: list[tuple[dict[str, Any], targets.Target, int]] = []   # (item, target, pixels)
     for position, target in todo:
@@ -110,7 +115,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             items.append({**item, "kind": batches.RESUMED, "job_id": found.job_id, "image_id": found.image_id})
             continue
         try:
-            check_image_output(target, settings, overwrite, made, api=token_id is not None)
+            check_image_output(target, settings, overwrite, made, api=token_id is not None, places_ok=places_ok)
             if check_one is not None:
                 check_one(target)
         except UnavailableError:

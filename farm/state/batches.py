@@ -182,6 +182,14 @@ def set_item_job(db: Database, item_id: int, job_id: str | None, error: str | No
             setattr(item, key, value)
 
 
+def drop_items(db: Database, item_ids: list[int]) -> None:
+    """Remove items (refused images submitted again make new ones in their places)."""
+    from sqlalchemy import delete
+
+    with db.transaction() as s:
+        s.execute(delete(BatchItem).where(BatchItem.id.in_(item_ids)))
+
+
 def earlier_job_for(db: Database, output_path: str, input_sha256: str, options_sha256: str,
                     states: Iterable[JobState]) -> str | None:
     """The newest job in `states` of a batch item that renders `output_path` from an input and

@@ -75,9 +75,10 @@ def of_chunk(db: Database, job_id: str, index: int) -> list[ImageView]:
 
 def record_results(session: Any, results: Iterable[ImageResult]) -> None:
     """Each image's result, in the transaction that finishes its chunk."""
-    for r in results:
-        session.execute(update(JobImage).where(JobImage.id == r.image_id).values(
-            state=r.state, error=(r.error or "")[:4000] or None, faces_changed=r.faces_changed))
+    rows = [{"id": r.image_id, "state": r.state, "error": (r.error or "")[:4000] or None,
+             "faces_changed": r.faces_changed} for r in results]
+    if rows:   # one executemany (an UPDATE by primary key per row), not one statement each
+        session.execute(update(JobImage), rows)
 
 
 def by_ids(session: Any, ids: Iterable[int]) -> dict[int, ImageView]:

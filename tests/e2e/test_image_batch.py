@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +99,21 @@ def test_a_folder_of_images_renders_in_one_job_each_image_its_own_item_and_resum
     assert resumed == {"a.jpg", "b.png", "c.webp", "d.bmp", "e.tif", "noface.png"}
     assert [Path(i) for i in again["failures"]] == sorted([made["anim.gif"], made["cut.png"], made["noface.png"]])
 
+    # the animated GIF made a still one: `farm retry BATCH` submits the refused image again
+    Image.open(made["a.jpg"]).save(made["anim.gif"])
+    retried = cli.run("retry", result["batch"])
+    assert retried.returncode == 0 and "anim.gif: submitted again in images job" in retried.stderr, retried.stderr
+    deadline = time.monotonic() + 120
+    while (shown := json.loads(cli.run("status", result["batch"], "--json").stdout))["state"] == "running":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    gif = next(i for i in shown["items"] if i["input"] == str(made["anim.gif"]))
+    assert gif["state"] == "done" and Image.open(gif["output"]).format == "GIF", gif
+
     # one image alone, forced: a new render (default output beside the input when none is named)
     single = cli.run("submit", str(made["a.jpg"]), "--source", str(source), *FACE_ARGS, "--force",
                      "--wait", "--json", timeout_s=300)
     assert single.returncode == 0, single.stderr
     one = json.loads(single.stdout)["items"]
     assert [(i["state"], i["output"]) for i in one] == [("done", str(folder / "a.farm.jpg"))]
-    assert count(cli.home, "SELECT count(*) FROM jobs") == 3
+    assert count(cli.home, "SELECT count(*) FROM jobs") == 4

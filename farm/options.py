@@ -115,6 +115,9 @@ SUBMIT_OPTIONS: dict[str, Option] = {
     "consent": Option("str", None, "Reference to the consent record (release form, ticket, document hash); "
                       "recorded and signed into the output.", stage="provenance", metavar="TEXT"),
 }
+
+PREVIEW_JOB_OPTIONS = ("source", "models", "consent")
+"""The job's own options `farm preview` takes (farm.jobs.preview); every face option too."""
 """The job's own options; the face options come from the face stages."""
 
 

@@ -89,9 +89,13 @@ def register(app: typer.Typer, faces: bool = False) -> None:
     the face options out (reading them imports the face pipeline, ~0.5 s, which other
     commands should not wait for); main() declares them all when the command is `preview`."""
     from farm.cli.flags import with_table_options
-    from farm.jobs.preview import PREVIEW_JOB_OPTIONS, preview_options
-    from farm.options import SUBMIT_OPTIONS
+    from farm.options import PREVIEW_JOB_OPTIONS, SUBMIT_OPTIONS
 
-    table = preview_options() if faces else {name: SUBMIT_OPTIONS[name] for name in PREVIEW_JOB_OPTIONS}
+    if faces:
+        from farm.jobs.preview import preview_options   # numpy and the face pipeline
+
+        table = preview_options()
+    else:
+        table = {name: SUBMIT_OPTIONS[name] for name in PREVIEW_JOB_OPTIONS}
     app.registered_commands[:] = [c for c in app.registered_commands if c.name != "preview"]
     app.command(name="preview")(with_table_options(preview, table))

@@ -24,7 +24,6 @@ from farm.broker import transport as broker
 from farm.cli.tables import Column, fitted_table
 from farm.config import Settings
 from farm.jobs.outcomes import no_face_warning
-from farm.faces.mapping import people_counts
 from farm.state import registry, store
 from farm.state.db import Database, utcnow
 from farm.state.states import JobState
@@ -257,6 +256,8 @@ def job_table(job: store.JobView, width: int = 80) -> Table:
              else "")
     people = job.people_changed
     if people is not None:   # --map: per person
+        from farm.faces.mapping import people_counts   # numpy: not for every `farm` command's start
+
         faced += "; " + ", ".join(f"{name}: {n}" for name, n in people_counts(job.options, people))
     return fitted_table(columns, rows, width,
                         title=f"job {job.id}: {job.state}, {job.frames_done}/{job.frames_total} frames{faced} -> "

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from farm.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
-from farm.faces.mapping import people_counts
 from farm.state.batches import RESUMED, BatchView, ItemView
 from farm.state.states import JobState
 from farm.state.store import JobView, face_job
@@ -38,6 +37,8 @@ def people_json(job: JobView) -> list[dict[str, Any]] | None:
     people = job.people_changed
     if people is None:
         return None
+    from farm.faces.mapping import people_counts   # numpy: not for every `farm` command's start
+
     return [{"mapping": name, "frames": n} for name, n in people_counts(job.options, people)]
 
 

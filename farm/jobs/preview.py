@@ -36,11 +36,9 @@ import numpy as np
 from farm.config import Settings
 from farm.errors import InputError, MediaError
 from farm.jobs.spec import CLI, option_name
-from farm.options import SUBMIT_OPTIONS, Option, job_options
+from farm.options import PREVIEW_JOB_OPTIONS, SUBMIT_OPTIONS, Option, job_options
 from farm.storage import check_writable_folder
 
-PREVIEW_JOB_OPTIONS = ("source", "models", "consent")
-"""The job's own options a preview takes; every face option is taken too."""
 
 Box = tuple[int, int, int, int]
 

@@ -112,3 +112,18 @@ def test_every_stand_in_role_is_generated_and_onnx_is_only_imported_to_build():
             "print('onnx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_farm_command_starts_without_onnx_runtime_or_the_face_pipeline():
+    """`farm jobs`, `farm status`, `farm submit --passthrough`: every command imports
+    farm.cli.main, and ONNX Runtime alone costs ~0.4 s of each start (issue 17.1's fixed
+    cost per job). farm.models loads its parts on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, farm.cli.main, farm.models.manifest, farm.models.conventions; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'onnxruntime', 'onnx', 'cv2'}), "
+            "'farm.faces.stages' in sys.modules); "
+            "from farm.models import load_pack; print(load_pack.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[] False", "farm.models.packs"], out

@@ -139,12 +139,13 @@ def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = N
     seen: set[Path] = set()
     for raw in paths:
         root, files, walked = _candidates(raw)
+        root_abs = os.path.abspath(root)
         for file in files:
             absolute = Path(os.path.abspath(file))
             if absolute in seen:
                 continue
             seen.add(absolute)
-            relative = Path(os.path.relpath(absolute, os.path.abspath(root)))
+            relative = Path(os.path.relpath(absolute, root_abs))
             kind = _kind(absolute)
             reason = None
             if walked and _hidden(relative):

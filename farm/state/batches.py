@@ -211,14 +211,18 @@ def made_by_farm(db: Database, output_path: str) -> bool:
                                               Job.state == JobState.DONE.value).limit(1)).scalar() is not None
 
 
+ITEM_FIELDS = (BatchItem.id, BatchItem.position, BatchItem.input_path, BatchItem.output_path, BatchItem.kind,
+               BatchItem.job_id, BatchItem.error, BatchItem.input_sha256, BatchItem.options_sha256, BatchItem.image_id)
+
+
 def get_batch(db: Database, batch_id: str) -> BatchView:
     """The batch, its items and their jobs (with chunks), read in one transaction."""
     with db.transaction() as s:
         row = s.get(Batch, batch_id)
         if row is None:
             raise JobNotFound(f"no batch {batch_id!r}", hint="`farm jobs` lists jobs; a batch id starts with b-")
-        items = s.execute(select(BatchItem).where(BatchItem.batch_id == batch_id)
-                          .order_by(BatchItem.position, BatchItem.id)).scalars().all()
+        items = s.execute(select(*ITEM_FIELDS).where(BatchItem.batch_id == batch_id)   # rows, not objects
+                          .order_by(BatchItem.position, BatchItem.id)).all()
         ids = sorted({i.job_id for i in items if i.job_id})
         jobs = {j.id: j for j in s.execute(select(Job).where(Job.id.in_(ids))).scalars()} if ids else {}
         chunks: dict[str, list[Chunk]] = {}

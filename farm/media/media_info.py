@@ -202,5 +202,5 @@ class MediaInfo:
     @property
     def frame_pts(self) -> list[int]:
         """Presentation timestamps of the shown frames, sorted (ticks)."""
-        return sorted(p.pts for p in self.packets if not p.is_discard)
+        return shown_in_order(self.packets)[0].tolist()
 

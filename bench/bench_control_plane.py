@@ -1,36 +1,36 @@
 """Control plane at scale (issue 17.5): N simulated GPU workers on PostgreSQL and Redis.
 
-    .venv/bin/python bench/bench_control_plane.py [--workers 200] [--minutes 5] [--jobs 20]
+    .venv/bin/python bench/bench_control_plane.py [--workers 200] [--minutes 5] [--jobs 20] [--load 1]
         [--kill 4] [--chunk-s 1.0] [--pg postgresql://postgres@127.0.0.1:5432/test] [--db-connections 60]
 
-What runs is the farm's own code: jobs recorded with store.create_job and handed to the
-broker with submit.enqueue_job; each simulated worker runs the real
-workers.chunk_runner.run_chunk (encoder check, chunks.claim_chunk with the worker's registry
-row, chunks.heartbeat, chunks.finish_chunk with the window top-up, the Celery enqueue of the
-next chunks or of finalize), with the media work (decode, stages, encode) replaced by a
-sleep of --chunk-s (a beat every 0.5 s). The real reaper (broker.reaper.reap) runs every
---reap-s in the main process; two finalizer threads there run the database part of
-workers.finalize.run_finalize (claim_finalize, the owner's Heartbeat of touch_finalize,
-publish_and_finish) with the join/verify/publish media work replaced by a no-op; every
-finalize message is delivered twice (a redelivery that must be a no-op).
+The farm's own code runs: jobs recorded with store.create_job and handed to the broker with
+submit.enqueue_job; each simulated worker runs the real workers.chunk_runner.run_chunk
+(encoder check, chunks.claim_chunk with the worker's registry row, chunks.heartbeat,
+chunks.finish_chunk with the window top-up, the Celery enqueue of the next chunks or of
+finalize) with the media work replaced by a sleep of --chunk-s (one beat half-way). The real
+reaper (broker.reaper.reap) runs every --reap-s in the main process; two finalizer threads
+there run the database part of workers.finalize.run_finalize (claim_finalize, the owner's
+Heartbeat of touch_finalize, publish_and_finish), the media work a no-op; each finalize
+message is delivered two or three times (redeliveries that must be no-ops).
 
 The consumer is thin, not Celery's: each simulated worker is a thread that BRPOPs the gpu
-queue's real kombu lists (`gpu`, `gpu:1` ... `gpu:9`, priority order, as kombu's Redis
+queue's real kombu lists (`gpu`, `gpu:1` ... `gpu:9` in priority order, as kombu's Redis
 transport does), decodes the real Celery message (args, eta), holds it in kombu's `unacked`
 hash until it is done (acks_late) and keeps countdown (eta) messages aside until due, as a
-Celery worker does. Threads share one database engine and Celery app per process (--procs
-processes, ~50 threads each; pool of --db-connections / procs connections per process).
---kill workers die mid-chunk (they stop beating and never ack): the reaper must requeue
-their chunks after FARM_STALE_HEARTBEAT_S (--stale-s).
+Celery worker does. 50 threads per process share one engine (--db-connections / processes
+connections) and one Celery app. --kill workers die mid-chunk (no beat, no finish, no ack):
+the reaper must requeue their chunks after FARM_STALE_HEARTBEAT_S (--stale-s).
+The load is --workers x --minutes of chunks x --load (below 1 where the machine cannot carry
+workers / chunk-s claims a second), in --jobs jobs of 0.5-1.5x the mean size, priorities 0-9.
 
-Printed: claim latency (message pop -> claim committed) p50/p99/max, the database time of
-claim, heartbeat, finish and enqueue; the share of worker-time idle while messages wait
-in the gpu queue (goal < 5%), and while chunks wait in the database outside the broker (the
-job window); chunks lost and chunks done twice, jobs finalized twice (from the database's
-events); priority inversions (a chunk claimed while a chunk of a higher-priority job had
-been waiting in the broker for 100 ms or more) and the mean wait per priority; CPU-seconds
-per second of the simulated workers, the main process, PostgreSQL's backends and Redis, and
-of the whole machine. Goals: p99 claim < 100 ms, idle < 5%, 0 lost, 0 finalized twice.
+Printed: claim latency (message pop -> claim committed) p50/p99/max; the time of the claim,
+heartbeat and finish transactions, of the enqueue and of a pool checkout; row-lock waits
+(pg_locks); the share of worker-time idle while messages wait in the gpu queue (goal < 5%)
+and while chunks wait in the database outside the broker (the job window); chunks lost and
+done twice, jobs finalized twice (from the database); priority inversions (a pop while a
+higher-priority job's message had waited INVERSION_S in the queue) and the mean wait per
+priority; cores used by the simulated workers, the main process, PostgreSQL's backends and
+Redis, and the machine's load. Goals: p99 claim < 100 ms, idle < 5%, 0 lost, 0 finalized twice.
 """
 
 from __future__ import annotations
@@ -434,7 +434,6 @@ def main() -> int:
         shutil.rmtree(home, ignore_errors=True)
 
 
-
 def report(args, db, jobs, sizes, home, procs_n, t_start, main_pushes, elapsed, samples, cpu, machine_load, published, fin_outcomes,
            reap_s, reap_counts, Chunk, Event, Job, select) -> None:
     rec, counts, worker_cpu = defaultdict(list), Counter(), []
@@ -449,7 +448,7 @@ def report(args, db, jobs, sizes, home, procs_n, t_start, main_pushes, elapsed, 
     with db.sessions() as s:
         chunk_rows = s.execute(select(Chunk.job_id, Chunk.index, Chunk.state)).all()
         ev = s.execute(select(Event.job_id, Event.chunk_index, Event.kind, Event.at).where(
-            Event.kind.in_(["chunk_claimed", "chunk_done", "done", "finalize_claimed"])).order_by(Event.id)).all()
+            Event.kind.in_(["chunk_done", "done"]))).all()
         job_states = Counter(s.execute(select(Job.state)).scalars())
     done_ev = Counter((j, i) for j, i, kind, _ in ev if kind == "chunk_done")
     planned = sum(sizes)

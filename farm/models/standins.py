@@ -74,20 +74,80 @@ def _detector_parts(entry: ModelEntry, n_outputs: int, rows: list[int],
 # ---------------------------------------------------------------- stand-ins
 
 
-def scrfd_standin(entry: ModelEntry) -> onnx.ModelProto:
-    """SCRFD signature: 9 outputs (scores, bbox, kps x strides 8/16/32, 2 anchors per cell), all 0."""
+def scrfd_standin(entry: ModelEntry, fixed_face: FixedFace | None = None) -> onnx.ModelProto:
+    """SCRFD signature: 9 outputs (scores, bbox, kps x strides 8/16/32, 2 anchors per cell), all 0.
+
+    fixed_face: report that one face in every image instead (benchmarks): a constant score at
+    one stride-16 anchor near the face's centre, with the box distances and landmark offsets
+    that farm.faces.decode.decode_scrfd turns back into `fixed_face` (in the model input's
+    pixels). The constants have the rows of a FIXED_INPUT input, the size the farm feeds an
+    SCRFD model whose input size is dynamic.
+    """
     x, outs, nodes, inits = _detector_parts(entry, 9, rows=[-1, 1], tile_prefix=[1])
+    heads = _fixed_heads(fixed_face) if fixed_face is not None else {}
     for i, stride in enumerate((8, 16, 32)):
         tag = f"s{stride}"
         z = _zero_scores(x, stride, tag, nodes)
+        names = [outs[i], outs[3 + i], outs[6 + i]]
+        if stride in heads:   # zeros + the constant face, so the outputs still follow the input
+            names = [f"{tag}_{n}" for n in ("score0", "box0", "kps0")]
+            for k, (name, const) in enumerate(zip(names, heads[stride])):
+                inits.append(_const(f"{tag}_face{k}", const))
+                nodes.append(helper.make_node("Add", [name, f"{tag}_face{k}"], [outs[3 * k + i]]))
         nodes += [
             helper.make_node("Concat", [z, z], [f"{tag}_anchors"], axis=1),
             helper.make_node("Transpose", [f"{tag}_anchors"], [f"{tag}_nhwc"], perm=[0, 2, 3, 1]),
-            helper.make_node("Reshape", [f"{tag}_nhwc", "rows"], [outs[i]]),
-            helper.make_node("Tile", [outs[i], "tile4"], [outs[3 + i]]),
-            helper.make_node("Tile", [outs[i], "tile10"], [outs[6 + i]]),
+            helper.make_node("Reshape", [f"{tag}_nhwc", "rows"], [names[0]]),
+            helper.make_node("Tile", [names[0], "tile4"], [names[1]]),
+            helper.make_node("Tile", [names[0], "tile10"], [names[2]]),
         ]
+    if fixed_face is not None:
+        nodes = _in_order(nodes)
+        return _model(entry, nodes, inits, "one fixed face in every image (benchmark stand-in)")
     return _model(entry, nodes, inits, "scores 0 everywhere: the demo pack detects faces with a Haar cascade")
+
+
+FixedFace = tuple[tuple[float, float, float, float], tuple[tuple[float, float], ...]]
+"""(box x0, y0, x1, y1; five landmarks (x, y)) in the detector input's pixels."""
+
+FIXED_INPUT = (640, 640)
+FIXED_SCORE = 0.95
+_FIXED_STRIDE = 16
+
+
+def _fixed_heads(face: FixedFace) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{stride: (scores [R,1], box distances [R,4], landmark offsets [R,10])}: all 0 but one anchor."""
+    (x0, y0, x1, y1), points = face
+    w, h = FIXED_INPUT
+    s = _FIXED_STRIDE
+    cols, cells = w // s, (w // s) * (h // s)
+    col = min(cols - 1, max(0, round((x0 + x1) / 2 / s)))
+    row = min(h // s - 1, max(0, round((y0 + y1) / 2 / s)))
+    cx, cy = col * s, row * s          # decode_scrfd's anchor centre (no half-cell offset)
+    r = (row * cols + col) * 2         # the first of the cell's two anchors
+    scores = np.zeros((cells * 2, 1), np.float32)
+    boxes = np.zeros((cells * 2, 4), np.float32)
+    kps = np.zeros((cells * 2, 10), np.float32)
+    scores[r] = FIXED_SCORE
+    boxes[r] = np.array([cx - x0, cy - y0, x1 - cx, y1 - cy], np.float32) / s
+    kps[r] = (np.asarray(points, np.float32).reshape(5, 2) - [cx, cy]).reshape(10) / s
+    return {s: (scores, boxes, kps)}
+
+
+def _in_order(nodes: list) -> list:
+    """Nodes sorted so that each comes after the nodes making its inputs (ONNX wants a topological order)."""
+    made = {o for n in nodes for o in n.output}
+    done: set[str] = set()
+    ordered, left = [], list(nodes)
+    while left:
+        ready = [n for n in left if all(i in done or i not in made for i in n.input)]
+        if not ready:
+            raise ModelError("stand-in graph has a cycle")
+        for n in ready:
+            ordered.append(n)
+            done.update(n.output)
+            left.remove(n)
+    return ordered
 
 
 def yunet_standin(entry: ModelEntry) -> onnx.ModelProto:

@@ -26,7 +26,7 @@ from farm.pipeline.still_frame import copy_planes, frame_from_rgb, rgb_from_fram
 from farm.state import chunks, finalizing, registry
 from farm.state import images as image_rows
 from farm.state.chunks import Claim
-from farm.state.store import JobView
+from farm.state.store import JobView, face_job
 from farm.storage import temp_name
 from farm.workers.runtime import Runtime
 
@@ -42,12 +42,15 @@ def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_row
 
     settings = ctx.settings
     still = read_still(Path(image.input), max(settings.max_width, settings.max_height))
-    frame = frame_from_rgb(still.rgb)
-    before = copy_planes(frame)
-    with chain:   # set up per image: nothing is followed from one photo to the next
-        done = (chain.process_batch([frame]) + chain.flush())[0] if chain.batches else chain.process(frame)
-    faces = int(done.faces_changed)
-    rgb = rgb_from_frame(done, before, still.rgb)
+    if face_job(job):
+        frame = frame_from_rgb(still.rgb)
+        before = copy_planes(frame)
+        with chain:   # set up per image: nothing is followed from one photo to the next
+            done = (chain.process_batch([frame]) + chain.flush())[0] if chain.batches else chain.process(frame)
+        faces = int(done.faces_changed)
+        rgb = rgb_from_frame(done, before, still.rgb)
+    else:   # pass-through: no stage would touch it, so no frame is made (the image is written back as read)
+        faces, rgb = 0, still.rgb
     out = Path(image.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tags = output_metadata(job, counts=(1 if faces else 0, faces, 1))

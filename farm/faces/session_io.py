@@ -51,11 +51,29 @@ def fixed_batch(session: SessionLike) -> int | None:
 
 def to_blob(images: Sequence[np.ndarray], mean: float, std: float, rgb: bool = True) -> np.ndarray:
     """N x 3 x H x W float32 from HxWx3 uint8 BGR images: (x - mean) / std, RGB order if rgb."""
-    arr = np.stack(images).astype(np.float32)
-    if rgb:
-        arr = arr[..., ::-1]
-    arr = (arr - mean) / std
-    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    return _planes(images, [np.float32(mean)] * 3, [np.float32(std)] * 3, rgb)
+
+
+def _planes(images: Sequence[np.ndarray], mean: Sequence[np.float32], std: Sequence[np.float32],
+            rgb: bool) -> np.ndarray:
+    """(x - mean[c]) / std[c] in float32, written plane by plane into the N x 3 x H x W result.
+
+    The same float32 arithmetic as converting the whole stack to float32, subtracting and
+    dividing (bit-identical), without the four full-size temporaries and the strided
+    transpose of that route (the detector's 640 x 640 blob: ~3x faster; bench_face_path)."""
+    import cv2  # noqa: PLC0415  (heavy; only the face stages come here)
+
+    h, w = images[0].shape[:2]
+    out = np.empty((len(images), 3, h, w), np.float32)
+    for i, img in enumerate(images):
+        if img.shape[:2] != (h, w):
+            raise ValueError(f"image {i} is {img.shape[:2]}, the first is {(h, w)}")
+        channels = cv2.split(np.ascontiguousarray(img))          # B, G, R
+        for c in range(3):                                        # output plane c
+            dst = out[i, c]
+            np.subtract(channels[2 - c if rgb else c], mean[c], out=dst, dtype=np.float32)
+            np.divide(dst, std[c], out=dst)
+    return out
 
 
 def from_blob(blob: np.ndarray, lo: float, hi: float, rgb: bool = True) -> np.ndarray:
@@ -71,6 +89,6 @@ def to_planes(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence
     """N x 3 x H x W float32 RGB planes from HxWx3 uint8 BGR images, per channel
     (rgb/255 - mean) / std (mean, std of R, G, B on the 0..1 scale); computed as
     (x - 255 mean) / (255 std), which equals to_blob's arithmetic where all three agree."""
-    arr = np.stack(images).astype(np.float32)[..., ::-1]
-    arr = (arr - np.float32(255.0) * np.asarray(mean, np.float32)) / (np.float32(255.0) * np.asarray(std, np.float32))
-    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    m = np.float32(255.0) * np.broadcast_to(np.asarray(mean, np.float32), (3,))
+    s = np.float32(255.0) * np.broadcast_to(np.asarray(std, np.float32), (3,))
+    return _planes(images, list(m), list(s), rgb=True)

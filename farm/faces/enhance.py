@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import cv2
 import numpy as np
 
 from farm.errors import InputError
@@ -106,16 +107,37 @@ class EnhanceStage(FaceModelStage):
         """The blended S x S BGR result for an aligned S x S BGR crop (S: the model's size)."""
         blob = to_planes([crop_bgr], self.feeding.mean, self.feeding.std)
         out = run(self.session, {self.input_name: blob, **self.extra})[0]
-        lo, hi = self.feeding.output_range
-        rgb = np.asarray(out, np.float32).reshape(3, *crop_bgr.shape[:2]).transpose(1, 2, 0)
-        enhanced = np.clip((rgb[..., ::-1] - lo) * (255.0 / (hi - lo)), 0.0, 255.0)
-        mixed = self.blend * enhanced + (1.0 - self.blend) * crop_bgr.astype(np.float32)
-        return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+        return blend_planes(out, crop_bgr, self.feeding.output_range, self.blend)
 
     def process(self, frame: Frame) -> Frame:
         if self.blend == 0.0:
             return frame
         return super().process(frame)
+
+
+def blend_planes(out: np.ndarray, crop_bgr: np.ndarray, output_range: tuple[float, float],
+                 blend: float) -> np.ndarray:
+    """uint8 BGR rint(clip(blend * clip((rgb - lo) * 255 / (hi - lo), 0, 255) + (1 - blend) * crop, 0, 255))
+    for the model's RGB planes `out` (1 x 3 x S x S).
+
+    Plane by plane, in place, in float32 (as the whole-image expression computes it with these
+    Python scalars: bit-identical), without its HxWx3 float temporaries and strided copies
+    (a 512 crop: ~5x faster; bench/bench_face_path.py)."""
+    lo, hi = output_range
+    h, w = crop_bgr.shape[:2]
+    rgb = np.asarray(out, np.float32).reshape(3, h, w)
+    planes = cv2.split(np.ascontiguousarray(crop_bgr))        # B, G, R
+    result = []
+    for c in range(3):                                         # BGR channel c is RGB plane 2 - c
+        v = np.subtract(rgb[2 - c], lo)
+        v *= 255.0 / (hi - lo)
+        np.clip(v, 0.0, 255.0, out=v)
+        v *= blend
+        v += (1.0 - blend) * planes[c].astype(np.float32)
+        np.rint(v, out=v)
+        np.clip(v, 0, 255, out=v)
+        result.append(v.astype(np.uint8))
+    return cv2.merge(result)
 
 
 def enhancer_key(options: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""to_blob / to_planes (the model inputs of every face model) are bit for bit the plain
-formula: the whole stack to float32, RGB order, (x - mean) / std, transposed to N x 3 x H x W."""
+"""Bit for bit the plain whole-array formulas: to_blob / to_planes (the input of every face model:
+the stack to float32, RGB order, (x - mean) / std, N x 3 x H x W) and the restorer's output
+blended back into its crop (farm.faces.enhance.blend_planes)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ def test_views_and_size_mismatch() -> None:
     assert _same(to_blob([view], 127.5, 128.0), _reference_blob([view], 127.5, 128.0))
     with pytest.raises(ValueError):
         to_blob([big[:64, :64], big[:64, :32]], 0.0, 1.0)
+
+
+def _reference_blend(out, crop_bgr, output_range, blend):
+    lo, hi = output_range
+    rgb = np.asarray(out, np.float32).reshape(3, *crop_bgr.shape[:2]).transpose(1, 2, 0)
+    enhanced = np.clip((rgb[..., ::-1] - lo) * (255.0 / (hi - lo)), 0.0, 255.0)
+    mixed = blend * enhanced + (1.0 - blend) * crop_bgr.astype(np.float32)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [512, 64])
+@pytest.mark.parametrize("output_range", [(-1.0, 1.0), (0.0, 1.0), (0, 1)])
+@pytest.mark.parametrize("blend", [0.8, 0.37, 1.0, 1e-4])
+def test_enhance_blend_is_the_plain_formula(size, output_range, blend) -> None:
+    """The restorer's output back to BGR, blended with the crop (EnhanceStage.run_crop)."""
+    from farm.faces.enhance import blend_planes
+
+    rng = np.random.default_rng(size)
+    lo, hi = output_range
+    out = rng.uniform(lo - 0.2, hi + 0.2, (1, 3, size, size)).astype(np.float32)   # past the range too
+    crop = _images(1, size, size, seed=3)[0]
+    got = blend_planes(out, crop, output_range, blend)
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    assert np.array_equal(got, _reference_blend(out, crop, output_range, blend))

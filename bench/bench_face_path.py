@@ -251,8 +251,8 @@ def profile(clip: Path, pack_dir: Path, source: Path, frames: int) -> None:
     for role in ROLES:
         s = pack.session(role)
         pack._sessions[role] = TimedSession(s, clock.wrap(s.run, f"model {role}"))
-    patches = [(regions, "small_bgr", "detector input: shrink planes"), (decode, "letterbox", "detector input: letterbox"),
-               (detect_mod, "to_blob", "detector input: blob"), (detect_mod.ScrfdDetector, "_decode", "decode+nms"),
+    patches = [(regions, "small_bgr", "detector input: shrink planes"),
+               (decode, "letterbox_blob", "detector input: letterbox + blob"), (detect_mod.ScrfdDetector, "_decode", "decode+nms"),
                (model_stage, "crop_from_frame", "crop (warp)"), (model_stage, "paste_back", "paste (warp+mask)"),
                (regions, "_to_bgr", "colour YUV->BGR"), (regions, "write_bgr", "colour BGR->YUV + blend")]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]

@@ -15,7 +15,7 @@ import numpy as np
 
 from farm.errors import ModelError
 from farm.faces import decode
-from farm.faces.session_io import SessionLike, fixed_batch, input_size, run, to_blob
+from farm.faces.session_io import SessionLike, fixed_batch, input_size, run
 from farm.faces.haar import FaceFollower, HaarDetector, scan_frame
 from farm.faces.haar import default_cascade_path  # noqa: F401  (re-exported: the demo detector lives there)
 from farm.faces.options import Option
@@ -87,15 +87,15 @@ class ScrfdDetector:
         self.batched = batchable(session)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        padded, det_scale = decode.letterbox(image, self.size)
-        outputs = run(self.session, {self.input_name: to_blob([padded], 127.5, 128.0)})
+        blob, (det_scale,) = decode.letterbox_blob([image], self.size, 127.5, 128.0)
+        outputs = run(self.session, {self.input_name: blob})
         return self._decode(outputs, det_scale)
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
         """detect() of several images in one run (a dynamic-batch model only)."""
-        boxed = [decode.letterbox(img, self.size) for img in images]
-        per_image = _run_batched(self.session, self.input_name, to_blob([b for b, _ in boxed], 127.5, 128.0))
-        return [self._decode(outs, scale) for outs, (_, scale) in zip(per_image, boxed)]
+        blob, scales = decode.letterbox_blob(images, self.size, 127.5, 128.0)
+        per_image = _run_batched(self.session, self.input_name, blob)
+        return [self._decode(outs, scale) for outs, scale in zip(per_image, scales)]
 
     def _decode(self, outputs: list[np.ndarray], det_scale: float) -> list[Face]:
         scores, bboxes, kps = split_scrfd_outputs(outputs)
@@ -131,16 +131,15 @@ class YunetDetector:
         self.batched = batchable(session)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        padded, det_scale = decode.letterbox(image, self.size)
-        outputs = run(self.session, {self.input_name: to_blob([padded], 0.0, 1.0, rgb=False)})
+        blob, (det_scale,) = decode.letterbox_blob([image], self.size, 0.0, 1.0, rgb=False)
+        outputs = run(self.session, {self.input_name: blob})
         return self._decode(outputs, det_scale)
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
         """detect() of several images in one run (a dynamic-batch model only)."""
-        boxed = [decode.letterbox(img, self.size) for img in images]
-        blob = to_blob([b for b, _ in boxed], 0.0, 1.0, rgb=False)
+        blob, scales = decode.letterbox_blob(images, self.size, 0.0, 1.0, rgb=False)
         per_image = _run_batched(self.session, self.input_name, blob)
-        return [self._decode([o[None] for o in outs], scale) for outs, (_, scale) in zip(per_image, boxed)]
+        return [self._decode([o[None] for o in outs], scale) for outs, scale in zip(per_image, scales)]
 
     def _decode(self, outputs: list[np.ndarray], det_scale: float) -> list[Face]:
         heads = split_yunet_outputs(self.output_names, outputs)

@@ -1,6 +1,7 @@
 """Bit for bit the plain whole-array formulas: to_blob / to_planes (the input of every face model:
-the stack to float32, RGB order, (x - mean) / std, N x 3 x H x W) and the restorer's output
-blended back into its crop (farm.faces.enhance.blend_planes)."""
+the stack to float32, RGB order, (x - mean) / std, N x 3 x H x W), the detectors' letterboxed
+input (farm.faces.decode.letterbox_blob) and the restorer's output blended back into its crop
+(farm.faces.enhance.blend_planes)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,17 @@ def test_enhance_blend_is_the_plain_formula(size, output_range, blend) -> None:
     got = blend_planes(out, crop, output_range, blend)
     assert got.dtype == np.uint8 and got.flags.c_contiguous
     assert np.array_equal(got, _reference_blend(out, crop, output_range, blend))
+
+
+@pytest.mark.parametrize("shape", [(360, 640), (640, 640), (720, 1280), (100, 37), (640, 360)])
+@pytest.mark.parametrize("size", [(640, 640), (320, 320), (640, 480)])
+@pytest.mark.parametrize("mean,std,rgb", [(127.5, 128.0, True), (0.0, 1.0, False)])
+def test_letterbox_blob_is_to_blob_of_letterbox(shape, size, mean, std, rgb) -> None:
+    """The detectors' input (SCRFD, YuNet): as to_blob of the zero-padded letterbox images."""
+    from farm.faces import decode
+
+    images = _images(2, *shape, seed=4)
+    boxed = [decode.letterbox(image, size) for image in images]
+    got, scales = decode.letterbox_blob(images, size, mean, std, rgb)
+    assert _same(got, _reference_blob([b for b, _ in boxed], mean, std, rgb))
+    assert scales == [s for _, s in boxed]

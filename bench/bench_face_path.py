@@ -9,7 +9,8 @@
    anchor, decoded by the farm's own SCRFD post-processing into a --face px face at a known place),
    and multiply-add stand-ins of w600k_r50 (recogniser), inswapper_128 and GFPGAN 1.4. They are
    installed with `farm models import` (sha256 and signature checked, stamps written).
-2. Makes a warm-coloured (skin-toned) H.264 clip with the astronaut's face where the detection says.
+2. Makes a warm-coloured H.264 clip: a skin-toned background (skimage's coffee) panning 30 px/s behind
+   the astronaut's face, which stays where the fixed detection says.
 3. On a private local farm (bench/_util.local_farm), alternating, --runs times each:
      ffmpeg -i CLIP -map 0 -c:v libx264 -preset P -crf C -c:a copy OUT
      farm submit CLIP --source FACE --models PACK --wait --preset P --crf C
@@ -95,26 +96,32 @@ def build_pack(pack: Path, stage: Path, env: dict, width: int, height: int, side
 
 
 def make_media(work: Path, width: int, height: int, seconds: float, fps: int, side: int) -> tuple[Path, Path]:
-    """(the clip, the source face image): a skin-toned background with the astronaut's face on the box."""
+    """(the clip, the source face image): a skin-toned background panning 30 px/s behind the
+    astronaut's face, which stays on the fixed detection's box."""
     from tests.clips import face_crop_rgb, ffmpeg_exe
     from tests.face_scenes import background
 
-    frame = background("coffee", width, height)
+    pan = int(30 * seconds) + 2
+    wide = background("coffee", width + pan, height)
     box, _ = face_place(width, height, side)
     crop = int(round(side / 0.7))              # the face fills ~70% of face_crop_rgb
     face = cv2.resize(face_crop_rgb()[..., ::-1], (crop, crop), interpolation=cv2.INTER_CUBIC)
-    cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
-    x0, y0 = cx - crop // 2, cy - crop // 2
-    frame[y0:y0 + crop, x0:x0 + crop] = face
-    still = work / "still.png"
-    cv2.imwrite(str(still), frame)
+    x0 = int((box[0] + box[2]) / 2) - crop // 2
+    y0 = int((box[1] + box[3]) / 2) - crop // 2
+    cv2.imwrite(str(work / "background.png"), wide)
+    cv2.imwrite(str(work / "face.png"), face)
+    first = wide[:, :width].copy()
+    first[y0:y0 + crop, x0:x0 + crop] = face
     source = work / "source.jpg"
-    cv2.imwrite(str(source), cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(source), cv2.resize(first, (1280, 720), interpolation=cv2.INTER_AREA))
     clip = work / "clip.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-loop", "1", "-framerate", str(fps), "-i", str(still),
-                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-t", str(seconds),
-                    "-vf", "noise=alls=6:allf=t,format=yuv420p", "-c:v", "libx264", "-preset", "veryfast",
-                    "-crf", "18", "-g", str(2 * fps), "-c:a", "aac", "-shortest", str(clip)], check=True)
+    graph = (f"[0:v]crop={width}:{height}:x='min({pan - 2},t*30)':y=0[bg];[bg][1:v]overlay={x0}:{y0},"
+             "format=yuv420p[v]")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-loop", "1", "-framerate", str(fps),
+                    "-i", str(work / "background.png"), "-loop", "1", "-framerate", str(fps), "-i", str(work / "face.png"),
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-filter_complex", graph,
+                    "-map", "[v]", "-map", "2:a", "-t", str(seconds), "-r", str(fps), "-c:v", "libx264",
+                    "-preset", "veryfast", "-crf", "18", "-g", str(2 * fps), "-c:a", "aac", str(clip)], check=True)
     return clip, source
 
 

@@ -16,3 +16,15 @@ def make_job(db, job_id: str, chunk_frames: list[int], *, input_path: str | None
     store.create_job(db, job_id=job_id, chunks=specs, input_path=input_path or f"/videos/{job_id}.mp4",
                      source_path="/s/source.mp4", output_path=output_path or f"/o/{job_id}.mp4",
                      frames_total=first, fps=30.0)
+
+
+def hand_to_client(db, job_id: str, token: str) -> None:  # noqa: ANN001
+    """The job recorded as API token `token`'s (the text create_token gave), as if that client
+    had submitted it: the API shows a client its own jobs only (tests/integration/test_api_isolation.py)."""
+    from sqlalchemy import update
+
+    from farm.state.db import Job
+    from farm.state.tokens import verify_token
+
+    with db.transaction() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(api_token_id=verify_token(db, token).id))

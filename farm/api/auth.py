@@ -23,5 +23,5 @@ def require_token(request: Request, creds: HTTPAuthorizationCredentials | None =
     token = verify_token(request.app.state.ctx.db, creds.credentials)
     if token is None:
         raise HTTPException(401, "the bearer token is not valid (unknown or revoked)", headers=_CHALLENGE)
-    request.state.token_name = token.name
+    request.state.token_name, request.state.token_id = token.name, token.id
     return token

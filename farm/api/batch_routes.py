@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
+from farm.api.ownership import own_batch
 from farm.api.submission import _check_models, confine
 from farm.api.uploads import read_limited
 from farm.errors import InputError, JobNotFound
@@ -172,7 +173,7 @@ def _batch_id(batch_id: str) -> str:
 
 @batch_router.get("/batches/{batch_id}", summary="A batch: its state, counts and every item")
 def get_batch(request: Request, batch_id: str) -> dict[str, Any]:
-    return batch_json(batches.get_batch(request.app.state.ctx.db, _batch_id(batch_id)))
+    return batch_json(own_batch(request, _batch_id(batch_id)))
 
 
 @batch_router.post("/batches/{batch_id}/cancel", summary="Cancel every queued or running job of a batch",
@@ -181,7 +182,7 @@ def cancel_batch(request: Request, batch_id: str) -> dict[str, Any]:
     from farm.jobs.batch_service import cancel_batch as cancel
 
     ctx = request.app.state.ctx
-    cancel(ctx.settings, ctx.db, _batch_id(batch_id))
+    cancel(ctx.settings, ctx.db, own_batch(request, _batch_id(batch_id)).id)
     return batch_json(batches.get_batch(ctx.db, batch_id))
 
 
@@ -191,7 +192,9 @@ def retry_batch(request: Request, batch_id: str, token: TokenView = Depends(requ
     from farm.jobs.batch_service import retry_batch as retry
 
     ctx = request.app.state.ctx
-    batch = batches.get_batch(ctx.db, _batch_id(batch_id))
-    lines = retry(ctx.settings, ctx.db, batch_id,
-                  submit_one=_submit_one(ctx, token.id, given=batch.output_dir is not None))
+    batch = own_batch(request, _batch_id(batch_id))
+    given = batch.output_dir is not None
+    lines = retry(ctx.settings, ctx.db, batch_id, submit_one=_submit_one(ctx, token.id, given=given),
+                  check_image=_check_image(ctx, token.id, given, bool(batch.options.get("overwrite"))),
+                  token_id=token.id)
     return {**batch_json(batches.get_batch(ctx.db, batch_id)), "messages": lines}

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
+from farm.api.ownership import own_job
 from farm.api.submission import Submission, confine, from_form, from_json
 from farm.api.uploads import UnsupportedBody, read_limited, read_multipart
 from farm.errors import InputError, JobNotFound, StateError
@@ -186,19 +187,20 @@ def list_jobs(request: Request, limit: int = Query(50, ge=1, le=1000),
     for s in state or []:
         if s not in valid:
             raise InputError(f"unknown state {s!r}", hint="one of " + ", ".join(sorted(valid)))
-    return [job_json(j) for j in store.list_jobs(request.app.state.ctx.db, limit=limit, states=state)]
+    return [job_json(j) for j in store.list_jobs(request.app.state.ctx.db, limit=limit, states=state,
+                                                 api_token_id=request.state.token_id)]   # this client's own
 
 
 @router.get("/jobs/{job_id}", summary="A job: state, per-chunk progress, output location, error")
 def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    return job_detail(store.get_job(request.app.state.ctx.db, _check_id(job_id)))
+    return job_detail(store.get_job(request.app.state.ctx.db, own_job(request, _check_id(job_id))))
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job: workers stop between frames; nothing is published",
              responses={409: {"description": "the job is done: nothing to cancel"}})
 def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     ctx = request.app.state.ctx
-    job = job_service.cancel_job(ctx.settings, ctx.db, _check_id(job_id))
+    job = job_service.cancel_job(ctx.settings, ctx.db, own_job(request, _check_id(job_id)))
     log.info("job %s cancelled over the API by token %r", job_id, request.state.token_name)
     return job_detail(job)
 
@@ -211,7 +213,7 @@ def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
                         409: {"description": "the job is done: nothing to retry"}})
 def retry_job(request: Request, job_id: str) -> dict[str, Any]:
     ctx = request.app.state.ctx
-    retried = job_service.retry_job(ctx.settings, ctx.db, _check_id(job_id))
+    retried = job_service.retry_job(ctx.settings, ctx.db, own_job(request, _check_id(job_id)))
     log.info("job %s retried over the API by token %r: %s", job_id, request.state.token_name, retried.message)
     if retried.warning:
         log.warning("%s", retried.warning)
@@ -222,7 +224,7 @@ def retry_job(request: Request, job_id: str) -> dict[str, Any]:
             response_class=FileResponse, responses={409: {"description": "the job is not done"}})
 def download_output(request: Request, job_id: str) -> Response:
     ctx = request.app.state.ctx
-    job = store.get_job(ctx.db, _check_id(job_id))
+    job = store.get_job(ctx.db, own_job(request, _check_id(job_id)))
     if job.state != JobState.DONE.value:
         raise StateError(f"job {job_id} is {job.state}; only a done job has an output")
     try:

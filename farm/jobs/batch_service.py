@@ -164,7 +164,8 @@ def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
 
 
 def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, refused: list[batches.ItemView],
-                  start: Callable[[], None]) -> list[str]:
+                  start: Callable[[], None], check_image: Callable[[targets.Target], None] | None,
+                  token_id: int | None) -> list[str]:
     """Refused images submitted again, in their places: their items are made anew (an image,
     or refused again)."""
     from farm.jobs.image_batch import submit_images
@@ -172,17 +173,22 @@ def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, re
     batches.drop_items(db, [i.item_id for i in refused])
     todo = [(i.position, targets.Target(Path(i.input), Path(i.output))) for i in refused]
     submit_images(db, settings, batch.id, todo, batch.options, targets.options_sha256(batch.options), force=False,
-                  origins=None, where="command line", start=start)
+                  origins=None, where="command line" if token_id is None else "the request", start=start,
+                  check_one=check_image, token_id=token_id)
     now = {i.position: i for i in batches.get_batch(db, batch.id).items}
     return [f"{i.input}: refused again: {now[i.position].error}" if now[i.position].kind == batches.REFUSED
             else f"{i.input}: submitted again in images job {now[i.position].job_id}" for i in refused]
 
 
 def retry_batch(settings: Settings, db: Database, batch_id: str, *,
-                before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None) -> list[str]:
+                before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None,
+                check_image: Callable[[targets.Target], None] | None = None,
+                token_id: int | None = None) -> list[str]:
     """Run again what did not finish: each failed or cancelled job from what it has left, each
     live job's lost work, and each refused item submitted again (refused again if still bad).
-    Returns one line per item acted on; StateError when every item is done or skipped."""
+    A front end's `submit_one` and `check_image` (claiming each output for `token_id`, over
+    the API) act as at submit. Returns one line per item acted on; StateError when every
+    item is done or skipped."""
     from farm.jobs.spec import submit_request
 
     batch = batches.get_batch(db, batch_id)
@@ -225,7 +231,7 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
             batches.set_item_job(db, item.item_id, job_id, hashes=hashes)
             lines.append(f"{item.input}: submitted again as job {job_id}")
     if images:
-        lines += _retry_images(settings, db, batch, images, start)
+        lines += _retry_images(settings, db, batch, images, start, check_image, token_id)
     if not lines:
         raise StateError(f"batch {batch_id} has nothing to retry: every item is done or skipped",
                          hint="submit the targets again with --force to render them again")

@@ -129,7 +129,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
         _write_items(db, items)
         return None
     try:
-        return _record_job(db, settings, batch_id, render, items, options, origins, where, start)
+        return _record_job(db, settings, batch_id, render, items, options, origins, where, start, token_id)
     except UnavailableError:
         raise
     except FarmError as exc:   # the job's own refusal (a source without a face...): each image fails with it
@@ -157,7 +157,8 @@ def group(render: list[tuple[dict[str, Any], targets.Target, int]]) -> list[list
 
 def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tuple[dict[str, Any], Any, int]],
                 others: list[dict[str, Any]], options: Mapping[str, Any], origins: Mapping[str, str] | None,
-                where: str, start: Callable[[], None]) -> str:
+                where: str, start: Callable[[], None], token_id: int | None = None) -> str:
+    """Record the images job (`token_id`: the API client submitting it) and hand it over."""
     from farm.jobs.face_prep import prepare_faces
     from farm.jobs.service import _hand_over
     from farm.jobs.spec import submit_request
@@ -202,7 +203,8 @@ def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tu
                          keep_chunks=False, priority=req.priority, options=faces.options,
                          encoder=dict(image_rows.IMAGES_ENCODER), models=faces.label, frames_total=len(render),
                          fps=0.0, consent=req.consent.strip() if req.consent and req.consent.strip() else None,
-                         batch_id=batch_id, notes=[("images", f"{len(render)} images in {len(specs)} tasks")],
+                         batch_id=batch_id, api_token_id=token_id,
+                         notes=[("images", f"{len(render)} images in {len(specs)} tasks")],
                          also=rows)
     except BaseException:
         storage.remove_job(job_id)

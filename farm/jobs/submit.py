@@ -233,6 +233,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.fps),
             consent=req.consent.strip() if req.consent and req.consent.strip() else None, batch_id=req.batch_id,
+            api_token_id=req.api_token_id,
             notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
                    *(("stream_not_kept", note) for note in not_kept)],
         )

@@ -111,6 +111,7 @@ class BatchView:
     output_dir: str | None
     items: list[ItemView] = field(default_factory=list)     # the targets, in order
     skipped: list[ItemView] = field(default_factory=list)   # listed, not rendered
+    token_id: int | None = None   # the API client that submitted it (None: `farm submit`)
 
     def count(self, state: str) -> int:
         return sum(1 for i in self.items if i.state == state)
@@ -231,7 +232,7 @@ def get_batch(db: Database, batch_id: str) -> BatchView:
                 chunks.setdefault(c.job_id, []).append(c)
         views = {jid: job_snapshot(j, chunks.get(jid, [])) for jid, j in jobs.items()}
         shots = image_rows.by_ids(s, [i.image_id for i in items if i.image_id is not None])
-        batch = BatchView(row.id, row.created_at, dict(row.options), row.root, row.output_dir)
+        batch = BatchView(row.id, row.created_at, dict(row.options), row.root, row.output_dir, token_id=row.token_id)
         for i in items:
             view = ItemView(i.id, i.position, i.input_path, i.output_path, i.kind, i.job_id, i.error,
                             i.input_sha256, i.options_sha256, views.get(i.job_id) if i.job_id else None,

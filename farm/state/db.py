@@ -58,6 +58,7 @@ class Job(Base):
     consent: Mapped[str | None] = mapped_column(Text, nullable=True)      # --consent: a release form, ticket or hash
     provenance: Mapped[str | None] = mapped_column(Text, nullable=True)   # what finalize signed (farm.provenance)
     batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)   # farm.state.batches
+    api_token_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # API client; None: local
 
 
 class Chunk(Base):
@@ -314,7 +315,7 @@ def migrations_dir() -> Path:
     return Path(farm.migrations.__file__).parent
 
 
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 """The newest migration in migrations/versions (a test checks it against Alembic's head).
 Every command checks the schema on start; comparing with this constant is one read and
 spares importing Alembic (~0.3 s) when the schema is current."""

@@ -257,14 +257,28 @@ def get_job(db: Database, job_id: str) -> JobView:
         return job_snapshot(job, chunks)
 
 
-def list_jobs(db: Database, limit: int | None = 20, states: Iterable[str] | None = None) -> list[JobView]:
-    """The newest `limit` jobs (None: all), optionally only those in `states`."""
+def job_client(db: Database, job_id: str) -> int | None:
+    """The API token that submitted the job (None: submitted on the farm itself, `farm
+    submit`); JobNotFound for an unknown id. The API shows a client its own jobs only."""
+    with db.transaction() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}", hint="`farm jobs` lists the jobs this farm knows")
+        return job.api_token_id
+
+
+def list_jobs(db: Database, limit: int | None = 20, states: Iterable[str] | None = None, *,
+              api_token_id: int | None = None) -> list[JobView]:
+    """The newest `limit` jobs (None: all), optionally only those in `states`, or only
+    those API token `api_token_id` submitted."""
     with db.transaction() as s:
         q = select(Job).order_by(Job.created_at.desc(), Job.id)
         if limit is not None:
             q = q.limit(limit)
         if states:
             q = q.where(Job.state.in_([JobState(x).value for x in states]))
+        if api_token_id is not None:
+            q = q.where(Job.api_token_id == api_token_id)
         jobs = s.execute(q).scalars().all()
         ids = [j.id for j in jobs]
         chunks = s.execute(select(Chunk).where(Chunk.job_id.in_(ids))).scalars().all() if ids else []

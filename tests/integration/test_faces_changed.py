@@ -25,8 +25,7 @@ from farm.jobs.submit import SubmitRequest, submit
 from farm.state import chunks, store
 from farm.state.tokens import create_token
 from tests import clips, job_rows, media_checks
-
-
+from tests.job_rows import hand_to_client
 
 
 def render(settings, db, ctx, video: Path, out: Path) -> store.JobView:
@@ -46,9 +45,12 @@ def text_of(renderable, width: int = 160) -> str:
     return " ".join(console.file.getvalue().split())
 
 
-def api_client(settings, db) -> TestClient:
+def api_client(settings, db, job_id: str) -> TestClient:
+    """A client of the API whose token the job is recorded as (a client sees its own jobs only)."""
     client = TestClient(create_app(settings, db))
-    client.headers["Authorization"] = f"Bearer {create_token(db, 'ci-' + uuid.uuid4().hex[:6])}"
+    token = create_token(db, "ci-" + uuid.uuid4().hex[:6])
+    hand_to_client(db, job_id, token)
+    client.headers["Authorization"] = f"Bearer {token}"
     return client
 
 
@@ -73,7 +75,7 @@ def test_frames_with_a_face_changed_are_counted_per_chunk_and_job_and_shown(inpr
             text_of(job_view(job)).replace("  ", " "), c
     assert f"│ {frames} │" in text_of(jobs_table([job], 200))
     # the API: per chunk and per job
-    got = api_client(settings, db).get(f"/jobs/{job.id}").json()
+    got = api_client(settings, db, job.id).get(f"/jobs/{job.id}").json()
     assert (got["frames_changed"], got["faces_changed"], got["warning"]) == (frames, faces, None)
     assert [(c["frames_changed"], c["faces_changed"]) for c in got["chunk_progress"]] == per_chunk
     # the label says in how many frames
@@ -98,7 +100,7 @@ def test_a_job_that_changed_no_face_says_so_at_its_end(inproc, tmp_path):
     # farm status JOB and the API
     view = text_of(job_view(job))
     assert f"warning: {warning}" in view and "0 with a face changed (0 faces)" in view
-    got = api_client(settings, db).get(f"/jobs/{job.id}").json()
+    got = api_client(settings, db, job.id).get(f"/jobs/{job.id}").json()
     assert got["warning"].startswith(warning) and got["frames_changed"] == 0
     # the output label: unaltered
     tags = media_checks.container_tags(job.output_path)

@@ -21,6 +21,9 @@ from typing import Iterator
 
 import pytest
 import redis
+from farm.workers.chunk_runner import run_chunk
+from farm.workers.context import WorkerContext
+from farm.workers.finalize import run_finalize
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -34,11 +37,9 @@ from farm.jobs.submit import SubmitRequest
 from farm.state import chunks, store
 from farm.state.db import Database, Job, upgrade_schema
 from farm.state.tokens import create_token
-from farm.workers.chunk_runner import run_chunk
-from farm.workers.context import WorkerContext
-from farm.workers.finalize import run_finalize
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
+from tests.job_rows import hand_to_client
 
 STALE_S = 1.0   # FARM_STALE_HEARTBEAT_S: a stopped farm's chunk is silent after this
 
@@ -84,7 +85,8 @@ class Farm:
         self.db = db
         self.cli = FarmCLI(home, {k: v for k, v in self.env.items() if k != "FARM_HOME"})
         self.api = TestClient(create_api(self.settings, db))
-        self.api.headers["Authorization"] = f"Bearer {create_token(db, 'ci')}"
+        self.token = create_token(db, "ci")
+        self.api.headers["Authorization"] = f"Bearer {self.token}"
         self.redis = redis.Redis.from_url(url)
         self.storage = self.settings.storage_dir
         self.out = home / "out"   # where a local user (the service, the CLI) writes outputs
@@ -209,6 +211,7 @@ def left_running(farm: Farm, name: str) -> str:
 
 def test_retry_of_a_job_a_stopped_farm_left_running_is_the_same_in_the_cli_and_the_api(farm):
     by_cli, by_api = left_running(farm, "one"), left_running(farm, "two")
+    hand_to_client(farm.db, by_api, farm.token)   # the API serves a client its own jobs
     farm.redis.flushall()       # the broker lost its messages
     time.sleep(STALE_S + 0.5)   # and the worker of chunk 0 is gone
     proc = farm.cli.run("retry", by_cli, timeout_s=120)
@@ -242,6 +245,7 @@ def done_job(farm: Farm, name: str) -> str:
 @pytest.mark.parametrize("action", ["retry", "cancel"])
 def test_retry_and_cancel_of_a_done_job_are_refused_alike(farm, action):
     by_cli, by_api = done_job(farm, "cli"), done_job(farm, "api")
+    hand_to_client(farm.db, by_api, farm.token)   # the API serves a client its own jobs
     proc = farm.cli.run(action, by_cli, timeout_s=120)
     resp = farm.api.post(f"/jobs/{by_api}/{action}")
     assert proc.returncode == 2, proc.stderr

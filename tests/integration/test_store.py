@@ -20,8 +20,8 @@ def make_job(db: Database, job_id: str = "job1", chunks: int = 3) -> None:
 
 
 def test_migrations_are_at_head_and_idempotent(db):
-    assert current_revision(db) == "0009"
-    assert upgrade_schema(db) == "0009"
+    assert current_revision(db) == "0010"
+    assert upgrade_schema(db) == "0010"
 
 
 def test_a_job_runs_to_done(db):

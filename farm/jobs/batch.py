@@ -151,7 +151,7 @@ def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = N
             if walked and _hidden(relative):
                 reason = "hidden"
             elif kind is None:
-                reason = f"unknown extension {absolute.suffix or '(none)'!r}: not a video"
+                reason = f"unknown extension {absolute.suffix or '(none)'!r}: neither a video nor an image"
             elif walked and output_dir is None and absolute.stem.endswith(".farm"):
                 reason = "an earlier output of farm (name.farm.ext); give --output DIR to render outputs elsewhere"
             if reason is not None:

@@ -40,7 +40,7 @@ def test_a_folder_on_storage_is_one_batch_and_a_retried_request_does_not_render_
     assert first.status_code == 201, first.text
     batch = first.json()
     assert first.headers["location"] == f"/batches/{batch['batch']}"
-    assert batch["total"] == 2 and [s["reason"] for s in batch["skipped"]] == ["unknown extension '.txt': not a video"]
+    assert batch["total"] == 2 and [s["reason"] for s in batch["skipped"]] == ["unknown extension '.txt': neither a video nor an image"]
     again = api.post("/batches", json=body, headers=key)
     assert again.status_code == 200 and again.json()["batch"] == batch["batch"]
     assert again.headers["idempotent-replayed"] == "true"

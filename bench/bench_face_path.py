@@ -138,6 +138,9 @@ class Sampler(threading.Thread):
         self.reset()
 
     def reset(self) -> None:
+        """Before a job: forget the peaks; storage is counted from what is there now (earlier
+        jobs' files stay: a finished job keeps its ingested source)."""
+        self.base_storage = self.storage_bytes()
         self.peak: dict[str, int] = {}       # "name pid" -> peak RSS bytes
         self.peak_total = self.peak_storage = 0
 
@@ -200,7 +203,7 @@ class Sampler(threading.Thread):
             for key, value in now.items():
                 self.peak[key] = max(self.peak.get(key, 0), value)
             self.peak_total = max(self.peak_total, sum(now.values()))
-            self.peak_storage = max(self.peak_storage, self.storage_bytes())
+            self.peak_storage = max(self.peak_storage, self.storage_bytes() - self.base_storage)
             time.sleep(0.1)
 
 
@@ -347,7 +350,7 @@ def main() -> int:
         sampler = Sampler(home)
         sampler.start()
         sampler.discover()
-        farm_peaks: list[tuple[dict, int, int]] = []
+        farm_peaks: list[tuple[dict, int, int, int]] = []
 
         def run_farm() -> None:
             sampler.reset()
@@ -355,7 +358,8 @@ def main() -> int:
             if proc.returncode != 0:
                 raise SystemExit(f"farm submit failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
             time.sleep(0.3)
-            farm_peaks.append((dict(sampler.peak), sampler.peak_total, sampler.peak_storage))
+            left = sampler.storage_bytes() - sampler.base_storage
+            farm_peaks.append((dict(sampler.peak), sampler.peak_total, sampler.peak_storage, left))
 
         run_farm()     # warm-up (worker start, sessions) - not counted
         farm_peaks.clear()
@@ -369,7 +373,7 @@ def main() -> int:
         print(f"ffmpeg:  {fmt(t_ff)}")
         print(f"ratio farm/ffmpeg: {ratio:.3f}  (goal <= {goal}: {'met' if ratio <= goal else 'NOT met'})")
 
-        peaks, total, storage = max(farm_peaks, key=lambda p: p[1])   # the run with the highest total
+        peaks, total, storage, left = max(farm_peaks, key=lambda p: p[1])   # the run with the highest total
         print("\npeak RSS during a job (sampled every ~100 ms; the timed run with the highest total), "
               "and RSS 5 s after the last job:")
         for key in sorted(peaks, key=lambda k: -peaks[k]):
@@ -381,7 +385,8 @@ def main() -> int:
         if workers:
             print(f"  largest worker process peak {max(workers) / MIB:.1f} MiB (goal <= 600 MiB at 1080p)")
         print(f"\npeak bytes on storage during a job: {storage / MIB:.1f} MiB = {storage / source_size:.2f}x "
-              f"the source ({source_size / MIB:.1f} MiB; goal 17.4: <= 1.5x)")
+              f"the source ({source_size / MIB:.1f} MiB; goal 17.4: <= 1.5x); left on storage after the job: "
+              f"{left / MIB:.1f} MiB")
         profile(clip, pack, source, args.profile_frames)
     print("\nuptime after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0

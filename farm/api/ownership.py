@@ -12,16 +12,21 @@ from __future__ import annotations
 from fastapi import Request
 
 from farm.errors import JobNotFound
-from farm.state import batches, store
+from farm.state import batches
+from farm.state.db import Database, Job
+
+
+def job_client(db: Database, job_id: str) -> int | None:
+    """The API token that submitted the job (None: submitted on the farm itself, `farm
+    submit`, or no such job)."""
+    with db.transaction() as s:
+        job = s.get(Job, job_id)
+        return None if job is None else job.api_token_id
 
 
 def own_job(request: Request, job_id: str) -> str:
     """`job_id`, if the calling token submitted it; JobNotFound otherwise."""
-    ctx = request.app.state.ctx
-    try:
-        owner = store.job_client(ctx.db, job_id)
-    except JobNotFound:
-        owner = None
+    owner = job_client(request.app.state.ctx.db, job_id)
     if owner is None or owner != request.state.token_id:
         raise JobNotFound(f"no job {job_id!r}", hint="GET /jobs lists this token's jobs")
     return job_id

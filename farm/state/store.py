@@ -257,16 +257,6 @@ def get_job(db: Database, job_id: str) -> JobView:
         return job_snapshot(job, chunks)
 
 
-def job_client(db: Database, job_id: str) -> int | None:
-    """The API token that submitted the job (None: submitted on the farm itself, `farm
-    submit`); JobNotFound for an unknown id. The API shows a client its own jobs only."""
-    with db.transaction() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise JobNotFound(f"no job {job_id!r}", hint="`farm jobs` lists the jobs this farm knows")
-        return job.api_token_id
-
-
 def list_jobs(db: Database, limit: int | None = 20, states: Iterable[str] | None = None, *,
               api_token_id: int | None = None) -> list[JobView]:
     """The newest `limit` jobs (None: all), optionally only those in `states`, or only

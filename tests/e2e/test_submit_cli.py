@@ -15,11 +15,12 @@ import cv2
 import pytest
 
 from tests import clips, media_checks
+from tests.redis_dbs import shared_redis_db
 from tests.e2e.farmcli import FARM, FarmCLI
 
 #: Redis database of the machine's server used by the cluster-mode submit test (flushed by
-#: it); tests/integration/test_cluster_mode.py uses 7..14.
-CLUSTER_TEST_REDIS_DB = 15
+#: it; tests/conftest.shared_redis_db gives each file its own).
+CLUSTER_TEST_REDIS_DB = shared_redis_db(11)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from farm.api.drain import DISCARD_LIMIT_BYTES
 from tests.api_server import farm_api, free_port
 from tests.integration.test_api import Api
+from tests.redis_dbs import shared_redis_db
 
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_IMAGE_BYTES = 100_000
@@ -28,7 +29,7 @@ CI_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "farm_render
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    env = {"FARM_BROKER_URL": "redis://127.0.0.1:6379/14", "FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}
+    env = {"FARM_BROKER_URL": f"redis://127.0.0.1:6379/{shared_redis_db(13)}", "FARM_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}
     with farm_api("limit", env, local_farm=False, max_upload_bytes=MAX_UPLOAD_BYTES) as server:
         yield Api(server.home, server.url, server.token, server.log)
 

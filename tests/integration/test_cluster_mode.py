@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psutil
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 from tests import clips, media_checks
+from tests.redis_dbs import shared_redis_db
 from tests.e2e.farmcli import FarmCLI
 
 REDIS_URL = os.environ.get("FARM_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -32,7 +32,7 @@ def cluster(tmp_path: Path, pg_url: str, farm_home: Path):
         if os.environ.get("CI"):
             pytest.fail(f"no Redis at {REDIS_URL} (CI must have it)")
         pytest.skip(f"no Redis at {REDIS_URL}")
-    db_index = 7 + (uuid.uuid4().int % 8)
+    db_index = shared_redis_db(7)
     broker = f"{REDIS_URL}/{db_index}"
     redis.Redis.from_url(broker).flushdb()
     import psycopg

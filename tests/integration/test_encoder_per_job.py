@@ -29,6 +29,7 @@ from farm.media.plan import plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
 from tests import clips, media_checks
+from tests.redis_dbs import shared_redis_db
 from tests.e2e.farmcli import FarmCLI
 
 REDIS_URL = os.environ.get("FARM_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -43,7 +44,7 @@ def shared(tmp_path: Path, pg_url: str, farm_home: Path):
         if os.environ.get("CI"):
             pytest.fail(f"no Redis at {REDIS_URL} (CI must have it)")
         pytest.skip(f"no Redis at {REDIS_URL}")
-    broker = f"{REDIS_URL}/{7 + uuid.uuid4().int % 8}"
+    broker = f"{REDIS_URL}/{shared_redis_db(9)}"
     redis.Redis.from_url(broker).flushdb()
     import psycopg
 

@@ -27,7 +27,7 @@ def job_client(db: Database, job_id: str) -> int | None:
 def own_job(request: Request, job_id: str) -> str:
     """`job_id`, if the calling token submitted it; JobNotFound otherwise."""
     owner = job_client(request.app.state.ctx.db, job_id)
-    if owner is None or owner != request.state.token_id:
+    if owner != request.state.token_id:   # None: a local job, or none
         raise JobNotFound(f"no job {job_id!r}", hint="GET /jobs lists this token's jobs")
     return job_id
 
@@ -39,6 +39,6 @@ def own_batch(request: Request, batch_id: str) -> batches.BatchView:
         batch = batches.get_batch(ctx.db, batch_id)
     except JobNotFound:
         batch = None
-    if batch is None or batch.token_id is None or batch.token_id != request.state.token_id:
+    if batch is None or batch.token_id != request.state.token_id:
         raise JobNotFound(f"no batch {batch_id!r}", hint="submit a batch with POST /batches; its id comes back")
     return batch

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from farm.errors import InputError
+from farm.errors import FarmError, InputError
 from farm.jobs.output_places import default_output
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
@@ -57,6 +57,11 @@ class Expanded:
 
     items: list[Target]
     skipped: list[Target]
+
+
+def refusal(exc: FarmError) -> str:
+    """A refused item's error: the message and, when there is one, what to do."""
+    return exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
 
 
 def is_glob(raw: str) -> bool:

@@ -40,10 +40,6 @@ def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in options.items() if v is not None}
 
 
-def _refusal(exc: FarmError) -> str:
-    return exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
-
-
 def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Settings, db: Database, *,
                  origins: Mapping[str, str] | None = None, where: str = "command line", force: bool = False,
                  submit_one: SubmitOne | None = None, before_store: Callable[[], None] | None = None,
@@ -116,7 +112,7 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
         except UnavailableError:
             raise
         except FarmError as exc:
-            batches.add_item(db, batch_id, kind=batches.REFUSED, error=_refusal(exc), **record, **hashes)
+            batches.add_item(db, batch_id, kind=batches.REFUSED, error=targets.refusal(exc), **record, **hashes)
             continue
         batches.add_item(db, batch_id, kind=batches.JOB, job_id=job_id, **record, **hashes)
     if images:
@@ -225,7 +221,7 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
             except UnavailableError:
                 raise
             except FarmError as exc:
-                batches.set_item_job(db, item.item_id, None, _refusal(exc), hashes)
+                batches.set_item_job(db, item.item_id, None, targets.refusal(exc), hashes)
                 lines.append(f"{item.input}: refused again: {exc.message}")
                 continue
             batches.set_item_job(db, item.item_id, job_id, hashes=hashes)

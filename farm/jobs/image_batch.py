@@ -29,7 +29,7 @@ from farm.jobs import batch as targets
 from farm.state import batches, store
 from farm.state import images as image_rows
 from farm.state.db import Database
-from farm.state.states import JOB_LIVE
+from farm.state.states import JOB_LIVE, JobState
 
 IMAGES_PER_TASK = 256
 """Small images: a task of 64x64 pass-through images costs ~65 ms of claim, finish and hand-over (bench_images)."""
@@ -38,10 +38,6 @@ TASK_PIXELS = 128 * 1000 * 1000
 SAME_FORMAT = ({".jpg", ".jpeg"}, {".tif", ".tiff"})
 CheckOne = Callable[[targets.Target], None]
 """A front end's own check of an image item (the API: input confined, output claimed); FarmError refuses it."""
-
-
-def _refusal(exc: FarmError) -> str:
-    return exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
 
 
 def _same_format(a: Path, b: Path) -> bool:
@@ -100,7 +96,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             _fmt, _mode, (width, height) = check_still(target.input, max_side)
             item.update(input_sha256=targets.input_sha256(target.input), options_sha256=opts_hash)
         except FarmError as exc:
-            items.append({**item, "kind": batches.REFUSED, "error": _refusal(exc)})
+            items.append({**item, "kind": batches.REFUSED, "error": targets.refusal(exc)})
             continue
         except OSError as exc:
             why = f"cannot read {target.input}: {exc.strerror or exc}"
@@ -112,7 +108,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             items.append({**item, "kind": batches.IMAGE, "job_id": found.job_id, "image_id": found.image_id})
             continue
         if (found is not None and not force and found.image_state == image_rows.DONE
-                and found.job_state == "done" and target.output.exists()):
+                and found.job_state == JobState.DONE.value and target.output.exists()):
             items.append({**item, "kind": batches.RESUMED, "job_id": found.job_id, "image_id": found.image_id})
             continue
         try:
@@ -122,7 +118,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
         except UnavailableError:
             raise
         except FarmError as exc:
-            items.append({**item, "kind": batches.REFUSED, "error": _refusal(exc)})
+            items.append({**item, "kind": batches.REFUSED, "error": targets.refusal(exc)})
             continue
         render.append(({**item, "kind": batches.IMAGE}, target, width * height))
     if not render:
@@ -133,7 +129,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
     except UnavailableError:
         raise
     except FarmError as exc:   # the job's own refusal (a source without a face...): each image fails with it
-        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": _refusal(exc)} for item, _t, _p in render])
+        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": targets.refusal(exc)} for item, _t, _p in render])
         return None
 
 

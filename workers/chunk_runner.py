@@ -98,19 +98,7 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
         log.info("job %s chunk %d: cancelled between frames", job_id, index)
         return "cancelled"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, bounded by attempts
-        storage = storage_problem(exc, Path(chunk.output_path).parent, job_id)
-        message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
-        retryable = not isinstance(exc, NOT_RETRYABLE)
-        state = chunks.fail_chunk(ctx.db, job_id, index, message, retryable=retryable,
-                                  max_attempts=ctx.settings.max_attempts)
-        failures = registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
-        if storage is None and failures >= ctx.settings.max_worker_failures:
-            quarantine(ctx, worker, failures, message)
-        log.warning("job %s chunk %d attempt %d failed: %s -> %s", job_id, index, chunk.attempts, message, state)
-        if state == ChunkState.PENDING:
-            delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
-            enqueue_chunk(ctx.app, job_id, index, job.priority, countdown_s=delay)
-        return f"error: {message}"
+        return record_failure(ctx, claim, worker, exc, Path(chunk.output_path).parent)
     seconds = time.monotonic() - started
     log.info("job %s chunk %d: %d frames in %.1f s (%.1f fps)", job_id, index, frames, seconds,
              frames / seconds if seconds else 0.0)
@@ -119,10 +107,36 @@ def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
                                  changed=(chain.changed.frames, chain.changed.faces),
                                  people=dict(chain.changed.people) or None,
                                  also=lambda s: registry.mark_result(s, worker, ok=True, frames=frames, fps=fps))
+    return hand_on(ctx, job_id, finish)
+
+
+def record_failure(ctx: Runtime, claim: chunks.Claim, worker: str, exc: BaseException, folder: Path) -> str:
+    """A claimed chunk that failed (a video's or an images job's): the failure recorded,
+    bounded by attempts; the worker blamed (and quarantined after too many) unless the
+    storage at `folder` is at fault; a chunk with attempts left enqueued again after a
+    back-off. Returns what happened, for the logs."""
+    job, chunk = claim.job, claim.chunk
+    storage = storage_problem(exc, folder, job.id)
+    message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
+    state = chunks.fail_chunk(ctx.db, job.id, chunk.index, message, retryable=not isinstance(exc, NOT_RETRYABLE),
+                              max_attempts=ctx.settings.max_attempts)
+    failures = registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
+    if storage is None and failures >= ctx.settings.max_worker_failures:
+        quarantine(ctx, worker, failures, message)
+    log.warning("job %s chunk %d attempt %d failed: %s -> %s", job.id, chunk.index, chunk.attempts, message, state)
+    if state == ChunkState.PENDING:
+        delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
+        enqueue_chunk(ctx.app, job.id, chunk.index, job.priority, countdown_s=delay)
+    return f"error: {message}"
+
+
+def hand_on(ctx: Runtime, job_id: str, finish: chunks.Finish) -> str:
+    """After a chunk's finish: enqueue the finalize for the last one, else the chunks the
+    finish topped the job's window up with (in the same transaction)."""
     if finish.finalize:
         enqueue_finalize(ctx.app, job_id)
         return "done, finalize enqueued"
-    for next_index, priority in finish.enqueue:   # the job's window, topped up in the same transaction
+    for next_index, priority in finish.enqueue:
         enqueue_chunk(ctx.app, job_id, next_index, priority)
     return "done"
 

@@ -18,8 +18,7 @@ import logging
 import time
 from pathlib import Path
 
-from farm.broker.celery_app import enqueue_chunk, enqueue_finalize
-from farm.errors import FarmError, InputError
+from farm.errors import InputError
 from farm.media.stills import read_still, write_still
 from farm.pipeline.stage import StageChain
 from farm.pipeline.still_frame import copy_planes, frame_from_rgb, rgb_from_frame
@@ -64,7 +63,7 @@ def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_row
 
 def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
     """Render the claimed chunk's images; record each one's result with the chunk's finish."""
-    from farm.workers.chunk_runner import NOT_RETRYABLE, RETRY_BACKOFF_S, storage_problem
+    from farm.workers.chunk_runner import hand_on, record_failure
 
     job, chunk = claim.job, claim.chunk
     started = last_beat = time.monotonic()
@@ -87,19 +86,9 @@ def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
                 results.append(image_rows.ImageResult(image.id, image_rows.FAILED, message))
                 continue
             results.append(image_rows.ImageResult(image.id, image_rows.DONE, None, faces))
-    except Exception as exc:  # noqa: BLE001 - recorded, bounded by attempts (as chunk_runner does)
+    except Exception as exc:  # noqa: BLE001 - recorded, bounded by attempts, as a video chunk's
         folder = Path(todo[len(results)].output).parent if len(todo) > len(results) else Path(".")
-        storage = storage_problem(exc, folder, job.id)
-        message = storage or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}")
-        state = chunks.fail_chunk(ctx.db, job.id, chunk.index, message, retryable=not isinstance(exc, NOT_RETRYABLE),
-                                  max_attempts=ctx.settings.max_attempts)
-        registry.report_result(ctx.db, worker, ok=False, blame_worker=storage is None)
-        log.warning("images job %s chunk %d attempt %d failed: %s -> %s", job.id, chunk.index, chunk.attempts,
-                    message, state)
-        if state == "pending":
-            delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S)) - 1]
-            enqueue_chunk(ctx.app, job.id, chunk.index, job.priority, countdown_s=delay)
-        return f"error: {message}"
+        return record_failure(ctx, claim, worker, exc, folder)
     seconds = time.monotonic() - started
     changed = [r for r in results if r.faces_changed]
     fps = len(results) / seconds if seconds else 0.0
@@ -111,12 +100,7 @@ def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
     finish = chunks.finish_chunk(ctx.db, job.id, chunk.index, worker, window=ctx.settings.job_window, also=also,
                                  changed=(len(changed), sum(r.faces_changed or 0 for r in changed)))
     log.info("images job %s chunk %d: %d images in %.2f s", job.id, chunk.index, len(results), seconds)
-    if finish.finalize:
-        enqueue_finalize(ctx.app, job.id)
-        return "done, finalize enqueued"
-    for next_index, priority in finish.enqueue:
-        enqueue_chunk(ctx.app, job.id, next_index, priority)
-    return "done"
+    return hand_on(ctx, job.id, finish)
 
 
 def finalize_images(ctx: Runtime, job: JobView, owner: str) -> str:

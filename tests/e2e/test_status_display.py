@@ -141,8 +141,11 @@ def test_follow_prints_plain_progress_lines_when_stdout_is_not_a_terminal(db, se
                             preexec_fn=sigint_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 60
-        first = proc.stdout.readline()       # the first line arrives while it runs, not at exit
-        assert time.monotonic() < deadline and first, proc.stderr
+        first = ""                           # lines arrive while it runs, not at exit
+        while "followplain1" not in first:   # the job's 10/200 line, after any notice line
+            line = proc.stdout.readline()
+            assert time.monotonic() < deadline and line, (first, proc.stderr)
+            first += line
         chunks.heartbeat(db, "followplain1", 0, 77)
         time.sleep(2.0)
     finally:

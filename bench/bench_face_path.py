@@ -142,7 +142,7 @@ class Sampler(threading.Thread):
         jobs' files stay: a finished job keeps its ingested source)."""
         self.base_storage = self.storage_bytes()
         self.peak: dict[str, int] = {}       # "name pid" -> peak RSS bytes
-        self.peak_total = self.peak_storage = 0
+        self.peak_total = self.peak_storage = self.peak_linked = 0
 
     def _label(self, proc: psutil.Process) -> str:
         cmd = proc.cmdline()
@@ -184,14 +184,19 @@ class Sampler(threading.Thread):
         return out
 
     def storage_bytes(self) -> int:
-        total = 0
+        """Bytes of the files under storage (blocks, each inode once), less those of inodes that
+        also have names outside it (a hard link to the user's input adds no bytes): kept in
+        self.linked."""
+        seen: dict[tuple[int, int], list] = {}
         for dirpath, _, files in os.walk(self.storage):
             for f in files:
                 try:
-                    total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                    st = os.lstat(os.path.join(dirpath, f))
                 except OSError:
-                    pass
-        return total
+                    continue
+                seen.setdefault((st.st_dev, st.st_ino), [st, 0])[1] += 1
+        self.linked = sum(st.st_blocks * 512 for st, n in seen.values() if st.st_nlink > n)
+        return sum(st.st_blocks * 512 for st, n in seen.values() if st.st_nlink <= n)
 
     def run(self) -> None:
         last_scan = 0.0
@@ -204,6 +209,7 @@ class Sampler(threading.Thread):
                 self.peak[key] = max(self.peak.get(key, 0), value)
             self.peak_total = max(self.peak_total, sum(now.values()))
             self.peak_storage = max(self.peak_storage, self.storage_bytes() - self.base_storage)
+            self.peak_linked = max(self.peak_linked, self.linked)
             time.sleep(0.1)
 
 

@@ -24,6 +24,7 @@ from farm.provenance.sign import record_provenance, sign_output
 from farm.state import finalizing, store
 from farm.state.images import is_images_job
 from farm.state.store import JobView, face_job
+from farm.step_clock import StepClock
 from farm.storage import (
     IngestRecord,
     check_source,
@@ -252,6 +253,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     tmp = temp_name(joined)
     staged: Path | None = None
     published = False
+    clock = StepClock()
     try:
         ingested, video_index = recorded_source(ctx.db, job_id)
         if ingested is not None:
@@ -261,10 +263,14 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         metadata = output_metadata(job, muxer)
         if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
             metadata = itunes_metadata(metadata)
-        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata)
+        clock.lap("check+probe")
+        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata, clock.times)
+        clock.lap(None)
         provenance = sign_output(tmp, source, job, muxer, ctx.settings)   # adds a box; checked below
+        clock.lap("sign")
         verify_output(info, tmp, metadata)
         verify_label(tmp, muxer, metadata)
+        clock.lap("verify")
         record_provenance(ctx.db, job_id, provenance)
         tmp.replace(joined)
         staged = stage_for_publish(joined, final)   # any slow copy happens before the lock
@@ -275,6 +281,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
             published = True
 
         outcome = finalizing.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
+        clock.lap("publish")
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
         if published and not job.overwrite:
             final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
@@ -293,6 +300,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         return "cancelled" if outcome == "cancelled" else "skip"
     if not job.keep_chunks:
         ctx.storage.remove_chunks(job_id)
+    store.note(ctx.db, job_id, "finalize_steps", clock.describe())
     log.info("job %s: done -> %s", job_id, final)
     return "done"
 

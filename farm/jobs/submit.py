@@ -28,6 +28,7 @@ from farm.media.probe import probe
 from farm.media.split import split_chunks
 from farm.state import chunks, records, store
 from farm.state.db import Database
+from farm.step_clock import StepClock
 from farm.storage import Storage, ingest
 
 log = logging.getLogger("farm.jobs.submit")
@@ -195,7 +196,9 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
     step = on_step or (lambda _msg: None)
     video = req.video.expanduser().absolute()
     step(f"probing {video}")
+    clock = StepClock()
     info, output, encoder, chunk_frames = validate(req, settings)
+    clock.lap("probe")
     if not settings.embedded_broker:
         from farm.broker.transport import require as require_broker
 
@@ -203,8 +206,10 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
     from farm.jobs.face_prep import prepare_faces  # face options, model pack, identity
 
     faces = prepare_faces(req, settings)
+    clock.lap("broker+faces")
     if before_store is not None:
         before_store()
+        clock.lap("start farm")
     storage = Storage(settings.storage_dir)
     job_id = new_job_id()
     not_kept = streams_not_kept(info, muxer_for_encoder(info, encoder.codec))
@@ -212,6 +217,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
         step("ingesting onto storage")
         source = storage.source(job_id, video.suffix.lower())
         ingested = ingest(video, source, expect_size=info.size_bytes)
+        clock.lap("ingest")
         faces.save(storage.identity(job_id))
         from farm.faces.tracking import chunk_context_frames
 
@@ -220,6 +226,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
         step(f"splitting into {len(plans)} chunks")
         chunk_dir = storage.chunk_in(job_id, 0, ".x").parent
         in_paths = split_chunks(source, info, plans, chunk_dir)
+        clock.lap("plan+split")
         out_ext = in_paths[0].suffix if in_paths else ".mkv"
         specs = [
             store.ChunkSpec(index=p.index, first_frame=p.first_frame, frames_planned=p.frame_count,
@@ -235,6 +242,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
             consent=req.consent.strip() if req.consent and req.consent.strip() else None, batch_id=req.batch_id,
             api_token_id=req.api_token_id,
             notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
+                   ("submit_steps", clock.describe()),
                    *(("stream_not_kept", note) for note in not_kept)],
         )
     except BaseException:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -38,17 +39,24 @@ _TAG_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def join_chunks(chunk_paths: Sequence[str | os.PathLike[str]], source: str | os.PathLike[str],
-                info: MediaInfo, out_path: str | os.PathLike[str], metadata: Mapping[str, str]) -> None:
-    """Write out_path: the chunks' video + the source's other streams and metadata."""
+                info: MediaInfo, out_path: str | os.PathLike[str], metadata: Mapping[str, str],
+                times: dict[str, float] | None = None) -> None:
+    """Write out_path: the chunks' video + the source's other streams and metadata.
+    `times`, when given, gets the seconds of each step ("join": the video packets, "remux")."""
     if not chunk_paths:
         raise MediaError("nothing to join: no chunk outputs")
     out = Path(out_path)
     video_tmp = temp_path_for(out.with_name(out.name + ".video"))
+    times = {} if times is None else times
     try:
+        started = time.perf_counter()
         codec, timescale = concat_video(chunk_paths, video_tmp, info)
+        joined = time.perf_counter()
+        times["join"] = joined - started
         spec = finalize_spec(info, Path(source), video_tmp, out, metadata, timescale, codec,
                              sniff_demuxer(video_tmp))
         run_ffmpeg(finalize_argv(ffmpeg_exe(), spec), what=f"write {out.name}")
+        times["remux"] = time.perf_counter() - joined
     finally:
         video_tmp.unlink(missing_ok=True)
 

@@ -8,8 +8,8 @@ batch item (kind `image`) naming its own row in job_images, where the worker rec
 result. The face work is prepared once for the job (farm.jobs.face_prep), as for a video.
 
 Every image is checked from its header before anything is stored (farm.media.stills:
-animated images, multi-page TIFF, 16-bit colour and unknown modes are refused, each a
-failed item saying why and what to do), and its output like a video's (no symlink, not in
+animated images, multi-page TIFF, deep colour other than 16-bit RGB(A) PNG/TIFF and unknown
+modes are refused, each a failed item saying why and what to do), and its output like a video's (no symlink, not in
 the farm's folders, the input's format, not an existing file unless --overwrite or an
 earlier batch image wrote it). Resume is a video item's: the same output, input hash and
 options hash as an earlier done image whose output exists is `resumed`; one still rendering

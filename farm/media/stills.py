@@ -3,10 +3,12 @@ as it came, with the synthetic-media label in its own metadata.
 
 - `check_still` reads the header only (at submit): the format, mode and size, and refuses
   (InputError naming the file) an animated image (GIF, WebP: convert it to video), a
-  multi-page TIFF, a colour image of more than 8 bits a sample, or a mode the farm cannot
-  write back.
+  multi-page TIFF, a colour image of more than 8 bits a sample other than 16-bit RGB(A)
+  PNG/TIFF, or a mode the farm cannot write back.
 - `read_still` decodes it: `rgb` (H x W x 3 uint8, upright: the EXIF orientation applied,
   so the detector sees faces the right way up), the stored samples, alpha and metadata.
+  16-bit colour (mode "RGB;16"/"RGBA;16") is read and written by farm.media.deep_stills;
+  the stages see its 8-bit view and their change is added back at 16 bits.
 - `write_still` writes the result in the input's format, size, mode and bit depth, to a
   temporary name renamed into place. Only pixels whose RGB the face chain changed are
   replaced (turned back into the stored orientation and mode); every other sample, and
@@ -28,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from farm.errors import InputError
+from farm.media import deep_stills
 
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 """The Pillow formats rendered, with one extension each (farm.jobs.batch.IMAGE_EXTS lists them all)."""
@@ -91,9 +94,12 @@ def check_still(path: Path, max_side: int) -> tuple[str, str, tuple[int, int]]:
         mode = im.mode
         if mode not in COLOUR_MODES:
             raise _refuse(path, f"its pixel mode {mode} cannot be written back", "convert it to 8-bit RGB or RGBA")
-        if mode in ("RGB", "RGBA") and _sample_bits(im) > 8:
-            raise _refuse(path, f"{_sample_bits(im)}-bit colour: farm renders colour images of 8 bits a sample "
-                                "(16-bit grey images are rendered)", "convert it to 8 bits a sample")
+        bits = _sample_bits(im)
+        if mode in deep_stills.DEEP_MODES and bits > 8:
+            if bits != 16 or im.format not in deep_stills.DEEP_FORMATS:
+                raise _refuse(path, f"{bits}-bit colour in {im.format}: farm renders colour images of 8 bits a "
+                                    "sample and 16-bit RGB or RGBA PNG and TIFF", "convert it to 16 or 8 bits a sample")
+            mode = deep_stills.DEEP_MODES[mode]
         width, height = im.size
     if not (0 < width <= max_side and 0 < height <= max_side):
         raise _refuse(path, f"{width}x{height} pixels, over the limit of {max_side} a side (FARM_MAX_WIDTH/HEIGHT)",
@@ -122,10 +128,15 @@ def read_still(path: Path, max_side: int) -> Still:
         except (OSError, ValueError, SyntaxError) as exc:
             raise _refuse(path, f"cannot be decoded ({exc}): the file is truncated or corrupt",
                           "re-export the file, or remove it from the batch") from None
-        stored = np.array(im)
-        if mode.startswith("I;16"):
+        deep = mode in deep_stills.DEEP_MODES.values()
+        if deep:
+            stored = deep_stills.read_samples(path, len(mode.split(";")[0]))
+            rgb = deep_stills.view8(stored[..., :3])
+        elif mode.startswith("I;16"):
+            stored = np.array(im)
             rgb = np.repeat((stored.astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
         else:
+            stored = np.array(im)
             rgb = np.asarray(im.convert("RGB"))
         exif = im.getexif()
         orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
@@ -143,6 +154,8 @@ def read_still(path: Path, max_side: int) -> Still:
                 extras = {"lossless": b"VP8L" in fh.read(64)}
         elif fmt == "PNG":
             extras = {"text": dict(getattr(im, "text", {}) or {})}
+        if deep:
+            extras = deep_stills.read_extras(fmt, path)
         palette = im.palette.copy() if mode in ("P", "PA") and im.palette is not None else None
         info = dict(im.info)
         info["exif_object"] = exif
@@ -216,13 +229,16 @@ def write_still(still: Still, rgb: np.ndarray, out: Path, tags: Mapping[str, str
     if still.orientation in _ORIENT:
         back = _ORIENT[still.orientation][1]
         rgb, changed = np.ascontiguousarray(back(rgb)), np.ascontiguousarray(back(changed))
+    label, software = tags["description"], f"farm {tags.get('farm_version', '')}".strip()
+    if still.mode in deep_stills.DEEP_MODES.values():
+        _write_deep(still, rgb, out, tags, software, tmp)
+        return int(changed.sum())
     array = _from_rgb(still, rgb, changed)
     image = Image.fromarray(array)
     if image.mode != still.mode:   # the same array read as P, PA, LA or CMYK
         image = Image.fromarray(array, still.mode)
     if still.palette is not None:
         image.putpalette(still.palette)
-    label, software = tags["description"], f"farm {tags.get('farm_version', '')}".strip()
     info = still.info
     kw: dict[str, Any] = {k: info[k] for k in ("icc_profile", "dpi") if info.get(k)}
     fmt = still.format
@@ -263,6 +279,19 @@ def write_still(still: Still, rgb: np.ndarray, out: Path, tags: Mapping[str, str
     finally:
         tmp.unlink(missing_ok=True)
     return int(changed.sum())
+
+
+def _write_deep(still: Still, rgb: np.ndarray, out: Path, tags: Mapping[str, str], software: str, tmp: Path) -> None:
+    """A 16-bit colour image: the stages' change (`rgb`, stored orientation) added back at 16 bits."""
+    samples = deep_stills.apply_change(still.stored, deep_stills.view8(still.stored[..., :3]), rgb)
+    try:
+        if still.format == "PNG":
+            deep_stills.write_png16(still.extras["chunks"], samples, tags, tmp)
+        else:
+            deep_stills.write_tiff16(still.extras, samples, tags["description"], software, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_label(path: Path) -> str | None:

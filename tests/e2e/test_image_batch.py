@@ -10,8 +10,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, PngImagePlugin
 
 from farm.media.stills import read_label
@@ -19,6 +21,7 @@ from tests import clips
 from tests.e2e.farmcli import FarmCLI
 
 ICC = b"\x00\x00\x02\x0cnot a real icc profile" * 3
+RENDERED = {"a.jpg", "b.png", "c.webp", "d.bmp", "e.tif", "f16.png", "g16.tif"}
 FACE_ARGS = ("--models", "demo")
 
 
@@ -48,6 +51,11 @@ def make_folder(folder: Path, tmp: Path) -> dict[str, Path]:
     face.save(folder / "c.webp", lossless=True)
     face.save(folder / "d.bmp")
     face.save(folder / "e.tif")
+    deep = np.asarray(face).astype(np.int32) * 257 + np.random.default_rng(4).integers(-100, 101, (320, 320, 3))
+    deep = np.clip(deep, 0, 65535).astype(np.uint16)   # 16 bits a sample, fine noise in the low bits
+    cv2.imwrite(str(folder / "f16.png"), np.dstack([deep[..., ::-1], (rgba[..., 3].astype(np.uint16) * 257 + 5)]))
+    tifffile.imwrite(folder / "g16.tif", deep, photometric="rgb", compression="zlib", metadata=None,
+                     extratags=[(34675, 7, len(ICC), ICC, True)])
     clips.make_no_face_image(folder / "noface.png", width=160, height=160)
     whole = (folder / "sub" / "b.png").read_bytes()
     (folder / "cut.png").write_bytes(whole[:len(whole) // 2])   # the header reads; the pixels do not
@@ -68,7 +76,7 @@ def test_a_folder_of_images_renders_in_one_job_each_image_its_own_item_and_resum
     assert set(items) == set(made) and result["skipped"] == []
     for item in items.values():
         assert set(item) >= {"id", "input", "output", "state", "error"}
-    assert {n for n, i in items.items() if i["state"] == "done"} == {"a.jpg", "b.png", "c.webp", "d.bmp", "e.tif"}
+    assert {n for n, i in items.items() if i["state"] == "done"} == RENDERED
     assert "convert it to a video" in items["anim.gif"]["error"] and "anim.gif" in items["anim.gif"]["error"]
     assert "cut.png" in items["cut.png"]["error"] and "truncated or corrupt" in items["cut.png"]["error"]
     assert "no face was changed" in items["noface.png"]["error"]
@@ -76,7 +84,7 @@ def test_a_folder_of_images_renders_in_one_job_each_image_its_own_item_and_resum
     assert count(cli.home, "SELECT count(*) FROM jobs") == 1   # one images job
     assert items["sub/b.png".split("/")[-1]]["output"] == str(out / "sub" / "b.png")
 
-    for name in ("a.jpg", "b.png", "c.webp", "d.bmp", "e.tif"):
+    for name in sorted(RENDERED):
         src, dst = Image.open(made[name]), Image.open(items[name]["output"])
         assert (dst.format, dst.mode, dst.size) == (src.format, src.mode, src.size), name
         label = read_label(Path(items[name]["output"]))
@@ -90,13 +98,20 @@ def test_a_folder_of_images_renders_in_one_job_each_image_its_own_item_and_resum
     assert png.info["icc_profile"] == ICC and png.text["Author"] == "the photographer"
     assert np.array_equal(np.asarray(png)[..., 3], np.asarray(Image.open(made["b.png"]))[..., 3])   # alpha untouched
     assert "unaltered" in read_label(out / "noface.png")
+    for name in ("f16.png", "g16.tif"):   # 16 bits a sample: every one the face left is the input's
+        a, b = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in (made[name], items[name]["output"]))
+        assert b.dtype == np.uint16 and b.shape == a.shape, name
+        assert np.array_equal(a[:20], b[:20]) and np.array_equal(a[:, -20:], b[:, -20:]), name
+        assert not np.array_equal(a[..., :3], b[..., :3]), f"{name}: the face was not changed"
+        assert np.array_equal(a[..., 3:], b[..., 3:]), f"{name}: alpha changed"
+    assert Image.open(items["g16.tif"]["output"]).info["icc_profile"] == ICC
 
     # the same command again: every done image is resumed; only the one that failed while
     # rendering is tried again (a new images job of one image), and fails again
     again = json.loads(cli.run(*args, "--wait", "--json").stdout)
     assert count(cli.home, "SELECT count(*) FROM jobs") == 2
     resumed = {Path(i["input"]).name for i in again["items"] if i["resumed"]}
-    assert resumed == {"a.jpg", "b.png", "c.webp", "d.bmp", "e.tif", "noface.png"}
+    assert resumed == RENDERED | {"noface.png"}
     assert [Path(i) for i in again["failures"]] == sorted([made["anim.gif"], made["cut.png"], made["noface.png"]])
 
     # the animated GIF made a still one: `farm retry BATCH` submits the refused image again

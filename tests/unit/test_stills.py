@@ -1,18 +1,21 @@
 """Still images in and out (farm.media.stills, farm.pipeline.still_frame): every format keeps
 its size, mode, bit depth, alpha, orientation, ICC profile and text, and carries the label;
-only the pixels a stage changed differ (lossless formats); animated and 16-bit colour images
-are refused naming the file."""
+only the pixels a stage changed differ (lossless formats); 16-bit colour PNG and TIFF keep
+every 16-bit sample the stages did not change; animated images are refused naming the file."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
 from farm.errors import InputError
 from farm.media import stills
+from farm.media.deep_stills import _chunk, _itxt, apply_change, view8
 from farm.pipeline.still_frame import copy_planes, frame_from_rgb, rgb_from_frame
 
 TAGS = {"description": "synthetic media made by farm 0.1.0, job abc: faces altered", "farm_job_id": "abc",
@@ -97,23 +100,97 @@ def test_jpeg_keeps_its_exif_icc_and_quantisation(tmp_path):
     assert after.getexif()[stills.EXIF_DESCRIPTION] == TAGS["description"]
 
 
-def test_animated_images_and_16_bit_colour_are_refused_naming_the_file(tmp_path):
+def test_animated_images_are_refused_naming_the_file(tmp_path):
     frames = [Image.fromarray(picture()), Image.fromarray(picture()[::-1])]
     for name in ("anim.gif", "anim.webp"):
         frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100)
         with pytest.raises(InputError, match=rf"{name}: an animated .* farm renders still images") as got:
             stills.check_still(tmp_path / name, SIDE)
         assert "convert it to a video" in got.value.hint
-    deep = tmp_path / "deep.tif"
-    Image.fromarray(picture()).save(deep)   # rewritten below as 16 bits a sample
-    import cv2
-
-    cv2.imwrite(str(deep), (picture().astype(np.uint16) * 257))
-    with pytest.raises(InputError, match="deep.tif: 16-bit colour"):
-        stills.check_still(deep, SIDE)
     (tmp_path / "junk.png").write_bytes(b"not an image")
     with pytest.raises(InputError, match="junk.png: not a readable image"):
         stills.check_still(tmp_path / "junk.png", SIDE)
+
+
+def deep_picture(alpha: bool) -> np.ndarray:
+    """The astronaut at 16 bits a sample with fine low-bit noise (+-100 of 65535: every sample's
+    low byte differs from the 8-bit value's), and a 16-bit alpha ramp when `alpha`."""
+    from skimage import data
+
+    rgb = data.astronaut()[:120, 160:280].astype(np.int32) * 257
+    noise = np.random.default_rng(5).integers(-100, 101, rgb.shape)
+    deep = np.clip(rgb + noise, 0, 65535).astype(np.uint16)
+    if alpha:
+        deep = np.dstack([deep, np.linspace(0, 65535, 120 * 120).reshape(120, 120).astype(np.uint16)])
+    return deep
+
+
+def read16(path: Path) -> np.ndarray:
+    """Samples of a 16-bit PNG/TIFF as RGB(A), read with OpenCV (Pillow reads only 8 bits of them)."""
+    got = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return got[..., [2, 1, 0, 3][:got.shape[2]]]
+
+
+@pytest.mark.parametrize("name", ["rgb16.png", "rgba16.png", "rgb16.tif", "rgba16.tif"])
+def test_16_bit_colour_keeps_every_sample_the_stages_left_and_its_depth_alpha_icc_and_text(tmp_path, name):
+    import tifffile
+
+    src, out = tmp_path / name, tmp_path / f"out-{name}"
+    deep = deep_picture(alpha="rgba" in name)
+    if name.endswith(".png"):   # OpenCV's samples, then an ICC profile and a text chunk after the header
+        cv2.imwrite(str(src), deep[..., [2, 1, 0, 3][:deep.shape[2]]])
+        whole = src.read_bytes()
+        icc = _chunk(b"iCCP", b"profile\0\0" + zlib.compress(ICC))
+        src.write_bytes(whole[:33] + icc + _itxt("Author", "someone") + whole[33:])
+    else:
+        tags = [(33432, "s", 0, "(c) someone", True), (34675, 7, len(ICC), ICC, True)]
+        tifffile.imwrite(src, deep, photometric="rgb", compression="zlib", metadata=None, resolution=(300, 300),
+                         resolutionunit=2, extratags=tags, **({"extrasamples": (2,)} if deep.shape[2] == 4 else {}))
+    fmt, mode, size = stills.check_still(src, SIDE)
+    assert (fmt, mode, size) == ("TIFF" if name.endswith(".tif") else "PNG", "RGBA;16" if "rgba" in name else
+                                 "RGB;16", (120, 120))
+    still, changed = render(src, out, box=(slice(40, 70), slice(30, 60)))   # the stand-in face: the box
+    assert changed == 30 * 30 and still.rgb.dtype == np.uint8
+    a, b = deep, read16(out)
+    assert b.dtype == np.uint16 and b.shape == a.shape
+    outside = np.ones(a.shape[:2], bool)
+    outside[40:70, 30:60] = False
+    assert np.array_equal(a[outside], b[outside]), "a 16-bit sample outside the face changed"
+    assert (b[40:70, 30:60, 0] >= 65535 - 128).all() and (b[40:70, 30:60, 1:3] <= 128).all()   # red, at 16 bits
+    if a.shape[2] == 4:
+        assert np.array_equal(a[..., 3], b[..., 3]), "alpha changed"
+    after = Image.open(out)
+    assert (after.format, after.mode, after.size) == (fmt, mode.split(";")[0], size)
+    assert after.info["icc_profile"] == ICC
+    if name.endswith(".png"):
+        assert after.text["Author"] == "someone" and after.text["farm_job_id"] == "abc"
+    else:
+        assert after.tag_v2[33432] == "(c) someone" and after.info["dpi"] == (300, 300)
+    label = stills.read_label(out)
+    assert label == TAGS["description"]
+
+
+def test_a_16_bit_tiff_in_lzw_is_rendered_and_written_as_deflate(tmp_path):
+    src, out = tmp_path / "lzw.tif", tmp_path / "out.tif"
+    deep = deep_picture(alpha=False)
+    cv2.imwrite(str(src), deep[..., ::-1])   # OpenCV writes TIFF with LZW, which tifffile cannot decode alone
+    render(src, out)
+    assert Image.open(out).info["compression"] == "tiff_adobe_deflate"
+    b = read16(out)
+    outside = np.ones(deep.shape[:2], bool)
+    outside[5:10, 8:14] = False
+    assert np.array_equal(deep[outside], b[outside]) and not np.array_equal(deep, b)
+
+
+def test_the_stages_change_is_added_at_16_bits_and_untouched_samples_are_the_inputs():
+    stored = np.array([[[0, 300, 65535, 1234], [65400, 40000, 129, 7]]], np.uint16)
+    before = view8(stored[..., :3])
+    assert before.tolist() == [[[0, 1, 255], [254, 156, 1]]]
+    after = before.copy()
+    after[0, 0, 0] = 10       # +10 -> +2570
+    after[0, 1, 0] = 255      # clipped at 65535
+    out = apply_change(stored, before, after)
+    assert out.tolist() == [[[2570, 300, 65535, 1234], [65535, 40000, 129, 7]]]
 
 
 def test_a_frame_made_from_rgb_gives_back_the_same_rgb_where_no_stage_wrote():

@@ -21,10 +21,12 @@ from farm.errors import FarmError, InputError, UnavailableError
 from farm.jobs.output_places import default_output
 from farm.jobs.spec import CLI, SPEC, option_name
 from farm.media.chunk_codec import choose_encoder
+from farm.media.intermediate import chunk_file_name
 from farm.media.join import muxer_for_encoder, streams_not_kept
 from farm.media.media_info import MediaInfo, ProbeLimits
 from farm.media.plan import default_chunk_frames, default_chunk_seconds, plan_chunks
 from farm.media.probe import probe
+from farm.media.source_range import reads_in_place, source_ranges
 from farm.media.split import split_chunks
 from farm.state import chunks, records, store
 from farm.state.db import Database
@@ -224,10 +226,13 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
         context = chunk_context_frames(faces.options, float(info.video.fps)) if faces.enabled else (0, 0)
         plans = plan_chunks(info, chunk_frames, *context)   # frames stages see before/after each chunk
         step(f"splitting into {len(plans)} chunks")
-        chunk_dir = storage.chunk_in(job_id, 0, ".x").parent
-        in_paths = split_chunks(source, info, plans, chunk_dir)
+        if reads_in_place(info):   # each chunk reads its segment from the source by range: no copies
+            plans = source_ranges(info, plans)
+            in_paths = [source] * len(plans)
+        else:
+            in_paths = split_chunks(source, info, plans, storage.chunk_in(job_id, 0, ".x").parent)
         clock.lap("plan+split")
-        out_ext = in_paths[0].suffix if in_paths else ".mkv"
+        out_ext = Path(chunk_file_name(0, info.video.codec)).suffix
         specs = [
             store.ChunkSpec(index=p.index, first_frame=p.first_frame, frames_planned=p.frame_count,
                             plan=records.dump(p), input_path=str(path),

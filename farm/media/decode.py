@@ -27,6 +27,7 @@ from farm.media.ffmpeg import file_url
 from farm.media.formats import SAFE_INPUT_OPTIONS, sniff_demuxer
 from farm.media.intermediate import open_read
 from farm.media.plan import ChunkPlan
+from farm.media.source_range import range_packets
 
 log = logging.getLogger("farm.media.decode")
 
@@ -90,12 +91,12 @@ def _decode_frames(in_path: str | os.PathLike[str], plan: ChunkPlan,
     except av.FFmpegError as exc:
         raise MediaError(f"opening {in_path} failed: {exc}") from None
     with src:
-        stream = src.streams.video[0]
+        stream = src.streams.video[0] if plan.source_stream is None else src.streams[plan.source_stream]
         stream.thread_type = "AUTO"
         tb = Fraction(stream.time_base)
         last = None
         try:
-            for frame in src.decode(stream):
+            for frame in _segment_frames(src, stream, plan):
                 if frame.pts is None:
                     raise MediaError(f"{in_path}: a decoded frame has no timestamp")
                 pts = source_ticks(frame.pts, tb, plan.time_base)
@@ -116,6 +117,19 @@ def _decode_frames(in_path: str | os.PathLike[str], plan: ChunkPlan,
                 yield frame
         except av.FFmpegError as exc:
             raise MediaError(f"decoding {in_path} failed: {exc}") from None
+
+
+def _segment_frames(src: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                    plan: ChunkPlan) -> Iterator[av.VideoFrame]:
+    """Every frame the plan's segment decodes to: the whole file when it is the segment's own,
+    else the segment's packets read by range from the source (farm.media.source_range)."""
+    if plan.source_stream is None:
+        yield from src.decode(stream)
+        return
+    for packet in [*range_packets(src, plan), None]:   # None: drain the decoder
+        for frame in stream.decode(packet):
+            frame.time_base = stream.time_base   # the drained frames come without one
+            yield frame
 
 
 def source_ticks(pts: int, tb: Fraction, source_tb: Fraction) -> int:

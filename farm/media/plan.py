@@ -45,6 +45,10 @@ class ChunkPlan:
     sake (never encoded), the first of them at warm_start_pts (None: none). tail_frames:
     frames after the chunk's last one decoded likewise, up to tail_end_pts (exclusive; None:
     to the end of the video).
+    source_stream: None when the chunk's input is its own segment file (a stream copy made at
+    submit); else the input is the job's ingested source, read by range: video stream
+    `source_stream` from the packet whose timestamps are (seg_first_pts, seg_first_dts), the
+    segment's first, for seg_end_packet - seg_first_packet packets (farm.media.source_range).
     """
 
     index: int
@@ -59,6 +63,9 @@ class ChunkPlan:
     warm_start_pts: int | None = None
     tail_frames: int = 0
     tail_end_pts: int | None = None
+    source_stream: int | None = None
+    seg_first_pts: int | None = None
+    seg_first_dts: int | None = None
 
     def selects(self, pts: int) -> bool:
         """True if a frame with this pts (source ticks) belongs to the chunk."""

@@ -1,12 +1,14 @@
 """The shared-storage layout, ingest of the user's file, and atomic writes.
 
     <storage>/jobs/<id>/source.<ext>          the ingested input (never the user's file)
-    <storage>/jobs/<id>/chunks/in/<n>.<ext>   stream-copied chunk inputs
+    <storage>/jobs/<id>/chunks/in/<n>.<ext>   stream-copied chunk inputs (only for containers
+                                              not read by range: farm.media.source_range)
     <storage>/jobs/<id>/chunks/out/<n>.<ext>  encoded chunk outputs
-    <storage>/jobs/<id>/output.<ext>          the joined, verified result before publishing
 
 Files are written under a temporary name in the same folder and renamed, so a
-reader never sees a half-written file.
+reader never sees a half-written file. The job's output is written by finalize under a
+hidden temporary name beside its destination (the joined video of several chunks, before
+the remux, in the job's folder), and published by a rename or a link.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from farm.storage import (
     IngestRecord,
     check_source,
     commit_publish,
-    stage_for_publish,
     temp_name,
 )
 from farm.workers.beats import Heartbeat
@@ -249,9 +248,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         return requeue_lost(ctx, job_id, owner, lost)
     source = Path(job.source_path)
     final = Path(job.output_path)
-    joined = ctx.storage.output(job_id, source.suffix)
-    tmp = temp_name(joined)
-    staged: Path | None = None
+    tmp = temp_name(final)   # written beside the destination: published by a rename, never copied
     published = False
     clock = StepClock()
     try:
@@ -264,7 +261,9 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         if keeps_free_tags(muxer) and not uses_free_tags(info, muxer):
             metadata = itunes_metadata(metadata)
         clock.lap("check+probe")
-        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata, clock.times)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        join_chunks([Path(c.output_path) for c in job.chunks], source, info, tmp, metadata, clock.times,
+                    scratch=ctx.storage.job_dir(job_id))
         clock.lap(None)
         provenance = sign_output(tmp, source, job, muxer, ctx.settings)   # adds a box; checked below
         clock.lap("sign")
@@ -272,12 +271,10 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         verify_label(tmp, muxer, metadata)
         clock.lap("verify")
         record_provenance(ctx.db, job_id, provenance)
-        tmp.replace(joined)
-        staged = stage_for_publish(joined, final)   # any slow copy happens before the lock
 
         def publish() -> None:
             nonlocal published
-            commit_publish(staged, final, overwrite=job.overwrite)
+            commit_publish(tmp, final, overwrite=job.overwrite)
             published = True
 
         outcome = finalizing.publish_and_finish(ctx.db, job_id, owner, publish, f"published {final}")
@@ -292,9 +289,6 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     finally:
         beat.stop()
         tmp.unlink(missing_ok=True)
-        if staged is not None:
-            staged.unlink(missing_ok=True)
-    joined.unlink(missing_ok=True)
     if outcome != "done":
         log.info("job %s: nothing published (%s)", job_id, outcome)
         return "cancelled" if outcome == "cancelled" else "skip"

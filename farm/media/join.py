@@ -3,7 +3,8 @@
 Two steps:
 1. PyAV concatenates the chunks' video packets into one intermediate MP4 (exact pts:
    each chunk already carries the source's; dts are made strictly increasing across
-   seams) and sets the source's display matrix (rotation, flips).
+   seams) and sets the source's display matrix (rotation, flips). A job of one chunk,
+   without a display matrix, skips this: its chunk output is that video already.
 2. ffmpeg (stream copy, -copyts) writes the output in the source's container: that
    video plus every other stream of the source (audio, subtitles, attachments, other
    video streams, cover art, data) that the container can hold, its container and
@@ -40,25 +41,40 @@ _TAG_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 
 def join_chunks(chunk_paths: Sequence[str | os.PathLike[str]], source: str | os.PathLike[str],
                 info: MediaInfo, out_path: str | os.PathLike[str], metadata: Mapping[str, str],
-                times: dict[str, float] | None = None) -> None:
+                times: dict[str, float] | None = None, scratch: str | os.PathLike[str] | None = None) -> None:
     """Write out_path: the chunks' video + the source's other streams and metadata.
-    `times`, when given, gets the seconds of each step ("join": the video packets, "remux")."""
+    `times`, when given, gets the seconds of each step ("join": the video packets, "remux");
+    `scratch`: the folder of the joined video's temporary (default: out_path's)."""
     if not chunk_paths:
         raise MediaError("nothing to join: no chunk outputs")
     out = Path(out_path)
-    video_tmp = temp_path_for(out.with_name(out.name + ".video"))
+    video_tmp = temp_path_for(Path(scratch or out.parent) / (out.name + ".video"))
     times = {} if times is None else times
     try:
         started = time.perf_counter()
-        codec, timescale = concat_video(chunk_paths, video_tmp, info)
+        if len(chunk_paths) == 1 and not info.video.display_matrix:
+            video = Path(chunk_paths[0])   # one chunk is the joined video already: no joined temporary
+            codec, timescale = video_params(video)
+        else:
+            video = video_tmp
+            codec, timescale = concat_video(chunk_paths, video_tmp, info)
         joined = time.perf_counter()
         times["join"] = joined - started
-        spec = finalize_spec(info, Path(source), video_tmp, out, metadata, timescale, codec,
-                             sniff_demuxer(video_tmp))
+        spec = finalize_spec(info, Path(source), video, out, metadata, timescale, codec, sniff_demuxer(video))
         run_ffmpeg(finalize_argv(ffmpeg_exe(), spec), what=f"write {out.name}")
         times["remux"] = time.perf_counter() - joined
     finally:
         video_tmp.unlink(missing_ok=True)
+
+
+def video_params(path: Path) -> tuple[str, int]:
+    """(codec name, time base denominator) of an intermediate file's video, as concat_video returns them."""
+    try:
+        with open_read(path) as src:
+            stream = src.streams.video[0]
+            return stream.codec_context.codec.canonical_name, stream.time_base.denominator
+    except (av.FFmpegError, IndexError) as exc:
+        raise MediaError(f"reading the chunk output {path.name} failed: {exc}") from None
 
 
 def finalize_spec(info: MediaInfo, source: Path, video_path: Path, out_path: Path,

@@ -136,3 +136,32 @@ def test_a_cancel_during_finalize_publishes_nothing(ctx, tmp_path, monkeypatch):
     assert job.state == "cancelled" and job.error is None
     assert not out.exists() and not list(tmp_path.glob(".clip.farm.mp4.*"))
     assert not ctx.storage.output("race1", ".mp4").exists()
+
+
+def test_the_output_is_written_beside_its_destination_with_no_joined_copy_on_storage(ctx, tmp_path, monkeypatch):
+    """A one-chunk job is remuxed straight from its chunk output into a hidden temporary beside
+    the destination, renamed into place: while it is verified, the job's storage holds only the
+    source and the chunk (inputs, output), never a joined copy (issue 17.4)."""
+    import farm.workers.finalize as finalize
+
+    src = clips.make_clip(tmp_path / "clip.mp4", width=160, height=90, seconds=1.0, audio_tracks=1)
+    out = tmp_path / "out" / "clip.farm.mp4"
+    out.parent.mkdir()
+    finalizing_job(ctx, src, out, job_id="near1")
+    seen: dict[str, list[str]] = {}
+    real_verify = finalize.verify_output
+
+    def look_then_verify(info, path, metadata):
+        job_dir = ctx.storage.job_dir("near1")
+        seen["storage"] = sorted(str(p.relative_to(job_dir)) for p in job_dir.rglob("*") if p.is_file())
+        seen["beside"] = sorted(p.name for p in out.parent.iterdir())
+        seen["verified"] = [str(path)]
+        return real_verify(info, path, metadata)
+
+    monkeypatch.setattr(finalize, "verify_output", look_then_verify)
+    assert run_finalize(ctx, "near1", "fin-a") == "done", store.get_job(ctx.db, "near1").error
+    assert seen["storage"] == ["chunks/in/00000.mp4", "chunks/out/00000.mp4", "source.mp4"], seen
+    assert len(seen["beside"]) == 1 and seen["beside"][0].startswith(".clip.farm.mp4."), seen
+    assert Path(seen["verified"][0]).parent == out.parent
+    assert sorted(p.name for p in out.parent.iterdir()) == ["clip.farm.mp4"]
+    assert media_checks.frame_count(out) == probe(src).video.frame_count

@@ -134,7 +134,7 @@ def _create(ctx: ApiContext, req: BatchRequest, token: TokenView, key: str | Non
 
 
 @batch_router.post("/batches", status_code=201,
-                   summary="Submit a batch: every video (one job each) and image (one images job, in tasks of "
+                   summary="Submit a batch: every video (one job each) and image (images jobs, in tasks of "
                            "many) of a folder or glob on storage",
                    responses={200: {"description": "an earlier request with this Idempotency-Key made this batch"},
                               409: {"description": "the Idempotency-Key was used for a different request"},

@@ -59,10 +59,10 @@ def _print_submitted(batch: batches.BatchView, err: Console) -> None:
     refused = [i for i in batch.items if i.kind == batches.REFUSED]
     jobs = sum(1 for i in batch.items if i.kind == batches.JOB)
     images = [i for i in batch.items if i.kind == batches.IMAGE]
-    if images:   # the images of a batch render in one job, in tasks of many images
+    if images:   # the images of a batch render in a few images jobs, in tasks of many images
         tasks = {i.job.id: i.job.chunk_count for i in images if i.job is not None}
         jobs += len(tasks)
-        err.print(f"{len(images)} image(s) in {sum(tasks.values())} task(s) of images job {', '.join(tasks)}",
+        err.print(f"{len(images)} image(s) in {sum(tasks.values())} task(s) of images job(s) {', '.join(tasks)}",
                   highlight=False)
     err.print(f"batch [bold]{batch.id}[/]: {len(batch.items)} item(s): {jobs} job(s) submitted, {resumed} already "
               f"rendered (resumed), {len(refused)} refused, {len(batch.skipped)} file(s) skipped", highlight=False)

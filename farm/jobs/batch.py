@@ -94,19 +94,29 @@ def output_file(paths: list[str], raw: str | None) -> Path | None:
 
 def _kind(path: Path) -> str | None:
     """'video', 'image' or None (an unknown extension)."""
-    ext = path.suffix.lower()
+    return _kind_of(path.suffix)
+
+
+def _kind_of(suffix: str) -> str | None:
+    ext = suffix.lower()
     return "video" if ext in VIDEO_EXTS else "image" if ext in IMAGE_EXTS else None
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _hidden(relative: str) -> bool:
+    return any(part.startswith(".") for part in relative.split(os.sep))
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _suffix(name: str) -> str:
+    """Path(name).suffix of a file name, without making a Path (expand sees 10,000s of names)."""
+    at = name.rfind(".")
+    return name[at:] if 0 < at < len(name) - 1 else ""
+
+
+def _walk(root: Path) -> Iterable[str]:
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
-            yield Path(folder) / name
+            yield os.path.join(folder, name)
 
 
 def _glob_base(raw: str) -> Path:
@@ -116,7 +126,7 @@ def _glob_base(raw: str) -> Path:
     return Path(*plain) if plain else Path(".")
 
 
-def _candidates(raw: str) -> tuple[Path, list[Path], bool]:
+def _candidates(raw: str) -> tuple[Path, list[str], bool]:
     """(the root outputs are relative to, the files, walked: folder/glob rules apply)."""
     path = Path(raw).expanduser()
     if is_glob(raw):
@@ -124,15 +134,15 @@ def _candidates(raw: str) -> tuple[Path, list[Path], bool]:
         if not matched:
             raise InputError(f"the glob {raw!r} matches no file", hint="check the pattern; quote it so that "
                              "the shell does not expand it")
-        files = []
+        files: list[str] = []
         for m in matched:
-            files += list(_walk(m)) if m.is_dir() else [m]
+            files += list(_walk(m)) if m.is_dir() else [str(m)]
         return _glob_base(raw), files, True
     if path.is_dir():
         return path, list(_walk(path)), True
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{raw}: no such file, folder or glob match", hint="check the path")
-    return path.parent, [path], False
+    return path.parent, [str(path)], False
 
 
 def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = None) -> Expanded:
@@ -140,36 +150,40 @@ def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = N
     the output file of a single image (output_file)."""
     items: list[Target] = []
     skipped: list[Target] = []
-    planned: dict[Path, Path] = {}
-    seen: set[Path] = set()
+    planned: dict[str, str] = {}   # output -> input, absolute paths as text (10,000s: no Path until kept)
+    seen: set[str] = set()
     for raw in paths:
         root, files, walked = _candidates(raw)
         root_abs = os.path.abspath(root)
+        inside = root_abs.rstrip(os.sep) + os.sep
         for file in files:
-            absolute = Path(os.path.abspath(file))
+            absolute = os.path.abspath(file)
             if absolute in seen:
                 continue
             seen.add(absolute)
-            relative = Path(os.path.relpath(absolute, root_abs))
-            kind = _kind(absolute)
+            relative = absolute[len(inside):] if absolute.startswith(inside) else os.path.relpath(absolute, root_abs)
+            name = absolute[absolute.rfind(os.sep) + 1:]
+            suffix = _suffix(name)
+            kind = _kind_of(suffix)
             reason = None
             if walked and _hidden(relative):
                 reason = "hidden"
             elif kind is None:
-                reason = f"unknown extension {absolute.suffix or '(none)'!r}: neither a video nor an image"
-            elif walked and output_dir is None and absolute.stem.endswith(".farm"):
+                reason = f"unknown extension {suffix or '(none)'!r}: neither a video nor an image"
+            elif walked and output_dir is None and name[:len(name) - len(suffix)].endswith(".farm"):
                 reason = "an earlier output of farm (name.farm.ext); give --output DIR to render outputs elsewhere"
             if reason is not None:
-                skipped.append(Target(absolute, reason=reason))
+                skipped.append(Target(Path(absolute), reason=reason))
                 continue
-            out = output_to or ((output_dir / relative) if output_dir is not None else default_output(absolute))
-            out = Path(os.path.abspath(out))
+            out = str(output_to) if output_to else (os.path.join(output_dir, relative) if output_dir is not None
+                                                    else str(default_output(Path(absolute))))
+            out = os.path.abspath(out)
             if out in planned:
-                items.append(Target(absolute, out, f"its output {out} is also planned for {planned[out]}; "
-                                                   "rename one of them or render them in separate batches"))
+                items.append(Target(Path(absolute), Path(out), f"its output {out} is also planned for "
+                                    f"{planned[out]}; rename one of them or render them in separate batches"))
                 continue
             planned[out] = absolute
-            items.append(Target(absolute, out))
+            items.append(Target(Path(absolute), Path(out)))
     return Expanded(items, skipped)
 
 

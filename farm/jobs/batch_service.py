@@ -6,8 +6,8 @@ exists and no earlier batch item wrote) is recorded as a failed item with its er
 on; only a farm that is unavailable (UnavailableError: database, broker, storage) stops
 the submit, as it would stop any job (what was recorded stays; re-running resumes).
 
-Images are not one job each: every image of the batch is an item of one images job
-(farm.jobs.image_batch), recorded in bulk after the videos.
+Images are not one job each: every image of the batch is an item of an images job
+(farm.jobs.image_batch: a few jobs of growing size), recorded in bulk after the videos.
 
 Resume: an item whose output exists and whose earlier done job had the same input hash and
 options hash (farm.jobs.batch) is recorded as resumed, and no job is made; `force` renders
@@ -145,18 +145,26 @@ def _submit_item(target: targets.Target, options: Mapping[str, Any], origins: Ma
 
 
 def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
-    """Cancel every live job of the batch; returns their ids. StateError when none is live."""
+    """Cancel every live job of the batch; returns their ids. StateError when none is live.
+
+    The batch is read again after the cancels: an images job that a submit still running
+    recorded meanwhile is cancelled too (that submit, seeing a cancelled job of its own,
+    records no further one: farm.jobs.image_batch.submit_images)."""
     batch = batches.get_batch(db, batch_id)
     live = batches.live_job_ids(batch)
     if not live:
         raise StateError(f"batch {batch_id} is {batch.state}: no item is queued or running, so there is "
                          "nothing to cancel", hint=f"`farm status {batch_id}` lists its items")
-    for job_id in live:
-        try:
-            cancel_job(settings, db, job_id)
-        except StateError:
-            pass   # it finished meanwhile
-    return live
+    done: list[str] = []
+    while todo := [job_id for job_id in live if job_id not in done]:
+        for job_id in todo:
+            try:
+                cancel_job(settings, db, job_id)
+            except StateError:
+                pass   # it finished meanwhile
+            done.append(job_id)
+        live = batches.live_job_ids(batches.get_batch(db, batch_id))
+    return done
 
 
 def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, refused: list[batches.ItemView],

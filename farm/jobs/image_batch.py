@@ -1,11 +1,14 @@
-"""The images of a batch: one images job whose chunks are groups of images (issue 16.2).
+"""The images of a batch: images jobs whose chunks are groups of images (issue 16.2, 16.4).
 
-A batch's images with the batch's options make one job (farm.state.images: its encoder
-record says so) on the `gpu` queue; its chunks hold up to IMAGES_PER_TASK images and at
+A batch's images with the batch's options make images jobs (farm.state.images: the encoder
+record says so) on the `gpu` queue, of growing size (job_parts: 10,000 images are 4 jobs),
+each recorded whole and enqueued before the next part is checked, so the workers start
+during the submit; a job's chunks hold up to IMAGES_PER_TASK images and at
 most TASK_PIXELS pixels, so 10,000 small photos are 40 tasks (1,000 of 1080p: 17), claimed, beating, finished
 and retried by the chunk machinery of every job (farm.state.chunks). Each image is a
 batch item (kind `image`) naming its own row in job_images, where the worker records its
-result. The face work is prepared once for the job (farm.jobs.face_prep), as for a video.
+result. The face work is prepared once for the batch's images (farm.jobs.face_prep) and saved
+with each job, as for a video.
 
 Every image is checked from its header before anything is stored (farm.media.stills:
 animated images, multi-page TIFF, deep colour other than 16-bit RGB(A) PNG/TIFF and unknown
@@ -31,6 +34,12 @@ from farm.state import images as image_rows
 from farm.state.db import Database
 from farm.state.states import JOB_LIVE, JobState
 
+FIRST_JOB_IMAGES = 256
+"""Images in a batch's first images job; each next one holds JOB_GROWTH times more, the last the
+rest (10,000 images: 4 jobs). The submit checks and records ~5x faster than a worker renders a
+pass-through image (bench_images), so the workers start on the first job while the rest are
+checked and recorded, and they do not run dry."""
+JOB_GROWTH = 4
 IMAGES_PER_TASK = 256
 """Small images: a task of 64x64 pass-through images costs ~65 ms of claim, finish and hand-over (bench_images)."""
 TASK_PIXELS = 128 * 1000 * 1000
@@ -70,20 +79,83 @@ def check_image_output(target: targets.Target, settings: Settings, overwrite: bo
             raise InputError(f"output {out} already exists", hint="pass --overwrite or choose another --output")
 
 
+def job_parts(n: int) -> list[slice]:
+    """The slices of a batch's `n` images that make its images jobs: FIRST_JOB_IMAGES, then
+    JOB_GROWTH times more each, the last one the rest."""
+    out, at, size = [], 0, FIRST_JOB_IMAGES
+    while at < n:
+        out.append(slice(at, min(n, at + size)))
+        at, size = at + size, size * JOB_GROWTH
+    return out
+
+
 def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tuple[int, targets.Target]],
                   options: Mapping[str, Any], opts_hash: str, *, force: bool, origins: Mapping[str, str] | None,
                   where: str, start: Callable[[], None], check_one: CheckOne | None = None,
-                  token_id: int | None = None) -> str | None:
-    """Record the image items of a batch (positions given) and their one images job, and hand
-    the job to the broker; returns its id (None when nothing was left to render)."""
+                  token_id: int | None = None) -> list[str]:
+    """Record the image items of a batch (positions given) in images jobs of growing size (parts),
+    each job recorded whole in one transaction and handed to the broker before the next part is
+    checked, so the first tasks run while the rest are checked and recorded; returns the jobs' ids.
+    A job's refusal (a source without a face...) fails each image it would have held, and every
+    later one. When one of the jobs is cancelled meanwhile (`farm cancel BATCH`), the images not
+    yet recorded are refused items saying so (`farm retry BATCH` submits them again)."""
+    made_jobs: list[str] = []
+    refusal: str | None = None
+    prepared: tuple[Any, Any] | None = None
+    places_ok: set[Path] = set()
+    for part in job_parts(len(todo)):
+        if made_jobs and _cancelled(db, made_jobs):
+            why = f"batch {batch_id} was cancelled while its images were being submitted"
+            _write_items(db, [dict(batch_id=batch_id, position=position, input_path=str(target.input),
+                                   output_path=str(target.output) if target.output else None,
+                                   kind=batches.REFUSED, error=f"{why} (`farm retry {batch_id}` submits it again)")
+                              for position, target in todo[part.start:]])
+            break
+        items, render = _check_part(db, settings, batch_id, todo[part], options, opts_hash, force=force,
+                                    check_one=check_one, token_id=token_id, places_ok=places_ok)
+        if render and refusal is None and prepared is None:
+            try:
+                prepared = _prepare(render[0][1].input, options, origins, where, settings, start)
+            except UnavailableError:
+                raise
+            except FarmError as exc:   # the job's own refusal: each of its images fails with it
+                refusal = targets.refusal(exc)
+        if render and prepared is not None:
+            try:
+                made_jobs.append(_record_job(db, settings, batch_id, render, items, options, *prepared, token_id))
+                continue
+            except UnavailableError:
+                raise
+            except FarmError as exc:
+                refusal = targets.refusal(exc)
+        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": refusal} for item, _t, _p in render])
+    if made_jobs and _cancelled(db, made_jobs):   # a cancel that came as the last job was recorded
+        for job_id in made_jobs:
+            try:
+                store.request_cancel(db, job_id)
+            except FarmError:
+                pass   # done already
+    return made_jobs
+
+
+def _cancelled(db: Database, job_ids: list[str]) -> bool:
+    return any(store.get_job(db, job_id).cancel_requested for job_id in job_ids)
+
+
+def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tuple[int, targets.Target]],
+                options: Mapping[str, Any], opts_hash: str, *, force: bool, check_one: CheckOne | None,
+                token_id: int | None, places_ok: set[Path]
+                ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], targets.Target, int]]]:
+    """(items not to render: refused, resumed or still rendering; (item, target, pixels) to render)."""
+    from farm.media.stills import check_still
+
     outputs = [str(t.output) for _, t in todo if t.reason is None]
     earlier = image_rows.earlier_images(db, outputs)
     made = image_rows.made_by_farm(db, outputs)
     overwrite = bool(options.get("overwrite"))
     max_side = max(settings.max_width, settings.max_height)
-    places_ok: set[Path] = set()
     items: list[dict[str, Any]] = []
-    render: list[tuple[dict[str, Any], targets.Target, int]] = []   # (item, target, pixels)
+    render: list[tuple[dict[str, Any], targets.Target, int]] = []
     for position, target in todo:
         item = dict(batch_id=batch_id, position=position, input_path=str(target.input),
                     output_path=str(target.output) if target.output else None)
@@ -91,8 +163,6 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             items.append({**item, "output_path": None, "kind": batches.REFUSED, "error": target.reason})
             continue
         try:
-            from farm.media.stills import check_still
-
             _fmt, _mode, (width, height) = check_still(target.input, max_side)
             item.update(input_sha256=targets.input_sha256(target.input), options_sha256=opts_hash)
         except FarmError as exc:
@@ -121,16 +191,7 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
             items.append({**item, "kind": batches.REFUSED, "error": targets.refusal(exc)})
             continue
         render.append(({**item, "kind": batches.IMAGE}, target, width * height))
-    if not render:
-        _write_items(db, items)
-        return None
-    try:
-        return _record_job(db, settings, batch_id, render, items, options, origins, where, start, token_id)
-    except UnavailableError:
-        raise
-    except FarmError as exc:   # the job's own refusal (a source without a face...): each image fails with it
-        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": targets.refusal(exc)} for item, _t, _p in render])
-        return None
+    return items, render
 
 
 def _write_items(db: Database, items: list[dict[str, Any]]) -> None:
@@ -151,17 +212,13 @@ def group(render: list[tuple[dict[str, Any], targets.Target, int]]) -> list[list
     return groups
 
 
-def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tuple[dict[str, Any], Any, int]],
-                others: list[dict[str, Any]], options: Mapping[str, Any], origins: Mapping[str, str] | None,
-                where: str, start: Callable[[], None], token_id: int | None = None) -> str:
-    """Record the images job (`token_id`: the API client submitting it) and hand it over."""
+def _prepare(first: Path, options: Mapping[str, Any], origins: Mapping[str, str] | None, where: str,
+             settings: Settings, start: Callable[[], None]) -> tuple[Any, Any]:
+    """The images jobs' request and prepared faces (once for the batch's images): FarmError refuses them."""
     from farm.jobs.face_prep import prepare_faces
-    from farm.jobs.service import _hand_over
     from farm.jobs.spec import submit_request
-    from farm.jobs.submit import check_consent, check_images, enqueue_job, new_job_id
-    from farm.storage import Storage
+    from farm.jobs.submit import check_consent, check_images
 
-    first = render[0][1].input
     req = submit_request(first, {**options, "output": None}, origins, where=where)
     if req.face_options.get("reference_frame") is not None:
         raise InputError("--reference-frame names a frame of a video; the batch's images need --reference IMAGE",
@@ -174,6 +231,18 @@ def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tu
         require_broker(settings)
     faces = prepare_faces(req, settings)
     start()
+    return req, faces
+
+
+def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tuple[dict[str, Any], Any, int]],
+                others: list[dict[str, Any]], options: Mapping[str, Any], req: Any, faces: Any,
+                token_id: int | None = None) -> str:
+    """Record one images job (`token_id`: the API client submitting it) with its items, then hand it over."""
+    from farm.jobs.service import _hand_over
+    from farm.jobs.submit import enqueue_job, new_job_id
+    from farm.storage import Storage
+
+    first = render[0][1].input
     job_id = new_job_id()
     storage = Storage(settings.storage_dir)
     faces.save(storage.identity(job_id))

@@ -72,14 +72,25 @@ def _open(path: Path) -> Any:
             from None
 
 
+def _rawmode(im: Any) -> str:
+    raw = im.tile[0][3] if im.tile else ""
+    raw = raw[0] if isinstance(raw, tuple) else raw
+    return raw if isinstance(raw, str) else ""
+
+
 def _sample_bits(im: Any) -> int:
     """Bits per colour sample as stored (Pillow reads 16-bit RGB PNG/TIFF as 8-bit RGB)."""
     if im.format == "TIFF":
         bits = im.tag_v2.get(258) or (8,)
         return max(bits) if isinstance(bits, tuple) else int(bits)
-    raw = im.tile[0][3] if im.tile else ""
-    raw = raw[0] if isinstance(raw, tuple) else raw
-    return 16 if isinstance(raw, str) and ";16" in raw else 8
+    return 16 if ";16" in _rawmode(im) else 8
+
+
+def _stored_as_rgb(im: Any) -> bool:
+    """Whether the samples are stored as RGB(A) (Pillow also shows 16-bit grey + alpha PNG as RGBA)."""
+    if im.format == "TIFF":
+        return im.tag_v2.get(262) == 2
+    return _rawmode(im).startswith(("RGB;", "RGBA;"))
 
 
 def check_still(path: Path, max_side: int) -> tuple[str, str, tuple[int, int]]:
@@ -96,9 +107,11 @@ def check_still(path: Path, max_side: int) -> tuple[str, str, tuple[int, int]]:
             raise _refuse(path, f"its pixel mode {mode} cannot be written back", "convert it to 8-bit RGB or RGBA")
         bits = _sample_bits(im)
         if mode in deep_stills.DEEP_MODES and bits > 8:
-            if bits != 16 or im.format not in deep_stills.DEEP_FORMATS:
-                raise _refuse(path, f"{bits}-bit colour in {im.format}: farm renders colour images of 8 bits a "
-                                    "sample and 16-bit RGB or RGBA PNG and TIFF", "convert it to 16 or 8 bits a sample")
+            if bits != 16 or im.format not in deep_stills.DEEP_FORMATS or not _stored_as_rgb(im):
+                what = f"{bits}-bit colour" if _stored_as_rgb(im) else f"{bits}-bit grey with alpha"
+                raise _refuse(path, f"{what} in {im.format}: farm renders images of 8 bits a sample, 16-bit grey "
+                                    "and 16-bit RGB or RGBA PNG and TIFF", "convert it to 16-bit RGBA or to 8 bits a "
+                                    "sample")
             mode = deep_stills.DEEP_MODES[mode]
         width, height = im.size
     if not (0 < width <= max_side and 0 < height <= max_side):

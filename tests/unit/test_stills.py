@@ -182,6 +182,18 @@ def test_a_16_bit_tiff_in_lzw_is_rendered_and_written_as_deflate(tmp_path):
     assert np.array_equal(deep[outside], b[outside]) and not np.array_equal(deep, b)
 
 
+def test_16_bit_grey_with_alpha_is_refused_not_written_back_as_rgba(tmp_path):
+    src = tmp_path / "la16.png"   # colour type 4 at 16 bits: Pillow shows it as RGBA, OpenCV reads 4 samples
+    data = np.random.default_rng(0).integers(0, 65535, (4, 5, 2)).astype(">u2")
+    raw = b"".join(b"\0" + row.tobytes() for row in data)
+    header = (5).to_bytes(4, "big") + (4).to_bytes(4, "big") + bytes([16, 4, 0, 0, 0])
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw))
+                    + _chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="la16.png: 16-bit grey with alpha in PNG") as got:
+        stills.check_still(src, SIDE)
+    assert "16-bit RGBA" in got.value.hint
+
+
 def test_the_stages_change_is_added_at_16_bits_and_untouched_samples_are_the_inputs():
     stored = np.array([[[0, 300, 65535, 1234], [65400, 40000, 129, 7]]], np.uint16)
     before = view8(stored[..., :3])

@@ -124,6 +124,30 @@ def hold_workers(cli: FarmCLI, tries: int = 100) -> list:
     raise AssertionError("a worker held the job database's write lock at every try")
 
 
+def wait_signal_pending(held: list, sig: int, timeout_s: float = 60) -> None:
+    """Wait until `sig` is pending on each held (suspended) process that is a direct child
+    of an unheld one (the supervisor's workers): proof that a `farm down` or `kill` has
+    reached them, whatever the time it took to start on a loaded machine."""
+    ids = {proc.pid for proc in held}
+    targets = [proc for proc in held if proc.ppid() not in ids]
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(_pending(proc.pid) & bit for proc in targets):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"signal {sig} did not reach the held workers in {timeout_s} s")
+
+
+def _pending(pid: int) -> int:
+    """The signals pending on a process (thread and shared masks), from /proc."""
+    mask = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            mask |= int(line.split()[1], 16)
+    return mask
+
+
 def write_locked(db: Path) -> bool:
     """True when another connection holds the SQLite file's write lock now."""
     conn = sqlite3.connect(db, timeout=0.2)

@@ -4,6 +4,7 @@ private Redis, Celery workers, SQLite, ffmpeg), pass-through jobs of short clips
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FARM, FarmCLI, hold_workers
+from tests.e2e.farmcli import FARM, FarmCLI, hold_workers, wait_signal_pending
 
 CHUNK = ("--chunk-seconds", "0.5")
 
@@ -132,7 +133,7 @@ def test_stopping_the_farm_mid_batch_loses_nothing_and_redoes_nothing(cli, tmp_p
     # after the chunk in hand (0.5 s chunks of a small clip take ~50 ms: unheld, they would
     # finish the whole batch before the stop reached them)
     down = subprocess.Popen([*FARM, "down"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    wait_signal_pending(held, signal.SIGTERM)   # not a fixed sleep: `farm down` may start slowly
     for proc in held:
         proc.resume()
     assert down.wait(timeout=120) == 0, down.communicate()

@@ -184,9 +184,7 @@ class Sampler(threading.Thread):
         return out
 
     def storage_bytes(self) -> int:
-        """Bytes of the files under storage (blocks, each inode once), less those of inodes that
-        also have names outside it (a hard link to the user's input adds no bytes): kept in
-        self.linked."""
+        """Bytes under storage (blocks, each inode once), less inodes also linked outside it (self.linked)."""
         seen: dict[tuple[int, int], list] = {}
         for dirpath, _, files in os.walk(self.storage):
             for f in files:

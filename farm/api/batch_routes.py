@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
@@ -107,10 +107,18 @@ def _check_image(ctx: ApiContext, token_id: int, given: bool, overwrite: bool):
     """An image item as token `token_id` submits it: its input confined to storage, its output
     claimed as a job's is (farm.api.outputs); InputError refuses that item alone."""
 
-    def check(target: Any) -> None:
+    def check(target: Any) -> Callable[[str | None], None]:
         ctx.storage.confine(Path(target.input))
-        outputs.claim_output(ctx.settings, ctx.db, token_id, target.output, given=given, own_folder=None,
-                             overwrite=overwrite)
+        claim = outputs.claim_output(ctx.settings, ctx.db, token_id, target.output, given=given, own_folder=None,
+                                     overwrite=overwrite)
+
+        def settle(job_id: str | None) -> None:   # farm.jobs.image_batch.Settle
+            if job_id is None:
+                outputs.release(ctx.db, claim)
+            else:
+                outputs.record_job(ctx.db, claim, token_id, job_id)
+
+        return settle
 
     return check
 

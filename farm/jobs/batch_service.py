@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from farm.config import Settings
 from farm.errors import FarmError, StateError, UnavailableError
@@ -29,6 +29,9 @@ from farm.jobs.service import Submitted, cancel_job, retry_job, submit_job
 from farm.state import batches
 from farm.state.db import Database
 from farm.state.states import JOB_LIVE, JobState
+
+if TYPE_CHECKING:
+    from farm.jobs.image_batch import CheckOne
 
 SubmitOne = Callable[[Any], Submitted]
 """Submits one SubmitRequest (the API's also claims its output for the token)."""
@@ -45,7 +48,7 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                  submit_one: SubmitOne | None = None, before_store: Callable[[], None] | None = None,
                  on_step: Callable[[str], None] | None = None, idempotency_key: str | None = None,
                  token_id: int | None = None, output_dir: Path | None = None,
-                 check_image: Callable[[targets.Target], None] | None = None) -> batches.BatchView:
+                 check_image: CheckOne | None = None) -> batches.BatchView:
     """Expand `paths`, record the batch and submit every item; returns the batch as recorded.
 
     `options` are checked job options (farm.jobs.spec.check_options); their `output`, if
@@ -168,7 +171,7 @@ def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
 
 
 def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, refused: list[batches.ItemView],
-                  start: Callable[[], None], check_image: Callable[[targets.Target], None] | None,
+                  start: Callable[[], None], check_image: CheckOne | None,
                   token_id: int | None) -> list[str]:
     """Refused images submitted again, in their places: their items are made anew (an image,
     or refused again)."""
@@ -186,7 +189,7 @@ def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, re
 
 def retry_batch(settings: Settings, db: Database, batch_id: str, *,
                 before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None,
-                check_image: Callable[[targets.Target], None] | None = None,
+                check_image: CheckOne | None = None,
                 token_id: int | None = None) -> list[str]:
     """Run again what did not finish: each failed or cancelled job from what it has left, each
     live job's lost work, and each refused item submitted again (refused again if still bad).

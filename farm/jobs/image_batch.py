@@ -45,8 +45,12 @@ IMAGES_PER_TASK = 256
 TASK_PIXELS = 128 * 1000 * 1000
 """A task's pixel budget: about 60 images of 1080p, a few seconds of face work on a GPU."""
 SAME_FORMAT = ({".jpg", ".jpeg"}, {".tif", ".tiff"})
-CheckOne = Callable[[targets.Target], None]
-"""A front end's own check of an image item (the API: input confined, output claimed); FarmError refuses it."""
+Settle = Callable[[str | None], None]
+"""Told an image item's fate once it is known: the images job's id that renders it, or None (refused)."""
+CheckOne = Callable[[targets.Target], Settle | None]
+"""A front end's own check of an image item (the API: input confined, output claimed); FarmError refuses
+it. What it returns (if anything) is called once with the item's fate (the API: the claim noted with
+its job, or released when the item ends refused after all)."""
 
 
 def _same_format(a: Path, b: Path) -> bool:
@@ -100,35 +104,42 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
     later one. When one of the jobs is cancelled meanwhile (`farm cancel BATCH`), the images not
     yet recorded are refused items saying so (`farm retry BATCH` submits them again)."""
     made_jobs: list[str] = []
+    settles: dict[int, Settle] = {}
     refusal: str | None = None
     prepared: tuple[Any, Any] | None = None
     places_ok: set[Path] = set()
-    for part in job_parts(len(todo)):
-        if made_jobs and _cancelled(db, made_jobs):
-            why = f"batch {batch_id} was cancelled while its images were being submitted"
-            _write_items(db, [dict(batch_id=batch_id, position=position, input_path=str(target.input),
-                                   output_path=str(target.output) if target.output else None,
-                                   kind=batches.REFUSED, error=f"{why} (`farm retry {batch_id}` submits it again)")
-                              for position, target in todo[part.start:]])
-            break
-        items, render = _check_part(db, settings, batch_id, todo[part], options, opts_hash, force=force,
-                                    check_one=check_one, token_id=token_id, places_ok=places_ok)
-        if render and refusal is None and prepared is None:
-            try:
-                prepared = _prepare(render[0][1].input, options, origins, where, settings, start)
-            except UnavailableError:
-                raise
-            except FarmError as exc:   # the job's own refusal: each of its images fails with it
-                refusal = targets.refusal(exc)
-        if render and prepared is not None:
-            try:
-                made_jobs.append(_record_job(db, settings, batch_id, render, items, options, *prepared, token_id))
-                continue
-            except UnavailableError:
-                raise
-            except FarmError as exc:
-                refusal = targets.refusal(exc)
-        _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": refusal} for item, _t, _p in render])
+    try:
+        for part in job_parts(len(todo)):
+            if made_jobs and _cancelled(db, made_jobs):
+                why = f"batch {batch_id} was cancelled while its images were being submitted"
+                _write_items(db, [dict(batch_id=batch_id, position=position, input_path=str(target.input),
+                                       output_path=str(target.output) if target.output else None,
+                                       kind=batches.REFUSED, error=f"{why} (`farm retry {batch_id}` submits it again)")
+                                  for position, target in todo[part.start:]])
+                break
+            items, render = _check_part(db, settings, batch_id, todo[part], options, opts_hash, force=force,
+                                        check_one=check_one, token_id=token_id, places_ok=places_ok, settles=settles)
+            if render and refusal is None and prepared is None:
+                try:
+                    prepared = _prepare(render[0][1].input, options, origins, where, settings, start)
+                except UnavailableError:
+                    raise
+                except FarmError as exc:   # the job's own refusal: each of its images fails with it
+                    refusal = targets.refusal(exc)
+            if render and prepared is not None:
+                try:
+                    made_jobs.append(_record_job(db, settings, batch_id, render, items, options, *prepared, token_id))
+                    _settle(settles, render, made_jobs[-1])
+                    continue
+                except UnavailableError:
+                    raise
+                except FarmError as exc:
+                    refusal = targets.refusal(exc)
+            _write_items(db, items + [{**item, "kind": batches.REFUSED, "error": refusal} for item, _t, _p in render])
+            _settle(settles, render, None)
+    finally:   # a part cut short by an error: its checked images were never recorded
+        for settle in settles.values():
+            settle(None)
     if made_jobs and _cancelled(db, made_jobs):   # a cancel that came as the last job was recorded
         for job_id in made_jobs:
             try:
@@ -138,13 +149,22 @@ def submit_images(db: Database, settings: Settings, batch_id: str, todo: list[tu
     return made_jobs
 
 
+def _settle(settles: dict[int, Settle], render: list[tuple[dict[str, Any], targets.Target, int]],
+            job_id: str | None) -> None:
+    """Tell the front end the fate of each image of `render` it checked (farm.jobs.image_batch.Settle)."""
+    for item, _target, _pixels in render:
+        settle = settles.pop(item["position"], None)
+        if settle is not None:
+            settle(job_id)
+
+
 def _cancelled(db: Database, job_ids: list[str]) -> bool:
     return any(store.get_job(db, job_id).cancel_requested for job_id in job_ids)
 
 
 def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tuple[int, targets.Target]],
                 options: Mapping[str, Any], opts_hash: str, *, force: bool, check_one: CheckOne | None,
-                token_id: int | None, places_ok: set[Path]
+                token_id: int | None, places_ok: set[Path], settles: dict[int, Settle]
                 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], targets.Target, int]]]:
     """(items not to render: refused, resumed or still rendering; (item, target, pixels) to render)."""
     from farm.media.stills import check_still
@@ -183,8 +203,9 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
             continue
         try:
             check_image_output(target, settings, overwrite, made, api=token_id is not None, places_ok=places_ok)
-            if check_one is not None:
-                check_one(target)
+            settle = check_one(target) if check_one is not None else None
+            if settle is not None:
+                settles[position] = settle
         except UnavailableError:
             raise
         except FarmError as exc:

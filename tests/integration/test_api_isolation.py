@@ -81,3 +81,40 @@ def test_a_client_sees_and_acts_on_its_own_batches_only(clients):
     job_id = a.get(f"/batches/{batch}").json()["items"][0]["id"]
     assert store.get_job(db, job_id).state == "queued"   # b's cancel touched nothing
     assert b.get(f"/jobs/{job_id}").status_code == 404 and a.get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_an_image_output_claimed_for_a_refused_images_job_is_released(inproc):
+    """Client a's images batch is refused as a job (this farm requires consent; a gave none):
+    the outputs it had claimed are let go, so client b can write there. (Before, a's claims
+    stayed, and b was told the paths belong to another client's job.) Once b's images job is
+    recorded, its claims name that job."""
+    import dataclasses
+
+    from PIL import Image
+    from sqlalchemy import select
+
+    from farm.state.db import OutputClaim
+
+    settings, db, _ctx = inproc
+    settings = dataclasses.replace(settings, require_consent=True)
+    app = create_app(settings, db)
+    a, b = TestClient(app), TestClient(app)
+    a.headers["Authorization"] = f"Bearer {create_token(db, 'team-a')}"
+    b.headers["Authorization"] = f"Bearer {create_token(db, 'team-b')}"
+    folder = Path(settings.storage_dir) / "incoming" / "stills"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (64, 48), (200, 150, 120)).save(folder / "one.png")
+    body = {"path": "incoming/stills", "output": "outputs/stills", "passthrough": True}
+    refused = a.post("/batches", json=body)
+    assert refused.status_code == 201, refused.text
+    item = refused.json()["items"][0]
+    assert item["state"] == "failed" and "consent" in item["error"], item
+    with db.transaction() as s:
+        assert s.execute(select(OutputClaim)).scalars().all() == []
+    taken = b.post("/batches", json={**body, "consent": "ticket-42"})
+    assert taken.status_code == 201, taken.text
+    item = taken.json()["items"][0]
+    assert item["state"] != "failed" and item["error"] is None, item
+    with db.transaction() as s:
+        claims = s.execute(select(OutputClaim)).scalars().all()
+    assert [(Path(c.path).name, c.job_id) for c in claims] == [("one.png", item["id"])]

@@ -120,7 +120,9 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     if given:
         options["output"] = confine(storage, options["output"], "output")
     else:
-        options["output"] = upload_dir / f"{Path(video.filename).stem}.farm{Path(video.filename).suffix}"
+        from farm.jobs.output_places import default_output
+
+        options["output"] = default_output(upload_dir / Path(video.filename).name)
     _check_models(storage, options)
     payload = {"options": {k: v for k, v in raw.items() if k not in ("source", "reference", "output")},
                "output": raw.get("output"), "source_paths": raw.get("source"), "reference_path": raw.get("reference"),

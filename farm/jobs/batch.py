@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from farm.errors import FarmError, InputError
-from farm.jobs.output_places import default_output
+from farm.jobs.output_places import SUFFIX_OF_OUTPUT, default_output
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
                         ".nut"})
@@ -112,6 +112,15 @@ def _suffix(name: str) -> str:
     return name[at:] if 0 < at < len(name) - 1 else ""
 
 
+def _mirrored(output_dir: Path | str, relative: str, suffix: str) -> str:
+    """The output of the input at `relative` under `output_dir`: the same path, with the output's
+    suffix where it differs from the input's (farm.jobs.output_places.SUFFIX_OF_OUTPUT)."""
+    other = SUFFIX_OF_OUTPUT.get(suffix.lower())
+    if other is not None:
+        relative = relative[:len(relative) - len(suffix)] + other
+    return os.path.join(output_dir, relative)
+
+
 def _walk(root: Path) -> Iterable[str]:
     for folder, dirs, files in os.walk(root):
         dirs.sort()
@@ -175,7 +184,7 @@ def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = N
             if reason is not None:
                 skipped.append(Target(Path(absolute), reason=reason))
                 continue
-            out = str(output_to) if output_to else (os.path.join(output_dir, relative) if output_dir is not None
+            out = str(output_to) if output_to else (_mirrored(output_dir, relative, suffix) if output_dir is not None
                                                     else str(default_output(Path(absolute))))
             out = os.path.abspath(out)
             if out in planned:

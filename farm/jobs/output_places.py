@@ -31,9 +31,19 @@ API_OUTPUTS_DIR = "outputs"
 TRT_CACHE_DIR = "trt-cache"
 
 
+SUFFIX_OF_OUTPUT = {".webm": ".mkv"}
+"""An input suffix whose output has another: WebM holds only VP8/VP9/AV1 video and farm
+encodes H.264 or HEVC, so a WebM's output is the Matroska it is written as (farm.media.formats)."""
+
+
+def output_suffix(video: Path) -> str:
+    """The file suffix an output of `video` must have: the input's, as typed, but see SUFFIX_OF_OUTPUT."""
+    return SUFFIX_OF_OUTPUT.get(video.suffix.lower(), video.suffix)
+
+
 def default_output(video: Path) -> Path:
     """`<name>.farm.<ext>` beside the input (a job's output when none is named)."""
-    return video.with_name(f"{video.stem}.farm{video.suffix}")
+    return video.with_name(f"{video.stem}.farm{output_suffix(video)}")
 
 
 def real_output_path(out: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import Settings
 from farm.errors import FarmError, InputError, UnavailableError
-from farm.jobs.output_places import default_output
+from farm.jobs.output_places import default_output, output_suffix
 from farm.jobs.spec import CLI, SPEC, option_name
 from farm.media.chunk_codec import choose_encoder
 from farm.media.intermediate import chunk_file_name
@@ -81,9 +81,11 @@ def check_output(req: SubmitRequest, settings: Settings) -> Path:
 
     video = req.video.absolute()
     out = Path(os.path.abspath((req.output or default_output(video)).expanduser()))
-    if out.suffix.lower() != video.suffix.lower():
-        raise InputError(f"output {out} must keep the input's container ({video.suffix})",
-                         hint=f"use an output name ending in {video.suffix}")
+    suffix = output_suffix(video)
+    if out.suffix.lower() != suffix.lower():
+        why = " (WebM holds VP8/VP9/AV1 only; farm encodes H.264 or HEVC, in Matroska)" if suffix != video.suffix else ""
+        raise InputError(f"output {out} must keep the input's container ({suffix}){why}",
+                         hint=f"use an output name ending in {suffix}")
     if out.is_symlink():
         dangling = "" if out.exists() else ", which points nowhere"
         raise InputError(f"output {out} is a symbolic link (to {os.readlink(out)}{dangling}); "

@@ -2,7 +2,9 @@
 
 Each worker process builds its WorkerContext lazily on the first task (never in the
 parent of the prefork pool, never in worker_process_init), and keeps it, with its
-database engine and warm model sessions, for every later chunk and job.
+database engine and warm model sessions, for every later chunk and job. After each task
+the process hands its freed heap back (farm.memory.release_memory): a 4K chunk's frames
+otherwise stayed in its RSS until the next one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from celery import Celery
 
 from farm.broker.celery_app import TASK_FINALIZE_JOB, TASK_PROCESS_CHUNK
 from farm.config import Settings
+from farm.memory import release_memory
 
 log = logging.getLogger("farm.broker.tasks")
 
@@ -36,11 +39,17 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         from farm.workers.chunk_runner import run_chunk
 
         app_hostname[0] = self.request.hostname or "worker"
-        return run_chunk(context(), job_id, index, worker=self.request.hostname or "worker")
+        try:
+            return run_chunk(context(), job_id, index, worker=self.request.hostname or "worker")
+        finally:
+            release_memory()
 
     @app.task(name=TASK_FINALIZE_JOB, bind=True, shared=False)
     def finalize_job(self, job_id: str) -> str:  # noqa: ANN001
         from farm.workers.finalize import run_finalize
 
         app_hostname[0] = self.request.hostname or "worker"
-        return run_finalize(context(), job_id, owner=f"{self.request.hostname}:{os.getpid()}")
+        try:
+            return run_finalize(context(), job_id, owner=f"{self.request.hostname}:{os.getpid()}")
+        finally:
+            release_memory()

@@ -28,6 +28,7 @@ from farm.cli.watch import farm_not_running, job_view, jobs_table, report_job, w
 from farm.config import Settings, load_settings
 from farm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError
 from farm.jobs.outcomes import exit_code_for, job_json, outcome_json
+from farm.memory import release_memory
 from farm.state import store
 from farm.state.batches import is_batch_id
 from farm.state.db import Database, upgrade_schema
@@ -137,6 +138,7 @@ def run_submit(video: Path | None, given: dict[str, Any], *, spec: Path | None, 
             print(job_id)
         return
     err.print(f"job [bold]{job_id}[/] submitted")
+    release_memory(drop_model_packs=True)   # the face prep's pack: the wait needs none of it
     try:
         job = wait_for_job(db, job_id, err, broker_check=local.BrokerWatch(settings, job_id).check)
     except KeyboardInterrupt:

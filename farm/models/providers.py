@@ -2,7 +2,8 @@
 
 Nothing here initialises CUDA (no cuInit, no context): diagnosis only looks for
 device nodes and loads shared libraries by name, so it is safe in the parent of a
-prefork pool.
+prefork pool. onnxruntime (and numpy with it, ~30 MiB of RSS) is imported only when a
+GPU provider is diagnosed: a CPU worker's Celery parent checks its providers without it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import site
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import onnxruntime as ort
 
 from farm.errors import InputError, ProviderError
 
@@ -102,6 +101,8 @@ def diagnose(provider: str) -> list[str]:
         return []
     if provider not in GPU_PROVIDERS:
         raise InputError(f"unknown execution provider {provider!r}")
+    import onnxruntime as ort
+
     missing: list[str] = []
     ort_name = ORT_NAMES[provider]
     if ort_name not in ort.get_available_providers():
@@ -191,6 +192,8 @@ def _preload_nvidia_wheels() -> None:
     if _preloaded:
         return
     _preloaded = True
+    import onnxruntime as ort
+
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:
         return

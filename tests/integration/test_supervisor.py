@@ -33,6 +33,15 @@ def test_the_supervisor_never_loads_onnxruntime_or_cuda():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_cpu_workers_celery_parent_checks_its_providers_without_onnxruntime():
+    """The prefork parent never runs a model: onnxruntime + numpy (~30 MiB) stay in its child."""
+    code = ("import sys\nfrom farm.workers.celery_worker import check_providers\n"
+            "check_providers('cpu', 'cpu0@x')\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'numpy', 'cv2', 'av')]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def _children(pid: int) -> dict[str, psutil.Process]:
     out = {}
     for child in psutil.Process(pid).children():

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import hashlib
 import os
 import re
 import shutil
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,9 +79,28 @@ def check_writable_folder(path: Path, flag: str) -> None:
                          hint=f"choose another {flag}")
 
 
-def temp_name(final: Path) -> Path:
-    """A unique temporary name beside `final` (same folder, so rename is atomic)."""
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+def temp_name(final: Path, job_id: str | None = None) -> Path:
+    """A unique temporary name beside `final` (same folder, so rename is atomic); with
+    `job_id` it names the job, so that remove_leftovers finds what a killed writer left."""
+    tag = f"{job_id}-" if job_id else ""
+    return final.with_name(f".{final.name}.{tag}{uuid.uuid4().hex[:8]}.tmp")
+
+
+def remove_leftovers(final: Path, job_id: str, older_than_s: float | None = None) -> list[Path]:
+    """Remove job `job_id`'s temporaries beside `final` (temp_name(final, job_id)): what a
+    finalizer killed mid-write left in the user's folder. older_than_s: only those not
+    written to for that long (seconds), so a slow writer that is still alive keeps its own."""
+    now = time.time()
+    removed = []
+    mine = f".{glob.escape(final.name)}.{job_id}-*.tmp"
+    for path in [*final.parent.glob(mine), *final.parent.glob(f".{mine}.c2pa.*.tmp")]:   # and its signed copy
+        try:
+            if older_than_s is None or now - path.stat().st_mtime >= older_than_s:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 @dataclass(frozen=True)

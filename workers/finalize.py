@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +31,7 @@ from farm.storage import (
     IngestRecord,
     check_source,
     commit_publish,
+    remove_leftovers,
     temp_name,
 )
 from farm.workers.beats import Heartbeat
@@ -248,7 +251,9 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         return requeue_lost(ctx, job_id, owner, lost)
     source = Path(job.source_path)
     final = Path(job.output_path)
-    tmp = temp_name(final)   # written beside the destination: published by a rename, never copied
+    tmp = temp_name(final, job_id)   # written beside the destination: published by a rename, never copied
+    for path in remove_leftovers(final, job_id, older_than_s=stale_s):
+        log.warning("job %s: removed %s, left by a finalizer that was killed", job_id, path)
     published = False
     clock = StepClock()
     try:
@@ -282,7 +287,8 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
         if published and not job.overwrite:
             final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
-        message = str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"
+        message = (no_space_text(exc, job_id, final, ctx.storage.job_dir(job_id))
+                   or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"))
         store.fail_job(ctx.db, job_id, f"finalize failed: {message}")
         log.error("job %s: finalize failed: %s", job_id, message)
         return f"error: {message}"
@@ -294,9 +300,22 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
         return "cancelled" if outcome == "cancelled" else "skip"
     if not job.keep_chunks:
         ctx.storage.remove_chunks(job_id)
+    remove_leftovers(final, job_id)   # done: a lost finalizer's temporary is nobody's now
     store.note(ctx.db, job_id, "finalize_steps", clock.describe())
     log.info("job %s: done -> %s", job_id, final)
     return "done"
+
+
+def no_space_text(exc: Exception, job_id: str, final: Path, job_dir: Path) -> str | None:
+    """What to tell when finalize ran out of disk (an OSError, or ffmpeg saying so), naming the
+    fuller of the output's folder and the job's folder on storage; None for other failures."""
+    if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
+            and "No space left on device" not in str(exc):
+        return None
+    places = [p for p in (final.parent, job_dir) if p.is_dir()]
+    full = min(places, key=lambda p: shutil.disk_usage(p).free) if places else final.parent
+    return (f"no space left in {full} while writing the output {final}; nothing was published: "
+            f"free space there, then `farm retry {job_id}`")
 
 
 def requeue_lost(ctx: Runtime, job_id: str, owner: str, lost: dict[int, str]) -> str:

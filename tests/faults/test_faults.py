@@ -201,6 +201,34 @@ def test_stop_the_whole_farm_mid_job_then_up_and_retry_finishes_without_redoing(
     assert_exact(src, tmp_path / "long.farm.mp4")
 
 
+def test_a_full_output_folder_fails_the_job_saying_where_and_what_to_do(farm_home, tmp_path):
+    """The output's folder (where finalize writes its temporary, beside the output) fills up:
+    the job fails naming the folder and `farm retry`, leaves nothing there, and a retry once
+    there is room publishes it (before: a bare "[Errno 28] No space left on device")."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(out_dir)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    cli = FarmCLI(farm_home, dict(FAST_FAULTS, FARM_MAX_ATTEMPTS="1"))
+    try:
+        src = clips.make_clip(tmp_path / "big.mp4", width=640, height=360, seconds=2.0, gop=30)
+        out = out_dir / "big.mp4"
+        proc = cli.run("submit", str(src), "--passthrough", "--crf", "0", "--output", str(out), "--wait", "--json")
+        assert proc.returncode == 1, proc.stderr
+        job = json.loads(proc.stdout)
+        assert job["state"] == "failed", job
+        assert f"no space left in {out_dir}" in job["error"] and f"farm retry {job['id']}" in job["error"], job
+        assert list(out_dir.iterdir()) == []
+        subprocess.run(["mount", "-o", "remount,size=64m", str(out_dir)], check=True)
+        assert cli.run("retry", job["id"]).returncode == 0
+        assert cli.wait_state(job["id"], {"done", "failed"})["state"] == "done"
+        assert media_checks.frame_count(out) == 60
+    finally:
+        cli.down()
+        subprocess.run(["umount", "-l", str(out_dir)])
+
+
 def test_storage_full_fails_cleanly_and_publishes_nothing(farm_home, tmp_path):
     mount_point = tmp_path / "small"
     mount_point.mkdir()

@@ -32,10 +32,13 @@ def cli(farm_home: Path):
 
 def slow_ffmpeg(tmp_path: Path) -> tuple[Path, Path]:
     """A real ffmpeg behind a wrapper that logs '<parent pid> <own pid>' and waits 1 s first,
-    so that a test can catch the finalizer inside its join (the remux step runs ffmpeg)."""
+    so that a test can catch the finalizer inside its join (the remux step runs ffmpeg). An
+    output named *.tmp (the finalizer's) is begun first, as ffmpeg would have begun it."""
     calls = tmp_path / "ffmpeg-calls"
     wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f'#!/bin/sh\necho "$PPID $$" >> "{calls}"\nsleep 1\nexec "{ffmpeg_exe()}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$PPID $$" >> "{calls}"\nfor last; do :; done\n'
+                       'case "$last" in *.tmp) printf half-written > "${last#file:}";; esac\n'
+                       f'sleep 1\nexec "{ffmpeg_exe()}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return wrapper, calls
 
@@ -74,6 +77,8 @@ def test_a_finalizer_killed_mid_join_loses_its_claim_and_the_job_finishes(farm_h
         assert took_s < 2 * STALE_S + 8, f"took {took_s:.1f} s after the kill"
         assert events(cli.home, job_id, "finalize_claimed") >= 2
         assert_exact(src, tmp_path / "long.farm.mp4")
+        # and the dead finalizer's half-written output (a hidden temporary beside the output) is gone
+        assert not list(tmp_path.glob(".long.farm.mp4*")), list(tmp_path.iterdir())
     finally:
         cli.down()
 

@@ -114,3 +114,26 @@ def test_ingest_refuses_a_copy_whose_checksum_differs_and_leaves_the_input_alone
     assert str(src) in info.value.message and info.value.hint
     assert not dest.exists() and not list(dest.parent.glob(".*"))
     assert (real_sha256(src), src.stat().st_mtime_ns) == before
+
+
+def test_remove_leftovers_takes_a_killed_writers_temporaries_of_that_job_only(tmp_path):
+    """A finalizer killed mid-write leaves its hidden temporary (and the signed copy) beside
+    the user's output; the next finalize of that job removes the ones untouched for the
+    stale time, and never another job's or a live writer's."""
+    import os
+    import time
+
+    from farm.storage import remove_leftovers, temp_name
+
+    final = tmp_path / "take [1].mp4"     # glob characters in the name are taken literally
+    killed = temp_name(final, "job1")
+    signed = killed.with_name(f".{killed.name}.c2pa.4242.tmp")
+    live, other = temp_name(final, "job1"), temp_name(final, "job2")
+    for path in (killed, signed, live, other):
+        path.write_bytes(b"half-written")
+    long_ago = time.time() - 600
+    for path in (killed, signed):
+        os.utime(path, (long_ago, long_ago))
+    assert sorted(remove_leftovers(final, "job1", older_than_s=60)) == sorted([killed, signed])
+    assert sorted(tmp_path.iterdir()) == sorted([live, other])
+    assert remove_leftovers(final, "job1") == [live] and list(tmp_path.iterdir()) == [other]

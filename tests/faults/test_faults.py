@@ -17,7 +17,7 @@ import pytest
 from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import load_settings
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI, write_locked
+from tests.e2e.farmcli import FARM, FarmCLI, hold_workers, wait_signal_pending, write_locked
 from tests.faults.farmfaults import busy_worker, chunks, events, query
 
 FAST_FAULTS = {"FARM_STALE_HEARTBEAT_S": "4", "FARM_REAP_INTERVAL_S": "1", "FARM_LOCAL_WORKERS": "2"}
@@ -189,7 +189,14 @@ def test_stop_the_whole_farm_mid_job_then_up_and_retry_finishes_without_redoing(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(s == "done" for _, s, *_ in chunks(cli.home, job_id)) < 2:
         time.sleep(0.1)
-    cli.down()
+    # `farm down` while the workers are held, resumed once its SIGTERM is on them: on a loaded
+    # machine its start could otherwise take as long as the chunks left
+    held = hold_workers(cli)
+    down = subprocess.Popen([*FARM, "down"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_signal_pending(held, signal.SIGTERM)
+    for proc in held:
+        proc.resume()
+    assert down.wait(timeout=120) == 0, down.communicate()
     done_before = {i for i, s, *_ in chunks(cli.home, job_id) if s == "done"}
     assert done_before and len(done_before) < len(chunks(cli.home, job_id))
     assert "running" not in {s for _, s, *_ in chunks(cli.home, job_id)}, "farm down left chunks running"

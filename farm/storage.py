@@ -231,29 +231,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def stage_for_publish(src: Path, final: Path) -> Path:
-    """Put `src` under a hidden temporary name beside `final` and return that name.
-
-    The slow half of publishing: a hard link, or a copy (fsynced) when `src` is on
-    another filesystem. The caller removes the returned file if it does not commit it.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(final)
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _storage_error(exc, f"cannot copy the output to {final.parent}") from None
-    return tmp
-
-
 def commit_publish(staged: Path, final: Path, *, overwrite: bool) -> None:
-    """Make a staged file (stage_for_publish) visible at `final` in one atomic step.
+    """Make a file finalize wrote beside `final` (temp_name) visible at `final` in one atomic step.
 
     With `overwrite` it is renamed over `final`; without, it is linked to `final`, which
     fails if `final` exists (FarmError; nothing is overwritten). Quick: no data is copied.

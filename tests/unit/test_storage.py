@@ -5,7 +5,7 @@ import os
 import pytest
 
 from farm.errors import FarmError, InputError
-from farm.storage import Storage, commit_publish, ingest, sha256_file, stage_for_publish, temp_name
+from farm.storage import Storage, commit_publish, ingest, sha256_file, temp_name
 
 
 def test_layout_and_confinement(tmp_path):
@@ -36,8 +36,10 @@ def test_ingest_leaves_the_input_unchanged(tmp_path):
 
 
 def publish(src, final, *, overwrite):
-    """Publish as finalize does: stage beside the target (slow half), then commit."""
-    staged = stage_for_publish(src, final)
+    """Publish as finalize does: the output written under a temporary name beside the target, then committed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged = temp_name(final, "job1")
+    staged.write_bytes(src.read_bytes())
     try:
         commit_publish(staged, final, overwrite=overwrite)
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -143,7 +144,8 @@ def hand_on(ctx: Runtime, job_id: str, finish: chunks.Finish) -> str:
 
 def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None:
     """"no space left on <folder> ..." when `exc` is (or was raised while handling) a storage
-    error (STORAGE_ERRNOS) rather than a fault of this worker; None otherwise."""
+    error (STORAGE_ERRNOS), or an ffmpeg failure that says so, rather than a fault of this
+    worker; None otherwise. `folder`: where the failed write went, when the error names no file."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
@@ -151,10 +153,14 @@ def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None
         if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
             name = cause.filename if isinstance(cause.filename, str) else ""
             where = Path(name.removeprefix("file:")).parent if name else folder   # PyAV names file: URLs
-            return (f"{STORAGE_ERRNOS[cause.errno]} {where} ({cause.strerror}); free space on the "
-                    f"farm's storage, then `farm retry {job_id}`")
+            return _storage_text(cause.errno, where, job_id)
         cause = cause.__cause__ or cause.__context__
-    return None
+    said = [code for code in STORAGE_ERRNOS if os.strerror(code) in str(exc)]   # ffmpeg's own stderr
+    return _storage_text(said[0], folder, job_id) if said else None
+
+
+def _storage_text(code: int, where: Path, job_id: str) -> str:
+    return f"{STORAGE_ERRNOS[code]} {where} ({os.strerror(code)}); free space there, then `farm retry {job_id}`"
 
 
 def batch_for(chain: StageChain) -> Callable[[list[Frame]], list[Frame]] | None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,6 +34,7 @@ from farm.storage import (
 )
 from farm.workers.beats import Heartbeat
 from farm.workers.chunk_outputs import lost_chunk_outputs
+from farm.workers.chunk_runner import storage_problem
 from farm.workers.encoder_check import job_encoder
 from farm.workers.runtime import Runtime
 
@@ -287,7 +286,7 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason; nothing is published
         if published and not job.overwrite:
             final.unlink(missing_ok=True)   # linked by us, but the job could not be marked done
-        message = (no_space_text(exc, job_id, final, ctx.storage.job_dir(job_id))
+        message = (storage_problem(exc, final.parent, job_id)   # the remux writes beside the output
                    or (str(exc) if isinstance(exc, FarmError) else f"{type(exc).__name__}: {exc}"))
         store.fail_job(ctx.db, job_id, f"finalize failed: {message}")
         log.error("job %s: finalize failed: %s", job_id, message)
@@ -304,18 +303,6 @@ def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:
     store.note(ctx.db, job_id, "finalize_steps", clock.describe())
     log.info("job %s: done -> %s", job_id, final)
     return "done"
-
-
-def no_space_text(exc: Exception, job_id: str, final: Path, job_dir: Path) -> str | None:
-    """What to tell when finalize ran out of disk (an OSError, or ffmpeg saying so), naming the
-    fuller of the output's folder and the job's folder on storage; None for other failures."""
-    if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
-            and "No space left on device" not in str(exc):
-        return None
-    places = [p for p in (final.parent, job_dir) if p.is_dir()]
-    full = min(places, key=lambda p: shutil.disk_usage(p).free) if places else final.parent
-    return (f"no space left in {full} while writing the output {final}; nothing was published: "
-            f"free space there, then `farm retry {job_id}`")
 
 
 def requeue_lost(ctx: Runtime, job_id: str, owner: str, lost: dict[int, str]) -> str:

@@ -225,7 +225,7 @@ def test_a_full_output_folder_fails_the_job_saying_where_and_what_to_do(farm_hom
         assert proc.returncode == 1, proc.stderr
         job = json.loads(proc.stdout)
         assert job["state"] == "failed", job
-        assert f"no space left in {out_dir}" in job["error"] and f"farm retry {job['id']}" in job["error"], job
+        assert f"no space left on {out_dir}" in job["error"] and f"farm retry {job['id']}" in job["error"], job
         assert list(out_dir.iterdir()) == []
         subprocess.run(["mount", "-o", "remount,size=64m", str(out_dir)], check=True)
         assert cli.run("retry", job["id"]).returncode == 0

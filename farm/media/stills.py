@@ -150,7 +150,9 @@ def read_still(path: Path, max_side: int) -> Still:
             rgb = np.repeat((stored.astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
         else:
             stored = np.array(im)
-            rgb = np.asarray(im.convert("RGB"))
+            # an RGB image's stored samples are its RGB: one array serves as both (neither is
+            # written to), which saves a second copy out of Pillow (~12 ms at 1080p)
+            rgb = stored if mode == "RGB" else np.asarray(im.convert("RGB"))
         exif = im.getexif()
         orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
         extras: dict[str, Any] = {}
@@ -181,9 +183,9 @@ def _from_rgb(still: Still, rgb: np.ndarray, changed: np.ndarray) -> np.ndarray:
     """The stored array with the `changed` pixels (stored orientation) replaced from `rgb`."""
     from PIL import Image
 
-    out = still.stored.copy()
     if not changed.any():
-        return out
+        return still.stored   # nothing to replace: the input's samples as they are (not written to)
+    out = still.stored.copy()
     mode = still.mode
     if mode.startswith("I;16"):
         grey = np.asarray(Image.fromarray(rgb, "RGB").convert("L")).astype(np.uint16) * 257
@@ -206,6 +208,16 @@ def _from_rgb(still: Still, rgb: np.ndarray, changed: np.ndarray) -> np.ndarray:
     else:
         out[changed] = converted[changed]
     return out
+
+
+def changed_pixels(rgb: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """H x W bool: the pixels whose R, G or B differ between two H x W x 3 arrays. The three
+    channels' comparisons are OR-ed plane by plane (np.any over the last axis costs ~7x more:
+    ~37 against ~5 ms at 1080p), and an unchanged image is found by one comparison (~1 ms)."""
+    if rgb is before or np.array_equal(rgb, before):
+        return np.zeros(rgb.shape[:2], bool)
+    diff = rgb != before
+    return diff[..., 0] | diff[..., 1] | diff[..., 2]
 
 
 def label_exif(still: Still, label: str, software: str) -> Any:
@@ -237,8 +249,7 @@ def write_still(still: Still, rgb: np.ndarray, out: Path, tags: Mapping[str, str
     (farm.workers.finalize.output_metadata's keys)."""
     from PIL import Image, PngImagePlugin
 
-    before = still.rgb
-    changed = np.any(rgb != before, axis=2)
+    changed = changed_pixels(rgb, still.rgb)
     if still.orientation in _ORIENT:
         back = _ORIENT[still.orientation][1]
         rgb, changed = np.ascontiguousarray(back(rgb)), np.ascontiguousarray(back(changed))

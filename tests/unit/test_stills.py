@@ -214,3 +214,27 @@ def test_a_frame_made_from_rgb_gives_back_the_same_rgb_where_no_stage_wrote():
     back = rgb_from_frame(frame, before, rgb)
     changed = np.any(back != rgb, axis=2)
     assert changed[2:4, 2:4].all() and changed.sum() == 4
+
+
+def test_changed_pixels_is_any_channel_differing_and_nothing_for_the_same_image():
+    before = picture(33, 47)
+    after = before.copy()
+    after[3, 5, 0] ^= 1       # red only
+    after[10, 20, 2] ^= 128   # blue only
+    after[30, 46] = 255 - after[30, 46]
+    got = stills.changed_pixels(after, before)
+    assert got.shape == (33, 47) and got.dtype == bool
+    assert np.array_equal(got, np.any(after != before, axis=2))   # the plain definition
+    assert not stills.changed_pixels(before, before).any()
+    assert not stills.changed_pixels(before.copy(), before).any()
+
+
+def test_an_rgb_image_read_and_written_back_unchanged_is_the_same_pixels(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(picture()).save(src)
+    still = stills.read_still(src, SIDE)
+    assert still.rgb is still.stored or np.array_equal(still.rgb, still.stored)
+    out = tmp_path / "out.png"
+    assert stills.write_still(still, still.rgb, out, TAGS, tmp_path / ".out.png") == 0
+    assert np.array_equal(np.asarray(Image.open(out)), picture())
+    assert np.array_equal(np.asarray(Image.open(src)), picture())   # the input is untouched

@@ -162,6 +162,18 @@ def intermediate_muxer(codec: str) -> str:
     return _INTERMEDIATE_BY_CODEC.get(codec, INTERMEDIATE_MUXER)
 
 
+def joined_muxer(output: str, codec: str) -> str:
+    """Muxer of the joined video that finalize copies into an output written by `output`.
+
+    Matroska for a Matroska or WebM output: it declares the video's frame rate
+    (DefaultDuration), which ffmpeg copies into the output, and its 1 ms timestamps are
+    the output's own. From an MP4 ffmpeg would derive the rate from the sample
+    durations, which a 1 ms timescale rounds (24000/1001 read back as 68500/2857).
+    Other outputs: the codec's intermediate muxer, as for chunks.
+    """
+    return "matroska" if output in ("matroska", "webm") else intermediate_muxer(codec)
+
+
 def intermediate_suffix(muxer: str) -> str:
     """File suffix for an intermediate written by `muxer`."""
     return _SUFFIX_BY_MUXER[muxer]

@@ -41,11 +41,12 @@ def open_read(path: str | os.PathLike[str]) -> av.container.InputContainer:
 
 
 def open_write(path: str | os.PathLike[str], codec: str, time_base_den: int,
-               colour_range: int = 0) -> av.container.OutputContainer:
+               colour_range: int = 0, muxer: str | None = None) -> av.container.OutputContainer:
     """Open an intermediate file for writing a `codec` stream whose time base is 1/den.
 
-    colour_range: the stream's range code point (0 unknown, 1 tv, 2 pc).
+    colour_range: the stream's range code point (0 unknown, 1 tv, 2 pc). muxer: the
+    container (default: the codec's intermediate muxer; see formats.joined_muxer).
     """
-    muxer = intermediate_muxer(codec)
+    muxer = muxer or intermediate_muxer(codec)
     options = intermediate_options(muxer, time_base_den, keep_range=colour_range != 0)
     return av.open(file_url(path), "w", format=muxer, options=options)

@@ -3,8 +3,11 @@
 Two steps:
 1. PyAV concatenates the chunks' video packets into one intermediate MP4 (exact pts:
    each chunk already carries the source's; dts are made strictly increasing across
-   seams) and sets the source's display matrix (rotation, flips). A job of one chunk,
-   without a display matrix, skips this: its chunk output is that video already.
+   seams) and sets the source's display matrix (rotation, flips). For a Matroska or
+   WebM output it is a Matroska file declaring the source's frame rate, which ffmpeg
+   copies into the output (formats.joined_muxer). A job of one chunk, without a
+   display matrix, whose output takes an MP4, skips this: its chunk output is that
+   video already.
 2. ffmpeg (stream copy, -copyts) writes the output in the source's container: that
    video plus every other stream of the source (audio, subtitles, attachments, other
    video streams, cover art, data) that the container can hold, its container and
@@ -27,7 +30,9 @@ from farm.errors import MediaError
 from farm.media.ffmpeg import FinalizeSpec, ffmpeg_exe, finalize_argv, run_ffmpeg
 from farm.media.formats import (
     holds_cover_art,
+    intermediate_muxer,
     is_mov_family,
+    joined_muxer,
     keeps_data_streams,
     keeps_free_tags,
     output_muxer,
@@ -52,12 +57,13 @@ def join_chunks(chunk_paths: Sequence[str | os.PathLike[str]], source: str | os.
     times = {} if times is None else times
     try:
         started = time.perf_counter()
-        if len(chunk_paths) == 1 and not info.video.display_matrix:
+        codec, timescale = video_params(Path(chunk_paths[0]))
+        joined_as = joined_muxer(muxer_for(info, codec), codec)
+        if len(chunk_paths) == 1 and not info.video.display_matrix and joined_as == intermediate_muxer(codec):
             video = Path(chunk_paths[0])   # one chunk is the joined video already: no joined temporary
-            codec, timescale = video_params(video)
         else:
             video = video_tmp
-            codec, timescale = concat_video(chunk_paths, video_tmp, info)
+            codec, timescale = concat_video(chunk_paths, video_tmp, info, joined_as)
         joined = time.perf_counter()
         times["join"] = joined - started
         spec = finalize_spec(info, Path(source), video, out, metadata, timescale, codec, sniff_demuxer(video))
@@ -175,20 +181,26 @@ def output_video_index(info: MediaInfo, muxer: str) -> int:
 
 
 def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,
-                 info: MediaInfo) -> tuple[str, int]:
+                 info: MediaInfo, muxer: str | None = None) -> tuple[str, int]:
     """Concatenate the chunks' video packets into one intermediate file.
 
-    Returns (codec name, time base denominator). Each chunk keeps its pts; a dts that
-    does not rise across a seam (possible with variable frame rate and B-frames) is
-    moved up by one tick, which is always <= its pts with a fine time base.
+    Returns (codec name, time base denominator of the file written). Each chunk keeps
+    its pts; a dts that does not rise across a seam (possible with variable frame rate
+    and B-frames) is moved up by one tick, which is always <= its pts with a fine time
+    base. muxer: the file's container (default: the codec's intermediate muxer). The
+    stream declares the source's average frame rate where the container keeps one
+    (Matroska's DefaultDuration), not the rate the chunks' headers give (x264 writes
+    its time base's tick there: 1000 fps for a 1 ms source).
     """
     with open_read(chunk_paths[0]) as c0:
         template = c0.streams.video[0]
         tb, codec = template.time_base, template.codec_context.codec.canonical_name
         headers = template.codec_context.extradata
-        sink = open_write(out_path, codec, tb.denominator, info.video.colour.range)
+        sink = open_write(out_path, codec, tb.denominator, info.video.colour.range, muxer)
         stream = sink.add_stream_from_template(template)
         stream.time_base = tb
+        if info.video.fps:
+            stream.codec_context.framerate = info.video.fps
     prev_dts: int | None = None
     try:
         if info.video.display_matrix:
@@ -211,6 +223,7 @@ def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,
                     prev_dts = pkt.dts
                     pkt.stream = stream
                     sink.mux(pkt)
+        written = stream.time_base   # the muxer's own (Matroska: 1 ms)
         sink.close()
     except av.FFmpegError as exc:
         raise MediaError(f"joining chunks failed: {exc}") from None
@@ -219,4 +232,4 @@ def concat_video(chunk_paths: Sequence[str | os.PathLike[str]], out_path: Path,
             sink.close()
         except av.FFmpegError:
             pass
-    return codec, tb.denominator
+    return codec, written.denominator

@@ -161,11 +161,15 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
 def _x26x_params(name: str, video: VideoInfo, spec: EncoderSpec, no_bframes: bool) -> dict[str, str]:
     """x264/x265 params: HDR10 static metadata (mastering display, light level) as SEI;
     x265 also a quiet log and no B-frames for AVI. (Both take the same G(x,y)...L(max,min)
-    and 'MaxCLL,MaxFALL' strings.)"""
+    and 'MaxCLL,MaxFALL' strings.) x264, for a constant frame rate source: force-cfr, so
+    its stream declares the frame rate (VUI timing 1001/48000 for 24000/1001) rather than
+    its time base's tick (1/48000 for a 1/24000 time base, 1/2000 for Matroska's 1 ms:
+    "24000 fps", which readers such as ffprobe 5.1 give up on for packet durations).
+    x265 declares the frame rate it is given already."""
     if spec.params_option is None:
         return {}
     if name == "libx264":
-        params = []
+        params = [] if video.is_vfr else ["force-cfr=1"]
         if video.mastering_display:
             params.append(f"mastering-display={video.mastering_display}")
         if video.content_light:

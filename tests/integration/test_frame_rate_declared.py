@@ -2,10 +2,12 @@
 
 Real renders through the farm's media path (probe -> plan -> split -> chunk transcode ->
 join -> verify), in two chunks, checked with Debian's ffprobe 5.1 (tests/media_checks.py).
-The case that drifted: a 24000/1001 Matroska source, whose timestamps are whole
-milliseconds. Its output's DefaultDuration (which ffprobe reads as the stream's
+Two drifts are pinned here. A 24000/1001 Matroska source, whose timestamps are whole
+milliseconds: its output's DefaultDuration (which ffprobe reads as the stream's
 r_frame_rate and avg_frame_rate) was derived by ffmpeg from the joined MP4's 1 ms sample
-durations (10000/417 fps for 50 frames) instead of being the source's.
+durations (10000/417 fps for 50 frames) instead of being the source's. And every H.264
+output: x264 declared its time base's tick as the frame rate ("24000 fps" for a 1/24000
+MP4), so ffprobe 5.1 read no packet durations and the last frame ended a frame early.
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def render(src: Path, work: Path) -> Path:
     return final
 
 
+def video_end_s(path: Path) -> float:
+    """Where the video's last frame ends (s): its packets' largest pts + duration, as
+    ffprobe reads them; AssertionError if ffprobe reads a packet without a duration."""
+    out = subprocess.run([mc.ffprobe_exe(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "packet=pts_time,duration_time", "-of", "csv=p=0", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    rows = [line.split(",")[:2] for line in out.split()]
+    missing = [pts for pts, duration in rows if duration == "N/A"]
+    assert not missing, f"{path.name}: {len(missing)} of {len(rows)} packets have no duration"
+    return max(float(pts) + float(duration) for pts, duration in rows)
+
+
 def video_duration_s(path: Path) -> float:
     """The video stream's duration in seconds: MP4/MOV's from the track, Matroska's DURATION tag."""
     stream = mc.video_stream(path)
@@ -94,3 +108,5 @@ def test_the_output_declares_the_sources_frame_rate(case: str, tmp_path: Path) -
     frame_s = 1 / (24000 / 1001 if rate == "24000/1001" else 30000 / 1001)
     assert abs(video_duration_s(out) - video_duration_s(src)) < frame_s
     assert abs(video_duration_s(out) - FRAMES * frame_s) < frame_s
+    # ... and its last frame ends where the source's does (to the millisecond)
+    assert abs(video_end_s(out) - video_end_s(src)) <= 0.0011

@@ -29,7 +29,7 @@ HDR = dataclasses.replace(
 def test_defaults_follow_the_source() -> None:
     s = choose_encoder(H264)
     assert (s.codec, s.pix_fmt, s.colour, s.fps) == ("libx264", "yuv420p", Colour(1, 1, 1, 1), Fraction(30))
-    assert s.encoder_options() == {"preset": "veryfast", "crf": "18"}
+    assert s.encoder_options() == {"preset": "veryfast", "crf": "18", "x264-params": "force-cfr=1"}
     h = choose_encoder(HDR)
     assert (h.codec, h.pix_fmt) == ("libx265", "yuv420p10le")
     params = h.encoder_options()["x265-params"].split(":")
@@ -104,5 +104,15 @@ def test_nvenc_is_refused_for_what_it_cannot_keep() -> None:
 def test_h264_keeps_hdr10_metadata_through_x264_params() -> None:
     s = choose_encoder(HDR, codec="h264")
     params = s.encoder_options()["x264-params"].split(":")
-    assert params == [f"mastering-display={HDR.mastering_display}", "cll=1000,400"]
-    assert "x264-params" not in choose_encoder(H264).options
+    assert params == ["force-cfr=1", f"mastering-display={HDR.mastering_display}", "cll=1000,400"]
+    assert choose_encoder(H264).options["x264-params"] == "force-cfr=1"
+
+
+def test_x264_declares_the_frame_rate_of_a_constant_rate_source_only() -> None:
+    # Given a constant frame rate source, x264 is told so: its stream then declares the
+    # frame rate (VUI timing) rather than the time base's tick
+    assert "force-cfr=1" in choose_encoder(H264).options["x264-params"].split(":")
+    # A variable frame rate source keeps x264's timestamp-driven rate control, and x265
+    # declares the rate it is given without being told
+    assert "x264-params" not in choose_encoder(dataclasses.replace(H264, is_vfr=True)).options
+    assert "force-cfr" not in choose_encoder(H264, codec="hevc").options["x265-params"]

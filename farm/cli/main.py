@@ -24,7 +24,8 @@ from farm.broker.reaper import reap
 from farm.cli.flags import finite as _finite
 from farm.cli.help_format import plain_help
 from farm.cli.model_commands import models_app
-from farm.cli.watch import farm_not_running, job_view, jobs_table, report_job, wait_for_job, workers_table
+from farm.cli.watch import (farm_not_running, job_view, jobs_table, report_job, wait_for_job, worker_json,
+                             workers_table)
 from farm.config import Settings, load_settings
 from farm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, FarmError
 from farm.jobs.outcomes import exit_code_for, job_json, outcome_json
@@ -184,7 +185,8 @@ def demo(seconds: float = typer.Option(4.0, "--seconds", callback=_finite, help=
 
 @app.command()
 def status(job_id: Optional[str] = typer.Argument(None, help="A job or batch id; none: recent jobs."),
-           as_json: bool = typer.Option(False, "--json", help="A job's or a batch's JSON object on stdout."),
+           as_json: bool = typer.Option(False, "--json", help="A job's or a batch's JSON object on stdout (no id: "
+                                                          "{'jobs': [...], 'workers': [...]})."),
            follow_: bool = typer.Option(False, "--follow", "-f", help="Live view of running jobs and workers."),
            interval_s: Optional[float] = typer.Option(None, "--interval", callback=_finite, metavar="SECONDS",
                                                       help="Refresh period of --follow (default 1 s on a terminal; "
@@ -211,10 +213,13 @@ def status(job_id: Optional[str] = typer.Argument(None, help="A job or batch id;
     else:
         from farm.state.registry import list_workers
 
-        out.print(jobs_table(store.list_jobs(db, limit=20), out.width))
-        workers = list_workers(db)
-        if workers:
-            out.print(workers_table(workers, out.width))
+        recent, workers = store.list_jobs(db, limit=20), list_workers(db)
+        if as_json:   # one object: the recent jobs as `farm jobs --json` gives them, and the workers
+            print(json.dumps({"jobs": [job_json(j) for j in recent], "workers": [worker_json(w) for w in workers]}))
+        else:
+            out.print(jobs_table(recent, out.width))
+            if workers:
+                out.print(workers_table(workers, out.width))
     notice = farm_not_running(settings)
     if notice:   # with --json stdout holds the one object: the notice goes to stderr
         (err if as_json else out).print(f"[bold yellow]{notice}[/]", highlight=False)

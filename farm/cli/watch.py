@@ -328,6 +328,13 @@ def worker_state(w: registry.WorkerView) -> str:
     return "offline" if w.offline() else w.state
 
 
+def worker_json(w: registry.WorkerView) -> dict[str, Any]:
+    """One worker as `farm status --json` gives it: the table's facts, times in ISO 8601 UTC."""
+    return {"worker": w.hostname, "pid": w.pid, "state": worker_state(w), "last_seen": w.last_seen.isoformat() + "Z",
+            "job_id": w.job_id, "chunk": w.chunk_index, "gpu": w.gpu, "fps": round(w.fps, 2),
+            "frames": w.frames_total, "providers": w.providers, "note": w.note}
+
+
 def workers_table(workers: list[registry.WorkerView], width: int = 80) -> Table:
     """One row per worker, fitted to `width` columns; names and states are never cut short,
     a worker whose heartbeat stopped is 'offline' (last seen so long ago), and one that

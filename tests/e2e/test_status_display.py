@@ -10,6 +10,7 @@ as workers would write them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -97,6 +98,27 @@ def test_workers_whose_heartbeat_stopped_are_offline_and_a_stopped_local_farm_sa
     # and it says that the local farm is not running, exiting 4 (the farm is unavailable)
     assert "the local farm is not running" in proc.stdout and "farm up" in proc.stdout
     assert proc.returncode == 4, proc.stderr
+
+
+def test_status_json_without_an_id_is_one_object_of_the_recent_jobs_and_the_workers(db, settings):
+    # Given a job with a chunk done and two workers, one of them offline
+    make_job(db, "jsonstatus01", [30, 30])
+    run_chunk(db, "jsonstatus01", 0, "cpu0@fresh")
+    registry.touch_workers(db, ["cpu0@fresh", "cpu0@gone"])
+    with db.transaction() as s:
+        s.get(WorkerRow, "cpu0@gone").last_seen = utcnow() - dt.timedelta(minutes=10)
+    # When `farm status --json` runs with no job id (the local farm is not running)
+    proc = farm(settings, "status", "--json")
+    # Then stdout is one JSON object, the same jobs as `farm jobs --json`, and the workers
+    shown = json.loads(proc.stdout)
+    listed = json.loads(farm(settings, "jobs", "--json").stdout)
+    assert [j["id"] for j in shown["jobs"]] == [j["id"] for j in listed] == ["jsonstatus01"]
+    assert shown["jobs"][0]["frames_done"] == listed[0]["frames_done"] == 30
+    by_name = {w["worker"]: w for w in shown["workers"]}
+    assert by_name["cpu0@fresh"]["state"] == "idle" and by_name["cpu0@gone"]["state"] == "offline"
+    assert by_name["cpu0@gone"]["last_seen"].endswith("Z")
+    # and the notice that the farm is not running goes to stderr, exiting 4
+    assert "the local farm is not running" in proc.stderr and proc.returncode == 4
 
 
 def test_status_tables_fit_80_columns_without_cutting_anything(db, settings):

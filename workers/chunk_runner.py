@@ -47,10 +47,11 @@ RETRY_BACKOFF_S = (2.0, 10.0, 30.0)   # delay before a failed chunk runs again, 
 NOT_RETRYABLE = (InputError,)        # the job's own input: no other worker would do better
 BUSY_RECHECK_MAX_S = 30.0             # a duplicate delivery of a live chunk looks again after at most this
 STORAGE_ERRNOS = {                    # the storage's fault, not the worker's: never counted towards quarantine
-    errno.ENOSPC: "no space left on",
-    errno.EDQUOT: "disk quota exceeded on",
-    errno.EROFS: "read-only file system at",
+    errno.ENOSPC: ("no space left on", "free space there"),
+    errno.EDQUOT: ("disk quota exceeded on", "free space there or raise the quota"),
+    errno.EROFS: ("read-only file system at", "make it writable (remount it read-write)"),
 }
+"""errno -> (what happened at the folder, what the user does about it)."""
 
 
 def run_chunk(ctx: Runtime, job_id: str, index: int, worker: str) -> str:
@@ -160,7 +161,8 @@ def storage_problem(exc: BaseException, folder: Path, job_id: str) -> str | None
 
 
 def _storage_text(code: int, where: Path, job_id: str) -> str:
-    return f"{STORAGE_ERRNOS[code]} {where} ({os.strerror(code)}); free space there, then `farm retry {job_id}`"
+    what, remedy = STORAGE_ERRNOS[code]
+    return f"{what} {where} ({os.strerror(code)}); {remedy}, then `farm retry {job_id}`"
 
 
 def batch_for(chain: StageChain) -> Callable[[list[Frame]], list[Frame]] | None:

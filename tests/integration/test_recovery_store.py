@@ -101,7 +101,10 @@ def test_storage_errors_are_named_with_their_folder_even_when_wrapped(tmp_path):
     assert message.startswith(f"no space left on {tmp_path / 'out'} (No space left on device)")
     assert "`farm retry job1`" in message
     assert storage_problem(wrapped(122), tmp_path, "job1").startswith("disk quota exceeded on")
-    assert storage_problem(wrapped(30), tmp_path, "job1").startswith("read-only file system at")
+    read_only = storage_problem(wrapped(30), tmp_path, "job1")
+    assert read_only.startswith("read-only file system at")
+    assert "make it writable" in read_only and "free space" not in read_only   # the advice fits the error
+    assert "free space" in message
     assert storage_problem(wrapped(5), tmp_path, "job1") is None          # EIO: the worker's own problem
     url = OSError(28, "No space left on device", f"file:{tmp_path / 'out' / 'x.mp4'}")   # as PyAV names files
     assert storage_problem(url, tmp_path, "job1").startswith(f"no space left on {tmp_path / 'out'} (")

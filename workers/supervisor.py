@@ -129,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     gpus = parse_gpus(args.gpus if args.gpus is not None else ("all" if available and not args.cpu else ""),
                       available)
     providers = args.providers or os.environ.get("FARM_PROVIDERS") or ("tensorrt,cuda" if gpus else "cpu")
-    if not gpus and args.cpu <= 0:
-        print("farm worker: no GPU found and --cpu not given; use --cpu N to run CPU workers", file=sys.stderr)
-        return 2
+    if not gpus and args.cpu <= 0:   # a GPU was wanted and none can be had: the farm is unavailable here
+        asked = f"--gpus {args.gpus}" if args.gpus is not None else "GPUs (the default)"
+        print(f"farm: error: farm worker: no GPU found on this machine for {asked}, and --cpu not given\n"
+              "  what to do: run CPU workers with `farm worker --cpu N`, or check the GPU driver (`nvidia-smi`)",
+              file=sys.stderr)
+        return EXIT_GPU_MISSING
     children = plan_children(gpus, args.cpu, providers, args.node or socket.gethostname())
     if args.pid_file:
         Path(args.pid_file).write_text(str(os.getpid()))

@@ -93,6 +93,18 @@ def test_a_worker_asked_for_a_gpu_it_cannot_get_refuses_to_start(settings, farm_
     assert "refusing to start" in proc.stderr and "GPU" in proc.stderr
 
 
+def test_a_worker_with_no_gpu_and_no_cpu_workers_asked_for_says_what_to_do_and_exits_4(settings, farm_home):
+    """No GPU on this machine: `farm worker --gpus all` (and plain `farm worker`) cannot run
+    anything; that is the farm unavailable here (exit 4), said as every error is said."""
+    env = dict(os.environ, FARM_HOME=str(farm_home))
+    for args in (["--gpus", "all"], []):
+        proc = subprocess.run([sys.executable, "-m", "farm", "worker", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 4, proc.stderr
+        assert proc.stderr.startswith("farm: error: farm worker: no GPU found on this machine")
+        assert "what to do: run CPU workers with `farm worker --cpu N`" in proc.stderr
+
+
 def _wait_for_pings(settings, hostnames: set[str], timeout_s: float = 90) -> None:
     """Until every worker in `hostnames` answers a Celery ping (it consumes from now on)."""
     from farm.broker.celery_app import create_app

@@ -34,9 +34,11 @@ log = logging.getLogger("farm.images")
 BEAT_EVERY_S = 1.0   # progress (and the cancel flag) written at most this often
 
 
-def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_rows.ImageView) -> int:
+def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_rows.ImageView,
+                 folders: set[Path]) -> int:
     """One image through `chain`, written to its output; returns the faces changed in it.
-    InputError when the image itself is bad (the image fails, not the chunk)."""
+    InputError when the image itself is bad (the image fails, not the chunk). folders: the
+    output folders already made by this task (each is made once, not once an image)."""
     from farm.workers.finalize import output_metadata
 
     settings = ctx.settings
@@ -51,7 +53,9 @@ def render_image(ctx: Runtime, chain: StageChain, job: JobView, image: image_row
     else:   # pass-through: no stage would touch it, so no frame is made (the image is written back as read)
         faces, rgb = 0, still.rgb
     out = Path(image.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.parent not in folders:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(out.parent)
     tags = output_metadata(job, counts=(1 if faces else 0, faces, 1))
     try:
         write_still(still, rgb, out, tags, temp_name(out))
@@ -69,6 +73,7 @@ def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
     started = last_beat = time.monotonic()
     results: list[image_rows.ImageResult] = []
     todo: list[image_rows.ImageView] = []
+    folders: set[Path] = set()
     try:
         todo = image_rows.of_chunk(ctx.db, job.id, chunk.index)
         chain = ctx.chain_for(job)
@@ -80,7 +85,7 @@ def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
                     registry.report_result(ctx.db, worker, ok=True)
                     return "cancelled"
             try:
-                faces = render_image(ctx, chain, job, image)
+                faces = render_image(ctx, chain, job, image, folders)
             except InputError as exc:
                 message = exc.message + (f" (what to do: {exc.hint})" if exc.hint else "")
                 results.append(image_rows.ImageResult(image.id, image_rows.FAILED, message))

@@ -48,11 +48,6 @@ class ImageResult:
     faces_changed: int | None = None
 
 
-def view(row: JobImage) -> ImageView:
-    return ImageView(row.id, row.job_id, row.chunk_index, row.input_path, row.output_path, row.state, row.error,
-                     row.faces_changed)
-
-
 def add_images(session: Any, job_id: str, planned: list[tuple[int, str, str]]) -> list[int]:
     """Rows for [(chunk index, input, output)] in an open transaction; their ids, in order
     (one multi-row INSERT ... RETURNING, not an ORM object each: 10,000 images are one write)."""
@@ -78,10 +73,11 @@ def add_items(session: Any, items: Iterable[dict[str, Any]]) -> None:
 
 
 def of_chunk(db: Database, job_id: str, index: int) -> list[ImageView]:
+    """The images of one task, in order (plain rows: no ORM object an image)."""
     with db.transaction() as s:
-        rows = s.execute(select(JobImage).where(JobImage.job_id == job_id, JobImage.chunk_index == index)
-                         .order_by(JobImage.id)).scalars().all()
-        return [view(r) for r in rows]
+        rows = s.execute(select(*IMAGE_COLUMNS).where(JobImage.job_id == job_id, JobImage.chunk_index == index)
+                         .order_by(JobImage.id))
+        return [ImageView(*r) for r in rows]
 
 
 def record_results(session: Any, results: Iterable[ImageResult]) -> None:

@@ -1,9 +1,9 @@
 """Encode one chunk: decode its segment, run each frame through `process`, encode.
 
 Frames keep their original pts in the source's time base (variable frame rate
-survives), the bit depth, chroma format, colour description and HDR10 static metadata
-of the source are kept, and the chunk is written to a temporary name and renamed once
-its frame count has been checked.
+survives), the bit depth, chroma format, colour description, sample aspect ratio and
+HDR10 static metadata of the source are kept, and the chunk is written to a temporary
+name and renamed once its frame count has been checked.
 
 The encoder and its exact options are decided once per job, at submit (choose_encoder),
 and stored with the job: every worker writes its chunks with that record, so they join.
@@ -94,6 +94,7 @@ class EncoderSettings:
     options: dict[str, str] = field(default_factory=dict)   # extra encoder options
     colour: Colour = field(default_factory=Colour)
     fps: Fraction = Fraction(30)                              # average, for rate control
+    sar: Fraction | None = None   # sample aspect ratio the stream declares; None: none (the source's)
     hardware: str = "auto"     # "auto": NVDEC decode where usable (hwaccel.py); "software": never
 
     def encoder_options(self) -> dict[str, str]:
@@ -112,7 +113,9 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
     hevc, h265; see ENCODER_ALIASES). Default: the source's family (HEVC -> libx265,
     else libx264), in software, which every worker can produce. NVENC is used only when
     named; its presets are p1..p7 (x264 names are mapped). The pix_fmt (bit depth,
-    chroma format), the colour description and HDR10 static metadata are kept (x264 and
+    chroma format), the colour description, the sample aspect ratio (pixels are encoded
+    as stored, so the output must declare the source's shape of pixel to be shown at the
+    source's shape) and HDR10 static metadata are kept (x264 and
     x265 write the mastering display and light level SEI; NVENC cannot, and is refused
     for such a source). container: the source's demuxer (default: video.container); AVI
     cannot store reordered frames, so B-frames are turned off for it. hardware: "auto"
@@ -154,7 +157,7 @@ def choose_encoder(video: VideoInfo, codec: str | None = None, preset: str | Non
         options["bf"] = "0"
     return EncoderSettings(
         codec=name, preset=preset, crf=crf, pix_fmt=video.pix_fmt,
-        options=options, colour=video.colour, fps=video.fps, hardware=hardware,
+        options=options, colour=video.colour, fps=video.fps, sar=video.sar, hardware=hardware,
     )
 
 
@@ -369,7 +372,10 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
 
 def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings, tb: Fraction,
                   width: int, height: int) -> av.video.stream.VideoStream:
-    """Add the job's video encoder stream: size, time base (the source's), pix_fmt, colour."""
+    """Add the job's video encoder stream: size, time base (the source's), pix_fmt, colour,
+    sample aspect ratio. The encoder writes the SAR into the bitstream (H.264/HEVC VUI) and
+    the stream's parameters carry it to the muxer (MP4/MOV 'pasp'); the remux copies it
+    into every output container from there."""
     stream = sink.add_stream(settings.codec, options=settings.encoder_options())
     ctx = stream.codec_context
     ctx.width, ctx.height = width, height
@@ -381,6 +387,8 @@ def _open_encoder(sink: av.container.OutputContainer, settings: EncoderSettings,
     ctx.color_trc = settings.colour.transfer
     ctx.colorspace = settings.colour.matrix
     ctx.color_range = settings.colour.range
+    if settings.sar:
+        ctx.sample_aspect_ratio = settings.sar
     ctx.thread_type = "AUTO"
     return stream
 

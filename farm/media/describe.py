@@ -3,7 +3,10 @@
 Timing (fps, duration, variable frame rate) comes from the packets' timestamps; size,
 pixel format, rotation (display matrix), colour code points and HDR side data
 (mastering display, content light level) come from the first decoded frame, the stream's
-own colour tags taking precedence. `farm.media.probe` does the demuxing and decoding.
+own colour tags taking precedence. The sample aspect ratio is the stream's, as FFmpeg
+and ffprobe read it: the container's (MP4/MOV 'pasp', Matroska's display size) where it
+declares one, else the bitstream's (H.264/HEVC VUI). `farm.media.probe` does the
+demuxing and decoding.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def describe_video(vstream: av.video.stream.VideoStream, packets: Sequence[Packe
         content_light=parse_content_light(clli) if clli else None,
         is_vfr=_is_vfr(deltas),
         container=demuxer,
+        sar=vstream.sample_aspect_ratio,   # av_guess_sample_aspect_ratio; None for 0:1 (undeclared)
     )
 
 

@@ -164,6 +164,7 @@ class VideoInfo:
     content_light: str | None = None       # 'MaxCLL,MaxFALL'
     is_vfr: bool = False
     container: str = ""            # demuxer of the file holding it (AVI cannot reorder frames)
+    sar: Fraction | None = None    # sample (pixel) aspect ratio, width:height; None: undeclared (0:1)
 
     @property
     def color_primaries(self) -> str:

@@ -1,9 +1,9 @@
 """Check a finished output against its source before it is published.
 
 Compares what must be kept: frame count, every frame's presentation time, duration,
-the non-video streams, resolution, pixel format (bit depth, chroma), rotation, colour
-description, HDR10 static metadata and, when given, our metadata tags. Raises
-`VerifyError` naming each difference.
+the non-video streams, resolution, sample aspect ratio, pixel format (bit depth,
+chroma), rotation, colour description, HDR10 static metadata and, when given, our
+metadata tags. Raises `VerifyError` naming each difference.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from farm.media.probe import probe
 
 #: The output is ours: probe it without the user-input size limits.
 _NO_LIMITS = ProbeLimits(max_width=1 << 30, max_height=1 << 30, max_frames=1 << 40, max_bytes=1 << 62)
+
+#: Relative difference of two sample aspect ratios that still counts as the same one:
+#: Matroska declares a display size in whole pixels (a 720x480 WebM at 32:27 is 853
+#: wide, read back as 853:720), and FFmpeg's muxers take ratios within 0.4% as equal.
+SAR_TOLERANCE = 0.004
 
 
 def verify_output(info: MediaInfo, out_path: str | os.PathLike[str],
@@ -58,6 +63,8 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
         problems.append(f"video lasts {ov.duration_s:.6f} s, source {sv.duration_s:.6f} s")
     if (ov.width, ov.height) != (sv.width, sv.height):
         problems.append(f"size {ov.width}x{ov.height}, source {sv.width}x{sv.height}")
+    if not _same_sar(ov.sar, sv.sar):
+        problems.append(f"sample aspect ratio {_sar_text(ov.sar)}, source {_sar_text(sv.sar)}")
     if _layout(ov.pix_fmt) != _layout(sv.pix_fmt):
         problems.append(f"pixel format {ov.pix_fmt} ({ov.bit_depth}-bit), "
                         f"source {sv.pix_fmt} ({sv.bit_depth}-bit)")
@@ -90,6 +97,17 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
             if tags.get(key.lower()) != value:
                 problems.append(f"tag {key} is {tags.get(key.lower())!r}, expected {value!r}")
     return problems
+
+
+def _same_sar(a: Fraction | None, b: Fraction | None) -> bool:
+    """True if two declared sample aspect ratios show pixels the same shape; an undeclared
+    one (None) is shown square, as 1:1."""
+    a, b = a or Fraction(1), b or Fraction(1)
+    return abs(a - b) <= SAR_TOLERANCE * b
+
+
+def _sar_text(sar: Fraction | None) -> str:
+    return f"{sar.numerator}:{sar.denominator}" if sar else "undeclared"
 
 
 def _other_streams(info: MediaInfo, muxer: str) -> list[StreamInfo]:

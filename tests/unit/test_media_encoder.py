@@ -63,6 +63,18 @@ def test_settings_round_trip_through_json() -> None:
     assert records.load(EncoderSettings, json.loads(json.dumps(records.dump(s)))) == s
 
 
+def test_the_encoder_declares_the_sources_sample_aspect_ratio() -> None:
+    # Given an anamorphic NTSC source (720x480 shown 16:9), its SAR is the encoder's
+    wide = choose_encoder(dataclasses.replace(H264, width=720, height=480, sar=Fraction(32, 27)))
+    assert wide.sar == Fraction(32, 27)
+    assert records.dump(wide)["sar"] == "32/27"
+    assert records.load(EncoderSettings, json.loads(json.dumps(records.dump(wide)))) == wide
+    # A source declaring none gets none; a record stored before the field existed loads as none
+    assert choose_encoder(H264).sar is None
+    old = {k: v for k, v in records.dump(choose_encoder(H264)).items() if k != "sar"}
+    assert records.load(EncoderSettings, old).sar is None
+
+
 @pytest.mark.parametrize("short, encoder", [
     ("h264", "libx264"), ("H264", "libx264"), ("avc", "libx264"),
     ("hevc", "libx265"), ("h265", "libx265"), ("HEVC", "libx265"),

@@ -80,9 +80,16 @@ class WorkerContext:
             if is_images_job(job):
                 problem = None   # images are written by Pillow, in their own format
             else:
-                enc = job_encoder(job)
-                problem = encoder_problem(enc.codec, enc.pix_fmt,
-                                          parse_encoder_list(self.settings.disabled_encoders))
+                try:
+                    enc = job_encoder(job)
+                except ValueError as exc:   # a record of a newer farm: leave it to a worker that reads it
+                    from farm import __version__
+
+                    problem = (f"farm {__version__} on this worker cannot read the job's encoder record ({exc}); "
+                               f"upgrade this worker")
+                else:
+                    problem = encoder_problem(enc.codec, enc.pix_fmt,
+                                              parse_encoder_list(self.settings.disabled_encoders))
             if len(self._job_encoders) >= 256:
                 self._job_encoders.clear()
             self._job_encoders[job_id] = problem

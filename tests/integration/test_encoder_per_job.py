@@ -160,3 +160,31 @@ def test_a_worker_where_nvenc_opens_still_writes_the_jobs_software_encoder(tmp_p
     assert settings.codec == "libx264"
     assert media_checks.video_stream(out)["codec_name"] == "h264"
     assert b"x264 - core" in out.read_bytes()
+
+
+def test_a_worker_that_cannot_read_a_newer_jobs_encoder_record_leaves_the_chunk_saying_so(inproc, tmp_path,
+                                                                                          monkeypatch):
+    """A job submitted by a newer farm (its encoder record has a field this worker does not
+    know) is refused before the claim, like an encoder the worker lacks: no attempt spent,
+    the chunk left to workers that can read it, and the reason names the upgrade; before,
+    the error escaped the task and the reaper queued the chunk again for ever."""
+    import farm.workers.encoder_check as encoder_check
+    from farm.jobs.submit import SubmitRequest, submit
+    from farm.state import store
+    from farm.state.db import Job
+    from farm.workers.chunk_runner import run_chunk
+
+    settings, db, ctx = inproc
+    requeued: list[int] = []
+    monkeypatch.setattr(encoder_check, "enqueue_chunk", lambda app, job_id, index, *a, **k: requeued.append(index))
+    src = clips.make_clip(tmp_path / "clip.mp4", seconds=0.5)
+    job_id = submit(SubmitRequest(video=src), settings, db)   # no source: a pass-through job
+    with db.transaction() as s:
+        row = s.get(Job, job_id)
+        row.encoder = {**row.encoder, "made_by_a_later_farm": 1}
+    problem = ctx.encoder_problem(job_id)
+    assert "cannot read the job's encoder record" in problem and "upgrade this worker" in problem
+    assert run_chunk(ctx, job_id, 0, "cpu0@old").startswith("refused: ")
+    job = store.get_job(db, job_id)
+    assert job.chunks[0].attempts == 0 and job.chunks[0].state == "pending" and requeued == [0]
+    assert any("upgrade this worker" in message for *_, message in store.events(db, job_id))

@@ -34,13 +34,19 @@ def check_regular_file(path: str | os.PathLike[str], what: str, hint: str = "che
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise InputError(f"cannot read {what} {p}: no such file", hint=hint) from None
+        raise no_such_file(what, p, hint) from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}", hint=hint) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{what} {p} is not a regular file (it is {_kind(st.st_mode)})",
                          hint="give a file; pipes, devices and folders are not read") from None
     return st
+
+
+def no_such_file(what: str, path: str | os.PathLike[str], hint: str = "check the path") -> InputError:
+    """The refusal of a file that is not there (also of one an API client may not read:
+    farm.api.reading answers it exactly so)."""
+    return InputError(f"cannot read {what} {path}: no such file", hint=hint)
 
 
 def open_regular_file(path: str | os.PathLike[str], what: str, hint: str = "check the path") -> BinaryIO:

@@ -3,9 +3,10 @@ cancel/retry of a batch; the same options and Idempotency-Key rules as POST /job
 
 Body (JSON): {"path": "<folder or glob on storage>", "output": "<folder under outputs/>",
 "force": false, ...job options}. The folder or the glob's folder part must lie inside the
-storage; each item's input is confined again (a link out of storage refuses that item) and
-each item's output is claimed for the token as a job's is (farm.api.outputs): without
-"output", each goes beside its input as `name.farm.ext`.
+storage; the walk reads only what the token may read (farm.api.reading: another client's
+files are left out, as if absent); each item's input is confined and checked again (a link
+out of storage refuses that item) and each item's output is claimed for the token as a
+job's is (farm.api.outputs): without "output", each goes beside its input as `name.farm.ext`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.ownership import own_batch
-from farm.api.submission import _check_models, confine
+from farm.api.reading import Reader, reader_for
+from farm.api.submission import confine, read_options
 from farm.api.uploads import read_limited
 from farm.errors import InputError, JobNotFound
 from farm.jobs.outcomes import batch_json
@@ -50,8 +52,9 @@ class BatchRequest:
     sha256: str
 
 
-def parse_batch(body: bytes, ctx: ApiContext) -> BatchRequest:
-    """The JSON body as a BatchRequest, every path confined to storage (InputError: HTTP 422)."""
+def parse_batch(body: bytes, reader: Reader) -> BatchRequest:
+    """The JSON body as a BatchRequest, every path confined to storage and every image one the
+    client may read (InputError: HTTP 422)."""
     from farm.jobs.batch import _glob_base, is_glob
     from farm.jobs.spec import check_options
 
@@ -67,28 +70,26 @@ def parse_batch(body: bytes, ctx: ApiContext) -> BatchRequest:
     raw, force = data.pop("path"), data.pop("force", False)
     if not isinstance(force, bool):
         raise InputError("'force' must be true or false")
-    storage = ctx.storage
+    storage = reader.storage
     path = raw if Path(raw).is_absolute() else str(storage.root / raw)
     if is_glob(path):
         confine(storage, str(_glob_base(path)), "path")
     else:
         path = str(confine(storage, path, "path"))
     options = check_options(data, "the JSON body")
-    options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
-    if "reference" in options:
-        options["reference"] = confine(storage, options["reference"], "reference image", read=True)
+    read_options(reader, options)
     output = options.pop("output", None)
     output_dir = confine(storage, output, "output") if output is not None else None
-    _check_models(storage, options)
     return BatchRequest(path, options, output_dir, force, digest)
 
 
-def _submit_one(ctx: ApiContext, token_id: int, given: bool):
-    """Submit one item as token `token_id`: its input confined, its output claimed (released
-    again when the item is refused)."""
+def _submit_one(ctx: ApiContext, reader: Reader, given: bool):
+    """Submit one item as the reader's token: its input confined and one the token may read,
+    its output claimed (released again when the item is refused)."""
+    token_id = reader.token_id
 
     def submit(req: Any) -> Submitted:
-        ctx.storage.confine(Path(req.video))
+        reader.check(ctx.storage.confine(Path(req.video)), "video")
         claim = outputs.claim_output(ctx.settings, ctx.db, token_id, req.output, given=given, own_folder=None,
                                      overwrite=req.overwrite)
         try:
@@ -103,12 +104,14 @@ def _submit_one(ctx: ApiContext, token_id: int, given: bool):
     return submit
 
 
-def _check_image(ctx: ApiContext, token_id: int, given: bool, overwrite: bool):
-    """An image item as token `token_id` submits it: its input confined to storage, its output
-    claimed as a job's is (farm.api.outputs); InputError refuses that item alone."""
+def _check_image(ctx: ApiContext, reader: Reader, given: bool, overwrite: bool):
+    """An image item as the reader's token submits it: its input confined to storage and one the
+    token may read, its output claimed as a job's is (farm.api.outputs); InputError refuses
+    that item alone."""
+    token_id = reader.token_id
 
     def check(target: Any) -> Callable[[str | None], None]:
-        ctx.storage.confine(Path(target.input))
+        reader.check(ctx.storage.confine(Path(target.input)), "image")
         claim = outputs.claim_output(ctx.settings, ctx.db, token_id, target.output, given=given, own_folder=None,
                                      overwrite=overwrite)
 
@@ -123,7 +126,7 @@ def _check_image(ctx: ApiContext, token_id: int, given: bool, overwrite: bool):
     return check
 
 
-def _create(ctx: ApiContext, req: BatchRequest, token: TokenView, key: str | None) -> batches.BatchView:
+def _create(ctx: ApiContext, req: BatchRequest, reader: Reader, key: str | None) -> batches.BatchView:
     from farm.jobs.batch import check_output_dir
     from farm.jobs.batch_service import submit_batch
     from farm.jobs.spec import REQUEST, submit_request
@@ -135,10 +138,10 @@ def _create(ctx: ApiContext, req: BatchRequest, token: TokenView, key: str | Non
                          hint=f'e.g. "output": "{API_OUTPUTS_DIR}/<project>" (or leave it out: beside each input)')
     out_dir = check_output_dir(str(req.output_dir), [req.path]) if req.output_dir is not None else None
     return submit_batch([req.path], req.options, ctx.settings, ctx.db, where=REQUEST, force=req.force,
-                        submit_one=_submit_one(ctx, token.id, given=req.output_dir is not None),
-                        idempotency_key=key, token_id=token.id, output_dir=out_dir,
-                        check_image=_check_image(ctx, token.id, req.output_dir is not None,
-                                                 bool(req.options.get("overwrite"))))
+                        submit_one=_submit_one(ctx, reader, given=req.output_dir is not None),
+                        idempotency_key=key, token_id=reader.token_id, output_dir=out_dir,
+                        check_image=_check_image(ctx, reader, req.output_dir is not None,
+                                                 bool(req.options.get("overwrite"))), keep=reader.keep)
 
 
 @batch_router.post("/batches", status_code=201,
@@ -153,7 +156,8 @@ async def create_batch(request: Request, token: TokenView = Depends(require_toke
     ctx = request.app.state.ctx
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
-    req = await run_in_threadpool(parse_batch, await read_limited(request, BODY_LIMIT_BYTES), ctx)
+    reader = reader_for(request)
+    req = await run_in_threadpool(parse_batch, await read_limited(request, BODY_LIMIT_BYTES), reader)
     reservation = None
     if idempotency_key is not None:
         reservation = await run_in_threadpool(idempotency.reserve, ctx.db, token.id, idempotency_key, req.sha256)
@@ -162,7 +166,7 @@ async def create_batch(request: Request, token: TokenView = Depends(require_toke
             return JSONResponse(batch_json(batch), status_code=200,
                                 headers={"Location": f"/batches/{batch.id}", "Idempotent-Replayed": "true"})
     try:
-        batch = await run_in_threadpool(_create, ctx, req, token, idempotency_key)
+        batch = await run_in_threadpool(_create, ctx, req, reader, idempotency_key)
     except BaseException:
         if reservation is not None:
             await run_in_threadpool(idempotency.release, ctx.db, reservation)
@@ -202,7 +206,8 @@ def retry_batch(request: Request, batch_id: str, token: TokenView = Depends(requ
     ctx = request.app.state.ctx
     batch = own_batch(request, _batch_id(batch_id))
     given = batch.output_dir is not None
-    lines = retry(ctx.settings, ctx.db, batch_id, submit_one=_submit_one(ctx, token.id, given=given),
-                  check_image=_check_image(ctx, token.id, given, bool(batch.options.get("overwrite"))),
+    reader = reader_for(request)
+    lines = retry(ctx.settings, ctx.db, batch_id, submit_one=_submit_one(ctx, reader, given=given),
+                  check_image=_check_image(ctx, reader, given, bool(batch.options.get("overwrite"))),
                   token_id=token.id)
     return {**batch_json(batches.get_batch(ctx.db, batch_id)), "messages": lines}

@@ -1,14 +1,14 @@
 """GET /faces: `farm faces` for CI and web front ends (farm.jobs.faces_survey).
 
 The video (`path`) is a file on the farm's storage, named as POST /jobs's JSON names it
-(absolute, or relative to the storage root; confined to it). The other query parameters
-are the survey's options (every, threshold, models and the detect stage's options:
-farm.jobs.faces_survey.survey_options), given as text and checked by the option table's
-one converter, and `format`. The answer is the table `farm faces --json` prints, with
-each person's mean embedding (raw recogniser space, as in faces.json) and, base64, the
-contact sheet (`sheet_png`) and each reference crop (`crop_png`); with format=png, the
-contact sheet alone (image/png, X-Farm-People). Nothing is written on storage. An error
-is the API's usual JSON {"detail", "hint"} (422 for bad input).
+(absolute, or relative to the storage root; confined to it, and one this client may read:
+farm.api.reading). The other query parameters are the survey's options (every, threshold,
+models and the detect stage's options: farm.jobs.faces_survey.survey_options), given as
+text and checked by the option table's one converter, and `format`. The answer is the
+table `farm faces --json` prints, with each person's mean embedding (raw recogniser space,
+as in faces.json) and, base64, the contact sheet (`sheet_png`) and each reference crop
+(`crop_png`); with format=png, the contact sheet alone (image/png, X-Farm-People). Nothing
+is written on storage. An error is the API's usual JSON {"detail", "hint"} (422 for bad input).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from farm.api.auth import require_token
-from farm.api.submission import _check_models, confine
+from farm.api.reading import reader_for
+from farm.api.submission import read_options, read_path
 from farm.errors import InputError
 from farm.options import openapi_properties
 
@@ -99,8 +100,9 @@ def _survey(ctx: Any, video: Path, options: dict[str, Any]) -> tuple[dict[str, A
 async def faces(request: Request) -> Response:
     ctx = request.app.state.ctx
     path, form, options = _query(request)
-    video = confine(ctx.storage, path, "video", read=True)
-    _check_models(ctx.storage, options)   # a pack by name, or a directory on storage
+    reader = reader_for(request)
+    video = await run_in_threadpool(read_path, reader, path, "video")   # the rule looks ownership up in the database
+    await run_in_threadpool(read_options, reader, options)   # a models folder
     body, data, people = await run_in_threadpool(_survey, ctx, video, options)
     if form == "png":
         return Response(data, media_type="image/png", headers={"X-Farm-People": str(people)})

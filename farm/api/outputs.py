@@ -9,7 +9,9 @@
   request (beside the video) may not be in `<storage>/api/` either;
 - a path that another token wrote, or that a job not submitted with this token writes
   (a `farm submit` job), is refused, whether the file is there yet or not;
-- `overwrite` replaces only an output of this token's own earlier job.
+- `overwrite` replaces only an output of this token's own earlier job;
+- a default output (beside its input) under `outputs/` never goes into a folder that holds
+  another token's outputs: that folder is the other client's (name an output instead).
 
 A path a token writes is recorded (OutputClaim, one row per real path, inserted in one
 transaction, so two clients racing for a new path cannot both have it). A claim made for
@@ -19,16 +21,21 @@ a request that is then refused is removed again.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from farm.config import Settings
 from farm.errors import InputError
 from farm.jobs.output_places import API_OUTPUTS_DIR, API_UPLOADS_DIR, check_output_place, is_within
 from farm.state.db import Database, Job, OutputClaim
+from farm.state.images import LOOKUP_BATCH
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,37 @@ def claim_output(settings: Settings, db: Database, token_id: int, output: Path, 
             raise InputError(f"output {real}: an output named over the API goes under {storage / API_OUTPUTS_DIR}/",
                              hint=f"e.g. \"output\": \"{API_OUTPUTS_DIR}/<project>/{real.name}\" "
                                   "(or leave it out: the default is beside the input)")
+        others = not given and is_within(real, storage / API_OUTPUTS_DIR) and claimants_in(db, real.parent, direct=True)
+        if others and others != {token_id}:
+            raise InputError(f"output {real} (beside its input) would go into {real.parent}, which holds another API "
+                             "client's outputs", hint=f"name an output of your own: \"output\": "
+                                                     f"\"{API_OUTPUTS_DIR}/<project>/...\" (a batch: an output folder)")
     return _claim(db, token_id, real, overwrite)
+
+
+def claimants(db: Database, paths: Iterable[Path]) -> dict[Path, int]:
+    """The token that claimed each of `paths` (real paths) that one claimed."""
+    keys = {_key(p): p for p in paths}
+    found: dict[Path, int] = {}
+    with db.transaction() as s:
+        todo = list(keys)
+        for at in range(0, len(todo), LOOKUP_BATCH):
+            rows = s.execute(select(OutputClaim.path_sha256, OutputClaim.token_id)
+                             .where(OutputClaim.path_sha256.in_(todo[at:at + LOOKUP_BATCH])))
+            found.update((keys[key], token) for key, token in rows)
+    return found
+
+
+def claimants_in(db: Database, folder: Path, *, direct: bool = False) -> set[int]:
+    """The tokens that claimed a path inside real folder `folder` (`direct`: in it, not in a sub-folder)."""
+    with db.transaction() as s:
+        return set(s.execute(select(OutputClaim.token_id).where(_inside(folder, direct)).distinct()).scalars())
+
+
+def _inside(folder: Path, direct: bool) -> Any:
+    prefix = re.sub(r"[\\%_]", r"\\\g<0>", str(folder).rstrip(os.sep) + os.sep)   # LIKE's wildcards taken literally
+    inside = OutputClaim.path.like(prefix + "%", escape="\\")
+    return and_(inside, ~OutputClaim.path.like(prefix + "%" + os.sep + "%", escape="\\")) if direct else inside
 
 
 def _owner(db: Database, real: Path) -> int | None:

@@ -2,9 +2,10 @@
 
 The video (`path`) and the images (`source`, `reference`) are files on the farm's storage,
 named as POST /jobs's JSON names them (absolute, or relative to the storage root; confined
-to it). Every other query parameter is one of the preview's options (every face option,
-`models`, `consent`: farm.jobs.preview.preview_options), given as text and checked by the
-option table's one converter, or `frame` / `at`. A job-only option (codec, priority,
+to it, and ones this client may read: farm.api.reading). Every other query parameter is one
+of the preview's options (every face option, `models`, `consent`:
+farm.jobs.preview.preview_options), given as text and checked by the option table's one
+converter, or `frame` / `at`. A job-only option (codec, priority,
 output, ...) is refused as an unknown parameter. The answer is the PNG `farm preview`
 writes (image/png, the same bytes for the same inputs) with X-Farm-Frame, X-Farm-Time (s),
 X-Farm-Faces and, when no face was found, X-Farm-Warning; an error is the API's usual
@@ -21,7 +22,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from farm.api.auth import require_token
-from farm.api.submission import _check_models, confine, confine_map
+from farm.api.reading import reader_for
+from farm.api.submission import read_options, read_path
 from farm.errors import InputError
 from farm.jobs.spec import REQUEST, check_options
 from farm.options import Option, convert, openapi_properties
@@ -103,12 +105,9 @@ def _render(ctx: Any, video: Path, options: dict[str, Any], own: dict[str, Any])
 async def preview(request: Request) -> Response:
     ctx = request.app.state.ctx
     path, options, own = _query(request)
-    video = confine(ctx.storage, path, "video", read=True)
-    options["source"] = [confine(ctx.storage, p, "source image", read=True) for p in options.get("source", [])]
-    if options.get("reference") is not None:
-        options["reference"] = confine(ctx.storage, options["reference"], "reference image", read=True)
-    confine_map(ctx.storage, options)   # --map's images, on storage too
-    _check_models(ctx.storage, options)   # a pack by name, or a directory on storage
+    reader = reader_for(request)
+    video = await run_in_threadpool(read_path, reader, path, "video")   # the rule looks ownership up in the database
+    await run_in_threadpool(read_options, reader, options)   # the images, --map's too, and a models folder
     result, data = await run_in_threadpool(_render, ctx, video, options, own)
     headers = {"X-Farm-Frame": str(result.index), "X-Farm-Time": f"{result.time_s:.6f}",
                "X-Farm-Faces": str(len(result.boxes))}

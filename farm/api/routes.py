@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from farm.api import idempotency, outputs
 from farm.api.auth import require_token
 from farm.api.ownership import own_job
-from farm.api.submission import Submission, confine, from_form, from_json
+from farm.api.reading import reader_for
+from farm.api.submission import Submission, from_form, from_json, read_path
 from farm.api.uploads import UnsupportedBody, read_limited, read_multipart
 from farm.errors import InputError, JobNotFound, StateError
 from farm.jobs import service as job_service
@@ -118,10 +119,10 @@ async def create_job(request: Request, token: TokenView = Depends(require_token)
             idempotency.check_key(idempotency_key)
         if ctype == "multipart/form-data":
             form = await read_multipart(request, folder / "in", ctx.max_upload_bytes, ctx.settings.max_image_bytes)
-            sub: Submission = await run_in_threadpool(from_form, form, ctx.storage, folder)
+            sub: Submission = await run_in_threadpool(from_form, form, reader_for(request), folder)
         elif ctype == "application/json":
             body = await read_limited(request, JSON_BODY_LIMIT_BYTES)
-            sub = await run_in_threadpool(from_json, body, ctx.storage)
+            sub = await run_in_threadpool(from_json, body, reader_for(request))
         else:
             raise UnsupportedBody("send multipart/form-data (an upload) or application/json (a path on storage)")
         reservation = None
@@ -264,7 +265,7 @@ async def verify_upload(request: Request) -> dict[str, Any]:
             body = json.loads(await read_limited(request, JSON_BODY_LIMIT_BYTES) or b"null")
             if not isinstance(body, dict) or not isinstance(body.get("path"), str):
                 raise InputError("the JSON body needs 'path': a file on the farm's storage")
-            path = confine(ctx.storage, body["path"], "file", read=True)
+            path = await run_in_threadpool(read_path, reader_for(request), body["path"], "file")
             shown = body["path"]
         else:
             raise UnsupportedBody("send multipart/form-data (field 'file') or application/json ({\"path\": ...})")

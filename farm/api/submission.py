@@ -1,4 +1,5 @@
-"""What a POST /jobs asks for, as a SubmitRequest: every path confined to the farm's storage.
+"""What a POST /jobs asks for, as a SubmitRequest: every path confined to the farm's storage,
+and every path it reads one this client may read (farm.api.reading).
 
 Two shapes, the same options as `farm submit` (farm.jobs.spec.SUBMIT_OPTIONS):
 - multipart/form-data: the video as a file part `video`; `source` and `reference` as
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.api.reading import Reader
 from farm.api.uploads import Form
 from farm.errors import InputError
 from farm.jobs.spec import check_options, submit_request
@@ -45,43 +47,48 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def confine(storage: Storage, raw: str, what: str, *, read: bool = False) -> Path:
-    """A client's path as a real path inside storage (relative ones from the storage root);
-    `read`: a file to be read, which must be a regular file (a FIFO would block the server)."""
+def confine(storage: Storage, raw: str, what: str) -> Path:
+    """A client's path as a real path inside storage (relative ones from the storage root)."""
     if not raw or "\0" in raw:
         raise InputError(f"{what} path is empty or invalid")
     path = Path(raw)
-    resolved = storage.confine(path if path.is_absolute() else storage.root / path)
-    if read:
-        check_regular_file(resolved, what)
-    return resolved
+    return storage.confine(path if path.is_absolute() else storage.root / path)
 
 
-def _check_models(storage: Storage, options: dict[str, Any]) -> None:
-    """A model pack by name, or a directory on storage (never an arbitrary server path)."""
-    models = options.get("models")
-    if models is None or (set(models) <= _NAME_CHARS and not models.startswith(".")):
-        return
-    options["models"] = str(confine(storage, models, "models"))
+def read_path(reader: Reader, raw: str, what: str, *, file: bool = True) -> Path:
+    """A client's path to be read: confined, one this client may read (else refused as a
+    missing file), and with `file` a regular file (a FIFO would block the server)."""
+    path = confine(reader.storage, raw, what)
+    reader.check(path, what)
+    if file:
+        check_regular_file(path, what)
+    return path
 
 
-def confine_map(storage: Storage, options: dict[str, Any]) -> None:
-    """--map's references and sources and --map-others' image as real paths on storage (a
-    reference FOLDER/person-N need not exist itself: its folder's faces.json is read)."""
-    if options.get("map"):
+def read_options(reader: Reader, options: dict[str, Any]) -> None:
+    """The paths of `options` that are read (source, reference, --map's and --map-others'
+    images, a models folder) as real paths this client may read, in place."""
+    if "source" in options:
+        options["source"] = [read_path(reader, p, "source image") for p in options["source"]]
+    if options.get("reference") is not None:
+        options["reference"] = read_path(reader, options["reference"], "reference image")
+    if options.get("map"):   # a reference FOLDER/person-N need not exist itself: its folder's faces.json is read
         confined = []
         for item in options["map"]:
             ref, src = split_pair(item)
-            ref_path = confine(storage, ref, "map reference")
+            ref_path = read_path(reader, ref, "map reference", file=False)
             if ref_path.exists():
                 check_regular_file(ref_path, "map reference")
-            confined.append(f"{ref_path}={confine(storage, src, 'map source', read=True)}")
+            confined.append(f"{ref_path}={read_path(reader, src, 'map source')}")
         options["map"] = confined
     if options.get("map_others") not in (None, "keep"):
-        options["map_others"] = str(confine(storage, options["map_others"], "map-others source", read=True))
+        options["map_others"] = str(read_path(reader, options["map_others"], "map-others source"))
+    models = options.get("models")   # a pack by name, or a directory on storage (never an arbitrary server path)
+    if models is not None and not (set(models) <= _NAME_CHARS and not models.startswith(".")):
+        options["models"] = str(read_path(reader, models, "models", file=False))
 
 
-def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
+def from_form(form: Form, reader: Reader, upload_dir: Path) -> Submission:
     """A multipart request; the uploaded video is at `upload_dir`/..., the output goes beside it."""
     raw: dict[str, Any] = {}
     for name, value in form.fields:
@@ -105,25 +112,20 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
     if not Path(video.filename).suffix:
         raise InputError(f"the uploaded video's file name {video.filename!r} has no extension",
                          hint="name the file part like clip.mp4 (the output keeps the container)")
-    sources = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
-    sources += [f.path for f in form.files if f.field == "source"]
     refs = [f for f in form.files if f.field == "reference"]
     if len(refs) > 1 or (refs and "reference" in options):
         raise InputError("give one reference image at most")
+    read_options(reader, options)
+    options["source"] = options.get("source", []) + [f.path for f in form.files if f.field == "source"]
     if refs:
         options["reference"] = refs[0].path
-    elif "reference" in options:
-        options["reference"] = confine(storage, options["reference"], "reference image", read=True)
-    options["source"] = sources
-    confine_map(storage, options)
     given = "output" in options
     if given:
-        options["output"] = confine(storage, options["output"], "output")
+        options["output"] = confine(reader.storage, options["output"], "output")
     else:
         from farm.jobs.output_places import default_output
 
         options["output"] = default_output(upload_dir / Path(video.filename).name)
-    _check_models(storage, options)
     payload = {"options": {k: v for k, v in raw.items() if k not in ("source", "reference", "output")},
                "output": raw.get("output"), "source_paths": raw.get("source"), "reference_path": raw.get("reference"),
                "files": [(f.field, f.filename, f.sha256) for f in form.files]}
@@ -131,7 +133,7 @@ def from_form(form: Form, storage: Storage, upload_dir: Path) -> Submission:
                       own_folder=upload_dir)
 
 
-def from_json(body: bytes, storage: Storage) -> Submission:
+def from_json(body: bytes, reader: Reader) -> Submission:
     """A JSON request naming a video already on storage."""
     try:
         data = json.loads(body or b"null")
@@ -145,14 +147,10 @@ def from_json(body: bytes, storage: Storage) -> Submission:
         raise InputError("the JSON body needs 'path': the video, on the farm's storage",
                          hint="or upload the video as multipart/form-data field 'video'")
     options = check_options(data, "the JSON body")
-    video = confine(storage, path, "video", read=True)
-    options["source"] = [confine(storage, p, "source image", read=True) for p in options.get("source", [])]
-    if "reference" in options:
-        options["reference"] = confine(storage, options["reference"], "reference image", read=True)
-    confine_map(storage, options)
+    video = read_path(reader, path, "video")
+    read_options(reader, options)
     from farm.jobs.submit import default_output
 
     given = "output" in options
-    options["output"] = confine(storage, options["output"], "output") if given else default_output(video)
-    _check_models(storage, options)
+    options["output"] = confine(reader.storage, options["output"], "output") if given else default_output(video)
     return Submission(submit_request(video, options), _digest({"path": path, "options": data}), output_given=given)

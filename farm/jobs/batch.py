@@ -8,6 +8,8 @@ items, each with its planned output, and the hashes that decide whether an item 
   (`**` reaches into sub-folders); it must match something.
 - Images (JPEG, PNG, WebP, BMP, TIFF, GIF) are items like videos; they render in tasks of many
   images each (farm.jobs.image_batch).
+- A front end may pass `keep`, the paths it may read (the API's: farm.api.reading): a
+  target, a glob's match or a walked file it leaves out is treated as absent, not listed.
 - With an output folder, every output keeps its path relative to its target (the folder,
   or the glob's folder part; a single file goes straight under it); without one, each
   output goes beside its input as `name.farm.ext`. Two targets planned onto one output:
@@ -27,7 +29,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from farm.errors import FarmError, InputError
 from farm.jobs.output_places import SUFFIX_OF_OUTPUT, default_output
@@ -40,6 +42,13 @@ FULL_HASH_MAX_BYTES = 64 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
 NOT_RENDER_OPTIONS = frozenset({"output", "overwrite", "force", "priority", "keep_chunks"})
 """Options that do not change what an item's output holds: left out of its options hash."""
+P = TypeVar("P", str, Path)
+Keep = Callable[[list[P]], list[P]]
+"""Of the paths given, those a batch may read, in order (see the module's rules)."""
+
+
+def _all(paths: list[P]) -> list[P]:
+    return paths
 
 
 @dataclass(frozen=True)
@@ -135,34 +144,34 @@ def _glob_base(raw: str) -> Path:
     return Path(*plain) if plain else Path(".")
 
 
-def _candidates(raw: str) -> tuple[Path, list[str], bool]:
+def _candidates(raw: str, keep: Keep) -> tuple[Path, list[str], bool]:
     """(the root outputs are relative to, the files, walked: folder/glob rules apply)."""
     path = Path(raw).expanduser()
     if is_glob(raw):
-        matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        matched = keep(sorted(Path(p) for p in glob.glob(str(path), recursive=True)))
         if not matched:
             raise InputError(f"the glob {raw!r} matches no file", hint="check the pattern; quote it so that "
                              "the shell does not expand it")
         files: list[str] = []
         for m in matched:
-            files += list(_walk(m)) if m.is_dir() else [str(m)]
+            files += keep(list(_walk(m))) if m.is_dir() else [str(m)]
         return _glob_base(raw), files, True
-    if path.is_dir():
-        return path, list(_walk(path)), True
-    if not path.exists() and not path.is_symlink():
+    if (not path.exists() and not path.is_symlink()) or not keep([path]):
         raise InputError(f"{raw}: no such file, folder or glob match", hint="check the path")
+    if path.is_dir():
+        return path, keep(list(_walk(path))), True
     return path.parent, [str(path)], False
 
 
-def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = None) -> Expanded:
+def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = None, keep: Keep = _all) -> Expanded:
     """Every target of `paths` with its planned output (see the module's rules); `output_to`:
-    the output file of a single image (output_file)."""
+    the output file of a single image (output_file); `keep`: what the batch may read."""
     items: list[Target] = []
     skipped: list[Target] = []
     planned: dict[str, str] = {}   # output -> input, absolute paths as text (10,000s: no Path until kept)
     seen: set[str] = set()
     for raw in paths:
-        root, files, walked = _candidates(raw)
+        root, files, walked = _candidates(raw, keep)
         root_abs = os.path.abspath(root)
         inside = root_abs.rstrip(os.sep) + os.sep
         for file in files:

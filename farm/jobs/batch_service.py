@@ -48,13 +48,14 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                  submit_one: SubmitOne | None = None, before_store: Callable[[], None] | None = None,
                  on_step: Callable[[str], None] | None = None, idempotency_key: str | None = None,
                  token_id: int | None = None, output_dir: Path | None = None,
-                 check_image: CheckOne | None = None) -> batches.BatchView:
+                 check_image: CheckOne | None = None, keep: targets.Keep = targets._all) -> batches.BatchView:
     """Expand `paths`, record the batch and submit every item; returns the batch as recorded.
 
     `options` are checked job options (farm.jobs.spec.check_options); their `output`, if
     any, is the batch's output folder (or pass `output_dir`). InputError for bad targets
     (no such file, a glob that matches nothing, a bad output folder): nothing is recorded.
-    `check_image(target)`: a front end's own check of each image item (farm.jobs.image_batch.CheckOne).
+    `check_image(target)`: a front end's own check of each image item (farm.jobs.image_batch.CheckOne);
+    `keep`: the paths it may read (farm.jobs.batch).
     """
     from farm.jobs.image_batch import submit_images
     from farm.jobs.spec import submit_request
@@ -64,7 +65,7 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
     out_file = targets.output_file(paths, str(raw_output) if raw_output is not None else None)
     out_dir = output_dir or (None if out_file else
                              targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths))
-    expanded = targets.expand(paths, out_dir, out_file)
+    expanded = targets.expand(paths, out_dir, out_file, keep)
     if out_dir is not None:
         targets.make_output_dir(out_dir)
     step = on_step or (lambda _msg: None)

@@ -186,8 +186,11 @@ def test_no_client_writes_over_another_clients_output_or_the_farms_files(api, ot
     for body, words in attacks:
         resp = other.client.post("/jobs", json={"path": "incoming/mine.mp4", "passthrough": True, **body})
         assert resp.status_code == 422 and words in resp.json()["detail"], (body, resp.text)
-    # a video inside a job's folder cannot have its default output written there either
+    # a video inside a job's folder: another client cannot read it (farm.api.reading), and the
+    # job's own client cannot have its default output written there either
     resp = other.client.post("/jobs", json={"path": f"jobs/{first['id']}/source.mp4", "passthrough": True})
+    assert resp.status_code == 422 and resp.json()["detail"].endswith("source.mp4: no such file"), resp.text
+    resp = api.client.post("/jobs", json={"path": f"jobs/{first['id']}/source.mp4", "passthrough": True})
     assert resp.status_code == 422 and "job folders" in resp.json()["detail"], resp.text
     assert api.job_count() == before
     assert published.read_bytes() == original and source.exists()

@@ -1,4 +1,5 @@
-"""One API client never sees or touches another's work (farm.api.ownership).
+"""One API client never sees or touches another's work (farm.api.ownership), nor reads its
+files on storage (farm.api.reading).
 
 Real SQLite job store, the real app (FastAPI's in-process client), real submit, chunk and
 finalize code on real ffmpeg; the broker calls are dropped (the `inproc` fixture), and the
@@ -16,7 +17,9 @@ from fastapi.testclient import TestClient
 
 from farm.api.app import create_app
 from farm.state import store
+from farm.state.db import Job
 from farm.state.tokens import create_token
+from farm.storage import temp_name
 from tests import clips
 
 
@@ -118,3 +121,143 @@ def test_an_image_output_claimed_for_a_refused_images_job_is_released(inproc):
     with db.transaction() as s:
         claims = s.execute(select(OutputClaim)).scalars().all()
     assert [(Path(c.path).name, c.job_id) for c in claims] == [("one.png", item["id"])]
+
+
+# ---- paths on storage: a client reads the shared inputs and its own work only (farm.api.reading)
+
+def _done(client, ctx, db, body=None, **upload) -> dict:
+    """A job of `client` (JSON `body`, or an upload), rendered; its JSON."""
+    made = client.post("/jobs", json=body) if body is not None else client.post("/jobs", **upload)
+    assert made.status_code == 201, made.text
+    rendered(ctx, db, made.json()["id"])
+    return client.get(f"/jobs/{made.json()['id']}").json()
+
+
+def _as_missing(answer, what: str, path: Path) -> None:
+    """Refused exactly as a file that does not exist: 422, 'no such file', nothing more."""
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {"detail": f"cannot read {what} {path}: no such file", "hint": "check the path"}
+
+
+@pytest.fixture
+def alices_work(clients):
+    """Client a's work on storage: an upload rendered into its request folder, a job from a shared
+    input (its ingested copy under jobs/), an output it named under outputs/ and one beside the input."""
+    settings, db, ctx, a, _b = clients
+    storage = Path(settings.storage_dir).resolve()
+    shared = clips.make_clip(storage / "incoming" / "a.mov", width=160, height=90, seconds=1.0)
+    clips.make_face_image(storage / "incoming" / "f.jpg")
+    for folder in ("alice", "b"):
+        (storage / "outputs" / folder).mkdir(parents=True)
+    clip = clips.make_clip(storage.parent / "up.mp4", width=160, height=90, seconds=1.0)
+    upload = _done(a, ctx, db, files={"video": ("up.mp4", clip.read_bytes(), "video/mp4")}, data={"passthrough": "true"})
+    named = _done(a, ctx, db, {"path": "incoming/a.mov", "passthrough": True, "output": "outputs/alice/x.mov"})
+    beside = _done(a, ctx, db, {"path": "incoming/a.mov", "passthrough": True})
+    with db.transaction() as s:
+        source = Path(s.get(Job, named["id"]).source_path)
+    assert source.parent == storage / "jobs" / named["id"] and source.is_file()
+    return {"storage": storage, "shared": shared, "upload": Path(upload["output"]), "source": source,
+            "named": Path(named["output"]), "beside": Path(beside["output"]), "job": named["id"],
+            "beside_job": beside["id"]}
+
+
+def test_a_batch_never_walks_into_another_clients_job_folders_or_uploads(clients, alices_work):
+    settings, db, _ctx, a, b = clients
+    storage = alices_work["storage"]
+    request_folder = alices_work["upload"].parent.relative_to(storage)
+    missing = b.post("/batches", json={"path": "no-such-folder", "passthrough": True, "output": "outputs/b2"})
+    assert missing.status_code == 422 and "no such file, folder or glob match" in missing.json()["detail"]
+    # Given a's work, b's batch over the farm's folders (or a's own folder under api/) finds nothing there:
+    # answered as a path that does not exist, and nothing is queued or made
+    for path in ("jobs", "api", f"jobs/{alices_work['job']}", str(request_folder), "outputs/alice"):
+        refused = b.post("/batches", json={"path": path, "passthrough": True, "output": "outputs/b2"})
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json() == {"detail": f"{storage / path}: no such file, folder or glob match",
+                                  "hint": "check the path"}, path
+    for pattern in ("jobs/*/source.*", "api/*/*.mp4", "outputs/*/*.mov"):
+        refused = b.post("/batches", json={"path": pattern, "passthrough": True})
+        assert refused.status_code == 422 and "matches no file" in refused.json()["detail"], (pattern, refused.text)
+    assert b.get("/jobs").json() == [] and not (storage / "outputs" / "b2").exists()
+    # and a walk over the whole storage lists the shared inputs alone: not a's output beside one, nor
+    # the temporary its finalize writes there; an operator's hidden file is listed as skipped, as ever
+    temp_name(alices_work["beside"], alices_work["beside_job"]).write_bytes(b"being published")
+    (storage / "incoming" / ".notes").write_text("the operator's")
+    whole = b.post("/batches", json={"path": ".", "passthrough": True})
+    assert whole.status_code == 201, whole.text
+    listed = [i["input"] for i in whole.json()["items"]] + [s["input"] for s in whole.json()["skipped"]]
+    assert sorted(listed) == [str(storage / "incoming" / n) for n in (".notes", "a.mov", "f.jpg")], listed
+    # while a walks its own folders
+    mine = a.post("/batches", json={"path": str(request_folder), "passthrough": True, "output": "outputs/again"})
+    assert mine.status_code == 201, mine.text
+    assert [i["input"] for i in mine.json()["items"]] == [str(alices_work["upload"])]
+
+
+def test_a_job_never_reads_another_clients_files(clients, alices_work):
+    settings, db, ctx, a, b = clients
+    storage = alices_work["storage"]
+    foreign = [alices_work[k] for k in ("source", "upload", "named", "beside")]
+    # an existing file of a's and one that does not exist get the same answer
+    for path in [*foreign, storage / "jobs" / "0123456789ab" / "source.mov"]:
+        for raw in (str(path.relative_to(storage)), str(path)):
+            _as_missing(b.post("/jobs", json={"path": raw, "passthrough": True, "output": "outputs/b/x.mov"}),
+                        "video", path)
+        _as_missing(b.post("/jobs", json={"path": "incoming/a.mov", "source": [str(path)], "output": "outputs/b/y.mov"}),
+                    "source image", path)
+        _as_missing(b.post("/jobs", json={"path": "incoming/a.mov", "faces": "reference", "source": ["incoming/f.jpg"],
+                                          "reference": str(path), "output": "outputs/b/y.mov"}), "reference image", path)
+        _as_missing(b.post("/jobs", json={"path": "incoming/a.mov", "map": [f"incoming/f.jpg={path}"],
+                                          "output": "outputs/b/y.mov"}), "map source", path)
+        _as_missing(b.post("/batches", json={"path": "incoming", "map": [f"{path}=incoming/f.jpg"],
+                                             "output": "outputs/b3"}), "map reference", path)
+    assert b.get("/jobs").json() == []
+    # the shared input is b's to read as well, and a reads its own work again
+    assert b.post("/jobs", json={"path": "incoming/a.mov", "passthrough": True, "output": "outputs/b/a.mov"}
+                  ).status_code == 201
+    for n, path in enumerate(foreign):
+        again = a.post("/jobs", json={"path": str(path), "passthrough": True,
+                                     "output": f"outputs/alice/again-{n}{path.suffix}"})
+        assert again.status_code == 201, (path, again.text)
+
+
+def test_faces_preview_and_verify_never_read_another_clients_files(clients, alices_work):
+    settings, db, ctx, a, b = clients
+    storage = alices_work["storage"]
+    for path in (alices_work["upload"], alices_work["named"], alices_work["source"]):
+        raw = str(path.relative_to(storage))
+        _as_missing(b.get("/faces", params={"path": raw, "models": "demo"}), "video", path)
+        _as_missing(b.get("/preview", params={"path": raw, "source": "incoming/f.jpg", "models": "demo"}),
+                    "video", path)
+        _as_missing(b.get("/preview", params={"path": "incoming/a.mov", "source": raw, "models": "demo"}),
+                    "source image", path)
+        _as_missing(b.post("/verify", json={"path": raw}), "file", path)
+    raw = str(alices_work["upload"].relative_to(storage))
+    assert a.get("/faces", params={"path": raw, "models": "demo"}).status_code == 200
+    assert a.get("/preview", params={"path": raw, "source": "incoming/f.jpg", "models": "demo"}).status_code == 200
+    assert a.post("/verify", json={"path": raw}).status_code == 200
+    assert b.get("/faces", params={"path": "incoming/a.mov", "models": "demo"}).status_code == 200   # shared
+
+
+def test_a_batch_default_output_never_lands_in_another_clients_folder(clients, alices_work):
+    settings, db, ctx, a, b = clients
+    storage = alices_work["storage"]
+    folder = storage / "outputs" / "alice"
+    # Given b's own output in the folder that holds a's (b named it there)
+    _done(b, ctx, db, {"path": "incoming/a.mov", "passthrough": True, "output": "outputs/alice/b.mov"})
+    before = sorted(p.name for p in folder.iterdir())
+    # When b walks that folder with the outputs beside their inputs
+    made = b.post("/batches", json={"path": "outputs/alice", "passthrough": True})
+    # Then only b's file is an item, and it is refused: its output would go into a's folder
+    assert made.status_code == 201, made.text
+    assert made.json()["skipped"] == [] and [i["input"] for i in made.json()["items"]] == [str(folder / "b.mov")]
+    item = made.json()["items"][0]
+    assert item["state"] == "failed" and str(folder) in item["error"] and "another API client" in item["error"]
+    assert '"output"' in item["error"], item["error"]   # what to do: name an output folder
+    assert sorted(p.name for p in folder.iterdir()) == before   # nothing written beside a's outputs
+    # a single job alike, while an output folder of b's own is fine
+    refused = b.post("/jobs", json={"path": "outputs/alice/b.mov", "passthrough": True})
+    assert refused.status_code == 422 and str(folder) in refused.json()["detail"], refused.text
+    elsewhere = b.post("/batches", json={"path": "outputs/alice", "passthrough": True, "output": "outputs/b-again"})
+    assert elsewhere.status_code == 201 and [i["state"] for i in elsewhere.json()["items"]] == ["queued"]
+    assert a.post("/batches", json={"path": "outputs/alice", "passthrough": True, "output": "outputs/a-again"}
+                  ).json()["items"][0]["input"] == str(alices_work["named"])
+

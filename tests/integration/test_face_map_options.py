@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import farm.cli.main as cli
+from farm.api.reading import Reader
 from farm.api.submission import from_json
 from farm.errors import InputError
 from farm.jobs.spec import CLI, check_options, load_spec, submit_request
@@ -69,15 +70,16 @@ def test_map_over_the_api_is_in_the_schema_and_confined_to_storage(api_app, farm
     (faces := settings.storage_dir / "v.faces").mkdir()
     (faces / "faces.json").write_text("{}")
     root = storage.root.resolve()
+    reader = Reader(storage, settings, db, token_id=1)   # shared files on storage: any API client reads them
     # JSON: paths relative to the storage root, a person of a faces folder, everything confined
-    sub = from_json(json.dumps({"path": "v.mp4", "map": ["p1.png=a.jpg", "v.faces/person-2=b.jpg"]}).encode(), storage)
+    sub = from_json(json.dumps({"path": "v.mp4", "map": ["p1.png=a.jpg", "v.faces/person-2=b.jpg"]}).encode(), reader)
     assert sub.request.face_options["map"] == [f"{root}/p1.png={root}/a.jpg", f"{root}/v.faces/person-2={root}/b.jpg"]
     assert sub.request.sources == [root / "a.jpg", root / "b.jpg"]
     outside = tmp_path / "secret.jpg"
     outside.write_bytes(b"x")
     for bad in ({"map": f"{outside}=a.jpg"}, {"map": f"p1.png={outside}"}, {"map": "p1.png=a.jpg", "map_others": str(outside)}):
         with pytest.raises(InputError, match="outside the farm's storage"):
-            from_json(json.dumps({"path": "v.mp4", **bad}).encode(), storage)
+            from_json(json.dumps({"path": "v.mp4", **bad}).encode(), reader)
     # a form: the field repeats, and its paths are confined too
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {create_token(db, 'ci')}"

@@ -55,7 +55,8 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
     any, is the batch's output folder (or pass `output_dir`). InputError for bad targets
     (no such file, a glob that matches nothing, a bad output folder): nothing is recorded.
     `check_image(target)`: a front end's own check of each image item (farm.jobs.image_batch.CheckOne);
-    `keep`: the paths it may read (farm.jobs.batch).
+    `keep`: the paths it may read (farm.jobs.batch). An API batch (`token_id`) resumes or
+    joins only its token's earlier jobs.
     """
     from farm.jobs.image_batch import submit_images
     from farm.jobs.spec import submit_request
@@ -102,12 +103,13 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
                              error=f"cannot read {target.input}: {exc.strerror or exc}")
             continue
         hashes = dict(input_sha256=in_hash, options_sha256=opts_hash)
-        live = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, JOB_LIVE)
+        live = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, JOB_LIVE, client=token_id)
         if live is not None:   # a re-run while it renders: that job is this item
             batches.add_item(db, batch_id, kind=batches.JOB, job_id=live, **record, **hashes)
             continue
         if not force and target.output.exists():
-            earlier = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, [JobState.DONE])
+            earlier = batches.earlier_job_for(db, str(target.output), in_hash, opts_hash, [JobState.DONE],
+                                              client=token_id)
             if earlier is not None:
                 batches.add_item(db, batch_id, kind=batches.RESUMED, job_id=earlier, **record, **hashes)
                 continue

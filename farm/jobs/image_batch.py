@@ -170,7 +170,7 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
     from farm.media.stills import check_still
 
     outputs = [str(t.output) for _, t in todo if t.reason is None]
-    earlier = image_rows.earlier_images(db, outputs)
+    earlier = image_rows.earlier_images(db, outputs, client=token_id)
     made = image_rows.made_by_farm(db, outputs)
     overwrite = bool(options.get("overwrite"))
     max_side = max(settings.max_width, settings.max_height)

@@ -192,17 +192,20 @@ def drop_items(db: Database, item_ids: list[int]) -> None:
 
 
 def earlier_job_for(db: Database, output_path: str, input_sha256: str, options_sha256: str,
-                    states: Iterable[JobState]) -> str | None:
+                    states: Iterable[JobState], client: int | None = None) -> str | None:
     """The newest job in `states` of a batch item that renders `output_path` from an input and
     options with these hashes, or None. Done: the item is resumed when its output is still
-    there; live: the item is that job (a re-run while it renders starts no second one)."""
+    there; live: the item is that job (a re-run while it renders starts no second one).
+    `client`: an API token, whose batch joins only its own jobs (None: any job, as the
+    farm's own commands see)."""
+    query = (select(Job.id).join(BatchItem, BatchItem.job_id == Job.id)
+             .where(BatchItem.output_path == output_path, BatchItem.input_sha256 == input_sha256,
+                    BatchItem.options_sha256 == options_sha256, BatchItem.kind.in_([JOB, RESUMED]),
+                    Job.state.in_([st.value for st in states]), Job.output_path == output_path))
+    if client is not None:
+        query = query.where(Job.api_token_id == client)
     with db.transaction() as s:
-        return s.execute(
-            select(Job.id).join(BatchItem, BatchItem.job_id == Job.id)
-            .where(BatchItem.output_path == output_path, BatchItem.input_sha256 == input_sha256,
-                   BatchItem.options_sha256 == options_sha256, BatchItem.kind.in_([JOB, RESUMED]),
-                   Job.state.in_([st.value for st in states]), Job.output_path == output_path)
-            .order_by(BatchItem.id.desc()).limit(1)).scalar()
+        return s.execute(query.order_by(BatchItem.id.desc()).limit(1)).scalar()
 
 
 def made_by_farm(db: Database, output_path: str) -> bool:

@@ -112,18 +112,20 @@ class Earlier:
     job_state: str
 
 
-def earlier_images(db: Database, outputs: list[str]) -> dict[tuple[str, str, str], Earlier]:
+def earlier_images(db: Database, outputs: list[str], client: int | None = None) -> dict[tuple[str, str, str], Earlier]:
     """(output, input sha256, options sha256) -> the newest earlier image item for it, over
-    the given outputs (the resume of an image batch: one query per LOOKUP_BATCH outputs)."""
+    the given outputs (the resume of an image batch: one query per LOOKUP_BATCH outputs).
+    `client`: an API token, whose batch resumes only its own jobs (None: any job)."""
     found: dict[tuple[str, str, str], Earlier] = {}
     with db.transaction() as s:
         for at in range(0, len(outputs), LOOKUP_BATCH):
-            rows = s.execute(
-                select(BatchItem.output_path, BatchItem.input_sha256, BatchItem.options_sha256, JobImage.job_id,
-                       JobImage.id, JobImage.state, Job.state)
-                .join(JobImage, JobImage.id == BatchItem.image_id).join(Job, Job.id == JobImage.job_id)
-                .where(BatchItem.output_path.in_(outputs[at:at + LOOKUP_BATCH]))
-                .order_by(BatchItem.id)).all()
+            query = (select(BatchItem.output_path, BatchItem.input_sha256, BatchItem.options_sha256, JobImage.job_id,
+                            JobImage.id, JobImage.state, Job.state)
+                     .join(JobImage, JobImage.id == BatchItem.image_id).join(Job, Job.id == JobImage.job_id)
+                     .where(BatchItem.output_path.in_(outputs[at:at + LOOKUP_BATCH])))
+            if client is not None:
+                query = query.where(Job.api_token_id == client)
+            rows = s.execute(query.order_by(BatchItem.id)).all()
             for out, ih, oh, job_id, image_id, image_state, job_state in rows:   # the newest wins
                 found[(out, ih, oh)] = Earlier(job_id, image_id, image_state, job_state)
     return found

@@ -261,3 +261,19 @@ def test_a_batch_default_output_never_lands_in_another_clients_folder(clients, a
     assert a.post("/batches", json={"path": "outputs/alice", "passthrough": True, "output": "outputs/a-again"}
                   ).json()["items"][0]["input"] == str(alices_work["named"])
 
+
+def test_a_batch_never_takes_over_another_clients_live_job(clients):
+    """Two clients batch the same shared folder with the same options: each gets its own job,
+    so b cancelling its batch leaves a's job running."""
+    settings, db, _ctx, a, b = clients
+    clips.make_clip(Path(settings.storage_dir) / "incoming" / "shoot" / "one.mp4", width=160, height=90, seconds=1.0)
+    body = {"path": "incoming/shoot", "passthrough": True}
+    first = a.post("/batches", json=body)
+    assert first.status_code == 201, first.text
+    alices = first.json()["items"][0]["id"]
+    second = b.post("/batches", json=body)
+    assert second.status_code == 201, second.text
+    item = second.json()["items"][0]
+    assert item["id"] != alices and item["state"] == "failed" and "another API client" in item["error"], item
+    b.post(f"/batches/{second.json()['batch']}/cancel")
+    assert store.get_job(db, alices).state == "queued"

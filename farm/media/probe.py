@@ -191,9 +191,13 @@ def _demux_video(container: av.container.InputContainer, vstream: av.video.strea
             if pkt.size == 0:
                 continue
             if pkt.is_corrupt:
+                joined_ts = container.format.name == "mpegts"   # files joined with `cat` break the stream here
                 raise InputError(
                     f"{p}: video packet {len(packets)} is corrupt or cut short",
-                    hint="the file is truncated or damaged; re-export it",
+                    hint="the file is truncated or damaged; re-export it"
+                         + ("; MPEG-TS files joined end to end (cat) are damaged at each join: join them with "
+                            "ffmpeg's concat demuxer instead (`ffmpeg -f concat -safe 0 -i list.txt -c copy "
+                            "joined.ts`) or submit them one by one" if joined_ts else ""),
                 )
             if pts_from_dts and pkt.dts is not None:
                 pkt.pts = pkt.dts

@@ -101,3 +101,19 @@ def test_probe_4k_10s_is_fast(tmp_path: Path) -> None:
     info = probe(src)
     assert time.monotonic() - start < 1.0
     assert info.video.frame_count == 300
+
+
+def test_mpeg_ts_files_joined_end_to_end_are_refused_saying_how_to_join_them(tmp_path: Path) -> None:
+    """`cat a.ts b.ts` breaks the transport stream at the join (the demuxer marks the packets
+    there damaged): refused naming the file, with the way to join them that keeps every frame."""
+    import subprocess
+
+    part = tmp_path / "part.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "1",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(part)], check=True)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 4)
+    with pytest.raises(InputError) as refused:
+        probe(joined)
+    assert str(joined) in refused.value.message and "corrupt or cut short" in refused.value.message
+    assert "concat" in refused.value.hint and "one by one" in refused.value.hint

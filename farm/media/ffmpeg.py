@@ -79,6 +79,8 @@ class FinalizeSpec:
     source's video time base ('1001/30000') where the joined video's differs from it.
     write_colr: MP4/MOV always get a 'colr' box (the source's colour range is known).
     video_tag: the video's codec tag in the output (e.g. 'hvc1', which Apple players need).
+    video_range_bsf: the bitstream filter that writes the source's range into the video's
+    own headers (range_bsf), where it is known.
     """
 
     video_path: Path
@@ -94,6 +96,7 @@ class FinalizeSpec:
     video_time_base: str | None = None
     write_colr: bool = False
     video_tag: str | None = None
+    video_range_bsf: str | None = None
     free_tags: bool = True   # MP4/MOV: free-form tags (use_metadata_tags); False: iTunes tags (cover art)
 
 
@@ -112,8 +115,10 @@ def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
     for out_idx, src_idx in enumerate(spec.meta_from):
         argv += [f"-map_metadata:s:{out_idx}", f"1:s:{src_idx}"]
     video_idx = spec.stream_map.index((0, 0))
-    if spec.video_time_base:
-        argv += [f"-bsf:{video_idx}", f"setts=time_base={spec.video_time_base}"]
+    bsfs = [f"setts=time_base={spec.video_time_base}"] if spec.video_time_base else []
+    bsfs += [spec.video_range_bsf] if spec.video_range_bsf else []
+    if bsfs:
+        argv += [f"-bsf:{video_idx}", ",".join(bsfs)]
     if spec.video_tag:
         argv += [f"-tag:{video_idx}", spec.video_tag]
     for key, value in spec.metadata:
@@ -129,3 +134,18 @@ def finalize_argv(exe: str, spec: FinalizeSpec) -> list[str]:
         argv += ["-mpegts_copyts", "1"]   # else the muxer shifts every timestamp by its delay
     argv += ["-f", spec.muxer, file_url(spec.out_path)]
     return argv
+
+
+def range_bsf(codec: str, colour_range: int) -> str | None:
+    """The bitstream filter that makes an H.264/HEVC stream declare `colour_range` (1 tv,
+    2 pc) in its VUI; None for an unknown range or another codec.
+
+    x264 (and FFmpeg's NVENC wrapper, by its source) writes no VUI signal type for a limited
+    range with no colour description, so such a stream declares no range of its own; where
+    the container has no place for one (MOV's 'colr' is 'nclc', without a range; AVI,
+    MPEG-TS, NUT, 3GP) the output would declare none. The filter rewrites only the parameter sets (video_format stays 5,
+    unspecified); nothing is re-encoded.
+    """
+    if colour_range not in (1, 2) or codec not in ("h264", "hevc"):
+        return None
+    return f"{codec}_metadata=video_full_range_flag={colour_range - 1}"

@@ -27,7 +27,13 @@ from typing import Mapping, Sequence
 import av
 
 from farm.errors import MediaError
-from farm.media.ffmpeg import FinalizeSpec, ffmpeg_exe, finalize_argv, run_ffmpeg
+from farm.media.ffmpeg import (
+    FinalizeSpec,
+    ffmpeg_exe,
+    finalize_argv,
+    range_bsf,
+    run_ffmpeg,
+)
 from farm.media.formats import (
     holds_cover_art,
     intermediate_muxer,
@@ -109,6 +115,7 @@ def finalize_spec(info: MediaInfo, source: Path, video_path: Path, out_path: Pat
         video_timescale=timescale,
         write_colr=info.video.colour.range != 0,
         video_tag="hvc1" if video_codec == "hevc" and is_mov_family(muxer) else None,
+        video_range_bsf=range_bsf(video_codec, info.video.colour.range),
         video_time_base=f"{tb.numerator}/{tb.denominator}" if timescale and tb != Fraction(1, timescale) else None,
         free_tags=uses_free_tags(info, muxer),
     )

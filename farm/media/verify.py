@@ -72,11 +72,10 @@ def compare(src: MediaInfo, out: MediaInfo, metadata: Mapping[str, str] | None =
         problems.append(f"rotation {ov.rotation}, source {sv.rotation}")
     for key, value in sv.colour.names.items():
         got = ov.colour.names[key]
-        if got != value and not (key == "color_range" and {got, value} == {"unknown", "tv"}):
-            # An undeclared range means limited (H.264 and HEVC infer it; ProRes has no
-            # range field), so unknown and tv are the same declaration: FFmpeg's libx265
-            # always writes the range, its HEVC decoder reports an absent one as tv, and
-            # x264 writes none for an unknown one.
+        if got != value and not (key == "color_range" and (value, got) == ("unknown", "tv")):
+            # An undeclared range means limited, so an undeclared one may come out as tv
+            # (FFmpeg's libx265 always writes the range, and its HEVC decoder reports an
+            # absent one as tv); a declared range must come out declared (ffmpeg.range_bsf).
             problems.append(f"{key} {got}, source {value}")
     if (ov.mastering_display, ov.content_light) != (sv.mastering_display, sv.content_light):
         problems.append(f"HDR10 mastering display {ov.mastering_display}, light level {ov.content_light}; "

@@ -174,3 +174,39 @@ def test_a_full_range_vp9_comes_out_as_full_range_h264(tmp_path: Path) -> None:
     out = render(src, tmp_path / "work", None)
     stream = mc.video_stream(out)
     assert stream["codec_name"] == "h264" and stream["color_range"] == "pc", stream
+
+
+# sources that declare a limited range and nothing else about colour
+LIMITED_ONLY: dict[str, tuple[str, list[str], str | None]] = {
+    "prores_mov": (".mov", ["-c:v", "prores_ks", "-profile:v", "2", "-color_range", "tv"], None),
+    "h264_mov": (".mov", ["-c:v", "libx264", "-preset", "veryfast", "-bsf:v",
+                          "h264_metadata=video_full_range_flag=0"], None),
+    "h264_ts": (".ts", ["-c:v", "libx264", "-preset", "veryfast", "-bsf:v",
+                        "h264_metadata=video_full_range_flag=0"], None),
+    "hevc_mov_to_h264": (".mov", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+                                  "-color_range", "tv"], "h264"),
+    "vp9_webm": (".webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
+                           "-crf", "40", "-color_range", "tv"], None),
+    "mpeg4_mp4": (".mp4", ["-c:v", "mpeg4", "-q:v", "5", "-color_range", "tv", "-movflags", "+write_colr"], None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIMITED_ONLY))
+def test_a_declared_limited_range_is_still_declared(case: str, tmp_path: Path) -> None:
+    # Given a clip whose only colour tag is color_range=tv (ProRes: always limited)
+    suffix, args, codec = LIMITED_ONLY[case]
+    src = tmp_path / f"source{suffix}"
+    subprocess.run([new_ffmpeg(), "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=24",
+                    "-frames:v", "24", "-pix_fmt", "yuv420p" if case != "prores_mov" else "yuv422p10le", *args,
+                    str(src)], check=True, capture_output=True)
+    want = mc.colour(src)
+    assert want["color_range"] == "tv" and all(want[k] is None for k in COLOUR_KEYS), want
+    # When it is rendered (the default codec, or H.264 from HEVC)
+    out = render(src, tmp_path / "work", codec)
+    # Then the H.264 output still declares tv, in its own VUI, and nothing more
+    got = mc.colour(out)
+    assert mc.video_stream(out)["codec_name"] == "h264"
+    assert got["color_range"] == "tv" and all(got[k] is None for k in COLOUR_KEYS), got
+    assert vui(out) == {"video_signal_type_present_flag": 1, "video_full_range_flag": 0,
+                        "colour_description_present_flag": 0}, vui(out)
+    assert mc.frame_count(out) == 24

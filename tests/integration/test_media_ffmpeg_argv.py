@@ -15,6 +15,7 @@ from farm.media.ffmpeg import (
     file_url,
     finalize_argv,
     input_args,
+    range_bsf,
     run_ffmpeg,
 )
 from farm.media.formats import demuxer_for_head, output_muxer
@@ -91,6 +92,21 @@ def test_finalize_argv_restores_a_fractional_time_base() -> None:
     argv = finalize_argv("ff", spec)
     i = argv.index("-bsf:1")
     assert argv[i:i + 2] == ["-bsf:1", "setts=time_base=1001/30000"]
+
+
+def test_a_known_range_is_written_into_the_video_headers_after_the_time_base() -> None:
+    assert range_bsf("h264", 1) == "h264_metadata=video_full_range_flag=0"
+    assert range_bsf("hevc", 2) == "hevc_metadata=video_full_range_flag=1"
+    assert range_bsf("h264", 0) is None and range_bsf("prores", 1) is None
+    spec = FinalizeSpec(
+        video_path=Path("/w/v.mov"), video_demuxer="mov", source_path=Path("/w/src.mov"),
+        source_demuxer="mov", out_path=Path("/w/out.mov"), muxer="mov", stream_map=((0, 0),),
+        meta_from=(0,), video_time_base="1001/30000", video_range_bsf=range_bsf("h264", 1),
+    )
+    argv = finalize_argv("ff", spec)
+    i = argv.index("-bsf:0")
+    assert argv[i:i + 2] == ["-bsf:0", "setts=time_base=1001/30000,h264_metadata=video_full_range_flag=0"]
+    assert argv.count("-bsf:0") == 1
 
 
 def test_finalize_argv_tags_hevc_for_apple_players() -> None:

@@ -19,6 +19,7 @@ from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for, uses_free_tags
 from farm.media.media_info import MediaInfo
 from farm.media.probe import probe
+from farm.media.tags_3gpp import muxes_3gpp_tags, read_3gpp_tags
 from farm.media.verify import verify_output
 from farm.provenance.sign import record_provenance, sign_output
 from farm.state import finalizing, store
@@ -115,7 +116,9 @@ def output_metadata(job: JobView, muxer: str | None = None, counts: Counts | Non
     muxer: the output's muxer (None: one that keeps free-form tags). AVI keeps only its
     RIFF INFO fields, so the label goes in `comment`; MPEG-TS keeps only the service
     description, so it goes in `service_name` (at most 255 bytes), `service_provider`
-    naming farm. Other muxers get every tag below. `counts`: as output_label's.
+    naming farm. 3GP/3G2 keep only the 3GPP asset tags (farm.media.tags_3gpp), so the
+    label and the models go in `comment` (the 'dscp' box). Other muxers get every tag
+    below. `counts`: as output_label's.
     """
     label = output_label(job, counts)
     if muxer == "avi":
@@ -126,6 +129,8 @@ def output_metadata(job: JobView, muxer: str | None = None, counts: Counts | Non
     models = job.models or {}
     entries = models.get("models", {})
     model_text = "; ".join(f"{m['name']} sha256:{m.get('sha256') or 'unknown'}" for m in entries.values())
+    if muxer is not None and muxes_3gpp_tags(muxer):
+        return {"comment": f"{label}; models: {model_text or 'none'}"}
     return {
         "comment": label,
         "description": label,
@@ -167,14 +172,15 @@ def verify_label(path: Path, muxer: str, metadata: Mapping[str, str]) -> None:
     """Raise VerifyError unless the output at `path` carries `metadata` where its container keeps it.
 
     verify_output checks the tags of containers with free-form tags; this reads back
-    AVI's INFO fields and MPEG-TS's service description (program tags) with ffmpeg.
+    AVI's INFO fields and MPEG-TS's service description (program tags) with ffmpeg, and
+    3GP's asset boxes itself (ffmpeg reads none of them).
     """
     if keeps_free_tags(muxer):
         return
-    if muxer not in ("avi", "mpegts"):
+    if muxer not in ("avi", "mpegts") and not muxes_3gpp_tags(muxer):
         raise VerifyError(f"output {path.name}: the {muxer} container cannot carry the synthetic-media label",
-                          hint="submit the video in MP4, MOV, Matroska, AVI or MPEG-TS")
-    tags = read_tags(path, muxer, program=muxer == "mpegts")
+                          hint="submit the video in MP4, MOV, Matroska, AVI, MPEG-TS or 3GP")
+    tags = read_3gpp_tags(path) if muxes_3gpp_tags(muxer) else read_tags(path, muxer, program=muxer == "mpegts")
     wrong = [f"{k} is {tags.get(k)!r}, expected {v!r}" for k, v in metadata.items() if tags.get(k) != v]
     if wrong:
         raise VerifyError(f"output {path.name} lacks its synthetic-media label: " + "; ".join(wrong))

@@ -134,8 +134,11 @@ def is_mov_family(muxer: str) -> bool:
 
 
 def keeps_free_tags(muxer: str) -> bool:
-    """True if the container stores arbitrary key=value tags (ours: comment, farm_*)."""
-    return is_mov_family(muxer) or muxer in ("matroska", "webm", "nut")
+    """True if the container stores arbitrary key=value tags (ours: comment, farm_*).
+
+    Not 3GP/3G2: FFmpeg's muxer writes only the 3GPP asset boxes there (farm.media.tags_3gpp).
+    """
+    return (is_mov_family(muxer) and muxer not in ("3gp", "3g2")) or muxer in ("matroska", "webm", "nut")
 
 
 def holds_cover_art(muxer: str) -> bool:

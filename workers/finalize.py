@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,9 +13,9 @@ from farm import __version__
 from farm.broker.celery_app import enqueue_chunk
 from farm.errors import FarmError, VerifyError
 from farm.faces.mapping import people_counts
-from farm.media.ffmpeg import base_args, ffmpeg_exe, input_args
 from farm.media.formats import keeps_free_tags
 from farm.media.join import join_chunks, muxer_for, uses_free_tags
+from farm.media.labels import label_head, read_tags
 from farm.media.media_info import MediaInfo
 from farm.media.probe import probe
 from farm.media.tags_3gpp import muxes_3gpp_tags, read_3gpp_tags
@@ -81,7 +80,7 @@ def output_label(job: JobView, counts: Counts | None = None) -> str:
     A face job names the stages that changed pixels and, where the workers counted them,
     in how many frames and how many faces; one that found no face says it is unaltered.
     `counts`: the output's own (an image of an images job: 1 frame), else the job's sums."""
-    head = f"synthetic media made by farm {__version__}, job {job.id}"
+    head = label_head(job.id)
     if not face_job(job):
         return f"{head}: a pass-through re-encode, no faces were changed"
     models = job.models or {}
@@ -184,50 +183,6 @@ def verify_label(path: Path, muxer: str, metadata: Mapping[str, str]) -> None:
     wrong = [f"{k} is {tags.get(k)!r}, expected {v!r}" for k, v in metadata.items() if tags.get(k) != v]
     if wrong:
         raise VerifyError(f"output {path.name} lacks its synthetic-media label: " + "; ".join(wrong))
-
-
-def read_tags(path: Path, demuxer: str, *, program: bool = False) -> dict[str, str]:
-    """Container tags of a file as ffmpeg reads them; program=True: the first program's (MPEG-TS)."""
-    argv = base_args(ffmpeg_exe()) + input_args(path, demuxer)
-    argv += ["-map_metadata", "0:p:0" if program else "0", "-f", "ffmetadata", "pipe:1"]
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise VerifyError(f"cannot read the tags of {path.name}: {exc}") from None
-    if done.returncode != 0:
-        tail = done.stderr.decode("utf-8", "replace")[-1000:].strip()
-        raise VerifyError(f"cannot read the tags of {path.name} (ffmpeg exit {done.returncode}): {tail}")
-    return parse_ffmetadata(done.stdout.decode("utf-8", "replace"))
-
-
-def parse_ffmetadata(text: str) -> dict[str, str]:
-    """The global key=value tags of ffmpeg's FFMETADATA1 output.
-
-    A backslash escapes the next character ('=', ';', '#', a backslash or a newline);
-    lines starting with ';' or '#' are comments; the first '[SECTION]' ends the globals.
-    """
-    lines: list[list[tuple[str, bool]]] = [[]]   # (character, escaped)
-    escaped = False
-    for ch in text:
-        if escaped:
-            lines[-1].append((ch, True))
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "\n":
-            lines.append([])
-        else:
-            lines[-1].append((ch, False))
-    tags: dict[str, str] = {}
-    for line in lines:
-        if not line or (not line[0][1] and line[0][0] in ";#"):
-            continue
-        if not line[0][1] and line[0][0] == "[":
-            break
-        eq = next((k for k, (c, esc) in enumerate(line) if c == "=" and not esc), None)
-        if eq is not None:
-            tags["".join(c for c, _ in line[:eq]).lower()] = "".join(c for c, _ in line[eq + 1:])
-    return tags
 
 
 def run_finalize(ctx: Runtime, job_id: str, owner: str) -> str:

@@ -290,6 +290,12 @@ def job_notes(job: store.JobView) -> list[Text]:
     elif job.state == JobState.CANCELLED.value:
         lines.append(Text(f"cancelled: nothing was published; `farm retry {job.id}` runs what is left",
                           style="dim", overflow="fold"))
+    elif job.state == JobState.DONE.value:
+        from farm.jobs.published import changed_since   # a later job may have replaced its output
+
+        replaced = changed_since(job)
+        if replaced:
+            lines.append(Text.assemble(("note: ", "bold yellow"), replaced, overflow="fold"))
     return lines
 
 

@@ -14,10 +14,11 @@ Every image is checked from its header before anything is stored (farm.media.sti
 animated images, multi-page TIFF, deep colour other than 16-bit RGB(A) PNG/TIFF and unknown
 modes are refused, each a failed item saying why and what to do), and its output like a video's (no symlink, not in
 the farm's folders, the input's format, not an existing file unless --overwrite or an
-earlier batch image wrote it). Resume is a video item's: the same output, input hash and
-options hash as an earlier done image whose output exists is `resumed`; one still rendering
-is that image (no second render); `force` renders them again. The inputs are read where
-they are (on a cluster, shared storage): 10,000 photos are not copied at submit.
+earlier batch image wrote it, never one a live images job is to write: farm.jobs.reservation).
+Resume is a video item's: the same output, input hash and options hash as an earlier done
+image whose output exists is `resumed`; one still rendering is that image (no second
+render); `force` renders them again. The inputs are read where they are (on a cluster,
+shared storage): 10,000 photos are not copied at submit.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Callable, Mapping
 from farm.config import Settings
 from farm.errors import FarmError, InputError, UnavailableError
 from farm.jobs import batch as targets
+from farm.jobs import reservation
 from farm.state import batches, store
 from farm.state import images as image_rows
 from farm.state.db import Database
@@ -172,6 +174,7 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
     outputs = [str(t.output) for _, t in todo if t.reason is None]
     earlier = image_rows.earlier_images(db, outputs, client=token_id)
     made = image_rows.made_by_farm(db, outputs)
+    taken = reservation.images_taken(db, outputs)   # a live images job's: refused (claim_images decides)
     overwrite = bool(options.get("overwrite"))
     max_side = max(settings.max_width, settings.max_height)
     items: list[dict[str, Any]] = []
@@ -202,6 +205,8 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
             items.append({**item, "kind": batches.RESUMED, "job_id": found.job_id, "image_id": found.image_id})
             continue
         try:
+            if (writer := taken.get(item["output_path"])) is not None:
+                raise reservation.refusal(target.output, writer, "--output" if token_id is None else "output")
             check_image_output(target, settings, overwrite, made, api=token_id is not None, places_ok=places_ok)
             settle = check_one(target) if check_one is not None else None
             if settle is not None:
@@ -277,6 +282,7 @@ def _record_job(db: Database, settings: Settings, batch_id: str, render: list[tu
         planned += [(index, str(render[n][1].input), str(render[n][1].output)) for n in members]
 
     def rows(session: Any) -> None:
+        reservation.claim_images(session, [out for _index, _in, out in planned], job_id)
         ids = image_rows.add_images(session, job_id, planned)
         order = [n for members in parts for n in members]
         image_rows.add_items(session, [{**render[n][0], "job_id": job_id, "image_id": image_id}

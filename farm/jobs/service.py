@@ -11,13 +11,15 @@ upload folders and maps errors to HTTP statuses: farm.api.app.STATUS_FOR_ERROR).
   broker is back; submit_job returns it with `enqueued=False` and a `warning`, and both
   front ends report it as submitted (exit 0 with its id; HTTP 201) with that warning. An
   error there would make a CI client submit again and render the video twice.
+  An output that another live job is to write is refused (farm.jobs.reservation).
 - cancel_job: any job not done is cancelled; a done job is refused (StateError: exit 2,
-  HTTP 409).
+  HTTP 409), saying what is at its output now (farm.jobs.published: a later job may have replaced it).
 - retry_job: a failed or cancelled job runs its unfinished chunks again, or is finalized
-  again when none is left; a queued, running or finalizing job (one left behind by a
-  stopped farm, say) gets queued again what the broker lost (farm.broker.reaper.reap, for that job
-  only); a done job is refused (StateError: exit 2, HTTP 409). As at submit, a broker that
-  refuses the hand-over once the database holds the job as to be run is a warning.
+  again when none is left, unless another live job is now to write its output; a queued,
+  running or finalizing job (one left behind by a stopped farm, say) gets queued again what
+  the broker lost (farm.broker.reaper.reap, for that job only); a done job is refused
+  (StateError: exit 2, HTTP 409). As at submit, a broker that refuses the hand-over once the
+  database holds the job as to be run is a warning.
 """
 
 from __future__ import annotations
@@ -85,7 +87,16 @@ def cancel_job(settings: Settings, db: Database, job_id: str) -> store.JobView:
     Refused (StateError) once the job is done, including when its output was being
     published as the cancel came: publishing and finishing happen under the job's lock.
     """
-    return store.request_cancel(db, job_id)
+    try:
+        return store.request_cancel(db, job_id)
+    except StateError as exc:
+        job = store.get_job(db, job_id)
+        if job.state != JobState.DONE.value:
+            raise
+        from farm.jobs.published import changed_since, delete_hint
+
+        changed = changed_since(job)   # a later job may have replaced it since
+        raise StateError(exc.message + (f"; {changed}" if changed else ""), hint=delete_hint(job)) from None
 
 
 def retry_job(settings: Settings, db: Database, job_id: str, *,
@@ -97,13 +108,17 @@ def retry_job(settings: Settings, db: Database, job_id: str, *,
     """
     job = store.get_job(db, job_id)
     if job.state == JobState.DONE.value:
-        raise StateError(f"job {job_id} is done: its output {job.output_path} is published, so there is "
-                         "nothing to retry", hint="submit the video again for a new render")
+        from farm.jobs.published import describe
+
+        raise StateError(f"job {job_id} is done, so there is nothing to retry: {describe(job)}",
+                         hint="submit the video again for a new render")
     if JobState(job.state) in JOB_LIVE:   # nothing to reset: queue again what the broker lost
         return _retry_live(settings, db, job, before_enqueue)
+    from farm.jobs.reservation import claim_again
     from farm.jobs.submit import enqueue_job
 
-    todo = store.retry_job(db, job_id)   # StateError if it changed state meanwhile
+    # StateError if it changed state meanwhile, or another live job is now to write its output
+    todo = store.retry_job(db, job_id, also=claim_again)
     if before_enqueue is not None:
         before_enqueue()
     if todo:

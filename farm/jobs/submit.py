@@ -18,6 +18,7 @@ from typing import Any, Callable
 from farm.broker.celery_app import create_app, enqueue_chunk
 from farm.config import Settings
 from farm.errors import FarmError, InputError, UnavailableError
+from farm.jobs import reservation
 from farm.jobs.output_places import default_output, output_suffix
 from farm.jobs.spec import CLI, SPEC, option_name
 from farm.media.chunk_codec import choose_encoder
@@ -202,6 +203,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
     step(f"probing {video}")
     clock = StepClock()
     info, output, encoder, chunk_frames = validate(req, settings)
+    reservation.check_free(db, output, req.option("output"))   # a live job's output: refused now, not at its end
     clock.lap("probe")
     if not settings.embedded_broker:
         from farm.broker.transport import require as require_broker
@@ -217,6 +219,10 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
     storage = Storage(settings.storage_dir)
     job_id = new_job_id()
     not_kept = streams_not_kept(info, muxer_for_encoder(info, encoder.codec))
+
+    def claim_output(session: Any) -> None:   # in the transaction that records the job: the race's guard
+        reservation.claim(session, output, job_id, req.option("output"))
+
     try:
         step("ingesting onto storage")
         source = storage.source(job_id, video.suffix.lower())
@@ -247,7 +253,7 @@ def record(req: SubmitRequest, settings: Settings, db: Database,
             priority=req.priority, options=faces.options, encoder=records.dump(encoder), models=faces.label,
             frames_total=info.video.frame_count, fps=float(info.video.fps),
             consent=req.consent.strip() if req.consent and req.consent.strip() else None, batch_id=req.batch_id,
-            api_token_id=req.api_token_id,
+            api_token_id=req.api_token_id, also=claim_output,
             notes=[("ingested", ingested.describe(video, source)), ("video_stream", info.video_choice),
                    ("submit_steps", clock.describe()),
                    *(("stream_not_kept", note) for note in not_kept)],

@@ -354,8 +354,7 @@ def request_cancel(db: Database, job_id: str) -> JobView:
         job = lock_job(s, job_id)
         if job.state == JobState.DONE:
             raise StateError(f"job {job_id} is already done: its output {job.output_path} was published "
-                             f"before the cancel arrived, so there is nothing to cancel",
-                             hint=f"delete {job.output_path} if you do not want it")
+                             f"before the cancel arrived, so there is nothing to cancel")   # hint: service.cancel_job
         job.cancel_requested = True
         if JobState(job.state) not in JOB_TERMINAL:
             set_job_state(job, JobState.CANCELLED)
@@ -368,12 +367,15 @@ def request_cancel(db: Database, job_id: str) -> JobView:
         return job_snapshot(job, chunks)
 
 
-def retry_job(db: Database, job_id: str) -> list[int]:
-    """Put a failed or cancelled job back in the queue; return the chunks to enqueue again."""
+def retry_job(db: Database, job_id: str, also: Any = None) -> list[int]:
+    """Put a failed or cancelled job back in the queue; return the chunks to enqueue again.
+    also(session, job): a check in the same transaction before it is live again (its output's)."""
     with db.transaction() as s:
         job = lock_job(s, job_id)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise StateError(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
+        if also is not None:
+            also(s, job)
         set_job_state(job, JobState.QUEUED)
         job.cancel_requested, job.error, job.finished_at = False, None, None
         job.finalize_owner = job.finalize_claimed_at = None

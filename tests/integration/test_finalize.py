@@ -15,13 +15,14 @@ import pytest
 from farm.config import load_settings
 from farm.errors import VerifyError
 from farm.media.chunk_codec import choose_encoder, transcode_chunk
+from farm.media.labels import parse_ffmetadata
 from farm.media.plan import plan_chunks
 from farm.media.probe import probe
 from farm.media.split import split_chunks
 from farm.state import chunks, records, store
 from farm.state.db import Database, upgrade_schema
 from farm.storage import Storage
-from farm.workers.finalize import output_label, output_metadata, parse_ffmetadata, run_finalize, verify_label
+from farm.workers.finalize import output_label, output_metadata, run_finalize, verify_label
 from tests import clips, media_checks
 
 

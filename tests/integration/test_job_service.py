@@ -197,6 +197,32 @@ def test_a_job_recorded_while_the_broker_refuses_it_is_submitted_by_the_cli_and_
     assert {(by_cli["id"], 0), (by_api["id"], 0)} <= held
 
 
+def test_the_cli_and_the_api_refuse_a_second_job_for_the_output_of_a_live_job(farm):
+    """Two jobs for one output used to be accepted: the second failed after rendering everything
+    (no overwrite) or replaced the first's output (overwrite). Now it is refused at submit, nothing
+    stored, naming the live job (farm.jobs.reservation; races: tests/integration/test_output_reserved.py)."""
+    src = farm.clip("race.mp4")
+    out = farm.out / "race.mp4"
+    submit = ("submit", str(src), "--passthrough", "--chunk-seconds", "0.5", "--json", "--output", str(out))
+    first = json.loads(farm.cli.run(*submit, check=True, timeout_s=120).stdout)["id"]   # no worker: stays queued
+    for extra in ((), ("--overwrite",)):
+        proc = farm.cli.run(*submit, *extra, timeout_s=120)
+        assert proc.returncode == 2, proc.stderr
+        refused = json.loads(proc.stdout)
+        assert (refused["state"], refused["id"]) == ("refused", None), refused
+        assert f"output {out} is the output of job {first}, which is queued" in refused["error"], refused
+        assert f"wait for job {first} to end, cancel it, or choose another --output" == refused["hint"], refused
+    body = {"path": "incoming/race.mp4", "passthrough": True, "output": "outputs/race.mp4"}
+    by_api = farm.api.post("/jobs", json=body)
+    assert by_api.status_code == 201, by_api.text
+    again = farm.api.post("/jobs", json={**body, "overwrite": True})   # the same client's own output
+    assert again.status_code == 422, again.text
+    assert f"is the output of job {by_api.json()['id']}, which is queued" in again.json()["detail"], again.text
+    with farm.db.transaction() as s:
+        assert sorted(s.execute(Job.__table__.select().with_only_columns(Job.id)).scalars()) == \
+            sorted([first, by_api.json()["id"]])
+
+
 # ---- retry and cancel: one semantics, one error ------------------------------------------------
 
 def left_running(farm: Farm, name: str) -> str:

@@ -107,10 +107,16 @@ def cancel(settings: Settings, db: Database, batch_id: str, err: Console) -> Non
 
 
 def retry(settings: Settings, db: Database, batch_id: str, err: Console, start_farm: Callable[[], None]) -> None:
-    from farm.jobs.batch_service import retry_batch
+    """Each item's line as it is run or submitted again, or not (and why); exit 0 when every
+    retry went through, 1 when one was refused, 2 when nothing could be run again."""
+    from farm.jobs.batch_service import retry_batch_items
 
-    for line in retry_batch(settings, db, batch_id, before_enqueue=start_farm):
-        err.print(line, highlight=False)
+    done = retry_batch_items(settings, db, batch_id, before_enqueue=start_farm,
+                             on_line=lambda line: err.print(line, highlight=False))
+    refusal = done.nothing_done()
+    if refusal is not None:
+        raise refusal
+    raise typer.Exit(EXIT_FAILED if done.refused else EXIT_OK)
 
 
 def as_paths(values: list[Path]) -> list[str]:

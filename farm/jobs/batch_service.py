@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -173,9 +174,37 @@ def cancel_batch(settings: Settings, db: Database, batch_id: str) -> list[str]:
     return done
 
 
+@dataclass
+class BatchRetry:
+    """What retry_batch_items did: one line per item run or submitted again, or not, and why."""
+
+    batch_id: str
+    on_line: Callable[[str], None] | None = None   # told each line as it is known
+    lines: list[str] = field(default_factory=list)
+    again: int = 0       # jobs run again and items submitted again
+    refused: int = 0     # items whose retry was refused: refused again at submit, a job that cannot run now
+    cannot: int = 0      # failed items of done jobs (no face changed, an image that failed): nothing to run again
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def nothing_done(self) -> StateError | None:
+        """The refusal (exit 2, HTTP 409) when no item was run, or submitted, again."""
+        if self.again or self.refused:
+            return None
+        why = "every item is done or skipped"
+        if self.cannot:
+            shown = "; ".join(self.lines[:3]) + (f"; and {len(self.lines) - 3} more" if len(self.lines) > 3 else "")
+            why = f"its {self.cannot} failed item(s) have done jobs, which cannot run again ({shown})"
+        return StateError(f"batch {self.batch_id} has nothing to retry: {why}",
+                          hint="submit the targets again (with other options, or --force) to render them again")
+
+
 def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, refused: list[batches.ItemView],
-                  start: Callable[[], None], check_image: CheckOne | None,
-                  token_id: int | None) -> list[str]:
+                  start: Callable[[], None], check_image: CheckOne | None, token_id: int | None,
+                  done: BatchRetry) -> None:
     """Refused images submitted again, in their places: their items are made anew (an image,
     or refused again)."""
     from farm.jobs.image_batch import submit_images
@@ -186,23 +215,41 @@ def _retry_images(settings: Settings, db: Database, batch: batches.BatchView, re
                   origins=None, where="command line" if token_id is None else "the request", start=start,
                   check_one=check_image, token_id=token_id)
     now = {i.position: i for i in batches.get_batch(db, batch.id).items}
-    return [f"{i.input}: refused again: {now[i.position].error}" if now[i.position].kind == batches.REFUSED
-            else f"{i.input}: submitted again in images job {now[i.position].job_id}" for i in refused]
+    for i in refused:
+        again = now[i.position]
+        if again.kind == batches.REFUSED:
+            done.refused += 1
+            done.say(f"{i.input}: refused again: {again.error}")
+        else:
+            done.again += 1
+            done.say(f"{i.input}: submitted again in images job {again.job_id}")
 
 
-def retry_batch(settings: Settings, db: Database, batch_id: str, *,
-                before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None,
-                check_image: CheckOne | None = None,
-                token_id: int | None = None) -> list[str]:
+def retry_batch(settings: Settings, db: Database, batch_id: str, **how: Any) -> list[str]:
+    """retry_batch_items' lines (the API's answer: `how` is its keywords); StateError when no
+    item was run or submitted again."""
+    done = retry_batch_items(settings, db, batch_id, **how)
+    refusal = done.nothing_done()
+    if refusal is not None:
+        raise refusal
+    return done.lines
+
+
+def retry_batch_items(settings: Settings, db: Database, batch_id: str, *,
+                      before_enqueue: Callable[[], None] | None = None, submit_one: SubmitOne | None = None,
+                      check_image: CheckOne | None = None, token_id: int | None = None,
+                      on_line: Callable[[str], None] | None = None) -> BatchRetry:
     """Run again what did not finish: each failed or cancelled job from what it has left, each
     live job's lost work, and each refused item submitted again (refused again if still bad).
-    A front end's `submit_one` and `check_image` (claiming each output for `token_id`, over
-    the API) act as at submit. Returns one line per item acted on; StateError when every
-    item is done or skipped."""
+    A failed item whose job is done (no face changed; an image that failed in its done images
+    job) is not run again, and says so; an item whose retry is refused (a live job now writes
+    its output) does not stop the others. A front end's `submit_one` and `check_image` (claiming
+    each output for `token_id`, over the API) act as at submit. Each line goes to `on_line` as it
+    is known; see BatchRetry.nothing_done for when nothing was done."""
     from farm.jobs.spec import submit_request
 
     batch = batches.get_batch(db, batch_id)
-    lines: list[str] = []
+    done = BatchRetry(batch_id, on_line)
     started = False
 
     def start() -> None:
@@ -215,12 +262,22 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
     retried: set[str] = set()
     images: list[batches.ItemView] = []
     for item in batch.items:
-        if item.kind == batches.IMAGE and item.job is not None and item.job.state != JobState.DONE.value:
-            if item.job.id not in retried:   # an images job is many items: retried once
-                retried.add(item.job.id)
-                lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
-        elif item.kind == batches.JOB and item.job is not None and item.state != JobState.DONE.value:
-            lines.append(retry_job(settings, db, item.job.id, before_enqueue=start).message)
+        job = item.job if item.kind in (batches.IMAGE, batches.JOB) else None
+        if job is not None and job.state == JobState.DONE.value:
+            if item.state == JobState.FAILED.value:   # its job cannot run again
+                done.cannot += 1
+                done.say(f"{item.input}: not retried: {item.failure}; its job {job.id} is done (submit it again "
+                         "with other options, or --force, for a new render)")
+        elif job is not None and job.id not in retried:   # an images job is many items: retried once
+            retried.add(job.id)
+            try:
+                done.say(retry_job(settings, db, job.id, before_enqueue=start).message)
+                done.again += 1
+            except UnavailableError:
+                raise
+            except FarmError as exc:
+                done.refused += 1
+                done.say(f"{item.input}: not retried: {targets.refusal(exc)}")
         elif item.kind == batches.REFUSED and item.output is not None and targets.is_image(Path(item.input)):
             images.append(item)   # submitted again together, as one images job
         elif item.kind == batches.REFUSED and item.output is not None:
@@ -236,13 +293,12 @@ def retry_batch(settings: Settings, db: Database, batch_id: str, *,
                 raise
             except FarmError as exc:
                 batches.set_item_job(db, item.item_id, None, targets.refusal(exc), hashes)
-                lines.append(f"{item.input}: refused again: {exc.message}")
+                done.refused += 1
+                done.say(f"{item.input}: refused again: {exc.message}")
                 continue
             batches.set_item_job(db, item.item_id, job_id, hashes=hashes)
-            lines.append(f"{item.input}: submitted again as job {job_id}")
+            done.again += 1
+            done.say(f"{item.input}: submitted again as job {job_id}")
     if images:
-        lines += _retry_images(settings, db, batch, images, start, check_image, token_id)
-    if not lines:
-        raise StateError(f"batch {batch_id} has nothing to retry: every item is done or skipped",
-                         hint="submit the targets again with --force to render them again")
-    return lines
+        _retry_images(settings, db, batch, images, start, check_image, token_id, done)
+    return done

@@ -194,3 +194,46 @@ def test_a_faceless_video_fails_alone_in_a_face_batch(cli, tmp_path):
     assert states["face.mp4"] == ("done", None), result
     assert states["empty-room.mp4"][0] == "failed" and "no face was changed" in states["empty-room.mp4"][1]
     assert result["state"] == "done" and result["failures"] == [str(folder / "empty-room.mp4")]
+
+
+def test_retry_runs_every_item_it_can_and_names_each_one_it_cannot(cli, tmp_path):
+    """A faceless video's job is done though its item failed: `farm retry BATCH` used to stop
+    there (exit 2, "job ... is done"), after resubmitting the items before it without saying so
+    and never reaching those after it."""
+    folder = tmp_path / "in"
+    for name in ("a-broken.mp4", "c-broken.mp4", "d-broken.mp4"):
+        clips.make_not_video(folder / name, kind="truncated")
+    clips.make_clip(folder / "b-empty-room.mp4", width=320, height=180, seconds=1.0)
+    face = clips.make_face_image(tmp_path / "source.jpg")
+    args = ("submit", str(folder), "--source", str(face), "--models", "demo", *CHUNK, "--output", str(tmp_path / "out"))
+    first = json.loads(cli.run(*args, "--wait", "--json", timeout_s=600).stdout)
+    failed = {Path(i["input"]).name: i for i in first["items"]}
+    assert all(i["state"] == "failed" for i in failed.values()), first
+    assert failed["b-empty-room.mp4"]["id"] and "no face was changed" in failed["b-empty-room.mp4"]["error"]
+    for name in ("a-broken.mp4", "c-broken.mp4"):   # fixed; d-broken.mp4 stays broken
+        clips.make_clip(folder / name, width=320, height=180, seconds=1.0, moving_face=True)
+
+    retry = cli.run("retry", first["batch"])
+    lines = {line.split(":")[0]: line for line in retry.stderr.splitlines() if line.startswith(str(folder))}
+    assert set(lines) == {str(folder / n) for n in ("a-broken.mp4", "b-empty-room.mp4", "c-broken.mp4",
+                                                    "d-broken.mp4")}, retry.stderr
+    assert "submitted again as job" in lines[str(folder / "a-broken.mp4")], retry.stderr
+    assert "submitted again as job" in lines[str(folder / "c-broken.mp4")], retry.stderr
+    assert "refused again" in lines[str(folder / "d-broken.mp4")], retry.stderr
+    faceless = lines[str(folder / "b-empty-room.mp4")]
+    assert "not retried" in faceless and "no face was changed" in faceless and \
+        f"its job {failed['b-empty-room.mp4']['id']} is done" in faceless, faceless
+    assert retry.returncode == 1, retry.stderr   # one retry was refused (d-broken.mp4)
+    now = {Path(i["input"]).name: i for i in batch_json(cli, first["batch"])["items"]}
+    assert now["a-broken.mp4"]["id"] and now["c-broken.mp4"]["id"] and not now["d-broken.mp4"]["id"]
+
+    clips.make_clip(folder / "d-broken.mp4", width=320, height=180, seconds=1.0, moving_face=True)
+    again = cli.run("retry", first["batch"])
+    assert again.returncode == 0 and "d-broken.mp4: submitted again as job" in again.stderr, again.stderr
+    assert "b-empty-room.mp4: not retried" in again.stderr, again.stderr
+    ended = {Path(i["input"]).name: i["state"] for i in wait_batch(cli, first["batch"], timeout_s=600)["items"]}
+    assert ended == {"a-broken.mp4": "done", "b-empty-room.mp4": "failed", "c-broken.mp4": "done",
+                     "d-broken.mp4": "done"}, ended
+    last = cli.run("retry", first["batch"])   # only the faceless item is left, and it cannot run again
+    assert last.returncode == 2 and "b-empty-room.mp4: not retried" in last.stderr, last.stderr
+    assert f"batch {first['batch']} has nothing to retry" in " ".join(last.stderr.split()), last.stderr

@@ -23,7 +23,7 @@ import typer
 from farm.options import Option
 
 _ANNOTATIONS: dict[str, Any] = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
-                                "choice": Optional[str], "path": Optional[Path], "paths": list[Path],
+                                "choice": Optional[str], "path": Optional[str], "paths": list[Path],
                                 "list": str | None, "numbers": str | None, "pairs": list[str]}
 
 

@@ -8,6 +8,7 @@ interrupted (Ctrl-C). With --json each of them is one JSON object on stdout.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import logging
@@ -121,10 +122,16 @@ def run_submit(video: Path | None, given: dict[str, Any], *, spec: Path | None, 
         run_batch_submit(batch, options, option_origins(from_spec, given), settings=settings, db=_database(settings),
                          err=err, wait=wait, as_json=as_json, force=force, start_farm=lambda: _start_local_farm(settings))
         return
+    from farm.jobs.output_places import into_folder, made_folder
+
+    into = into_folder(video.expanduser(), options.get("output"))   # --output DIR/: the output goes in DIR
+    if into is not None:
+        options["output"] = str(into)
     req = submit_request(video, options, option_origins(from_spec, given), where=CLI, spec=spec)
     db = _database(settings)
 
-    with err.status("submitting", spinner="dots") as status:
+    folder = made_folder(into.parent, req.option("output")) if into else contextlib.nullcontext()
+    with err.status("submitting", spinner="dots") as status, folder:
         submitted = submit_job(req, settings, db, on_step=lambda msg: status.update(msg),
                                before_store=lambda: _start_local_farm(settings))
     job_id = submitted.job.id

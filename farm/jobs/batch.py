@@ -78,14 +78,14 @@ def is_glob(raw: str) -> bool:
 
 
 def is_batch(paths: list[str], output: str | None) -> bool:
-    """Whether `farm submit PATH...` is a batch: several targets, a folder, a glob, an image
-    (images render in tasks of many: farm.jobs.image_batch), or --output naming an existing
-    folder (one file into a folder)."""
+    """Whether `farm submit PATH...` is a batch: several targets, a folder, a glob or an image
+    (images render in tasks of many: farm.jobs.image_batch). A single video is a job whatever
+    --output names (a file, or a folder: farm.jobs.output_places.into_folder), so that its
+    --json is the job's object either way."""
     if len(paths) != 1:
         return True
     one = Path(paths[0]).expanduser()
-    return (one.is_dir() or is_glob(paths[0]) or is_image(one)
-            or (output is not None and Path(output).expanduser().is_dir()))
+    return one.is_dir() or is_glob(paths[0]) or is_image(one)
 
 
 def is_image(path: Path) -> bool:

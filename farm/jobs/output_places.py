@@ -20,7 +20,9 @@ farm.jobs.submit.check_output.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from farm.config import Settings
 from farm.errors import InputError
@@ -44,6 +46,40 @@ def output_suffix(video: Path) -> str:
 def default_output(video: Path) -> Path:
     """`<name>.farm.<ext>` beside the input (a job's output when none is named)."""
     return video.with_name(f"{video.stem}.farm{output_suffix(video)}")
+
+
+def into_folder(video: Path, raw: str | None) -> Path | None:
+    """A single video's output when `raw` (--output as given) names a folder: an existing one,
+    or a name ending in a slash (made by made_folder if missing). The output is the input's
+    name in the output's container (SUFFIX_OF_OUTPUT) in that folder, as a batch puts a single
+    file straight under its output folder; None when `raw` names a file (or is None)."""
+    if raw is None:
+        return None
+    folder = Path(raw).expanduser()
+    if not (raw.endswith(("/", os.sep)) or folder.is_dir()):
+        return None
+    return Path(os.path.abspath(folder)) / f"{video.stem}{output_suffix(video)}"
+
+
+@contextmanager
+def made_folder(folder: Path, name: str = "--output") -> Iterator[None]:
+    """Create the output folder `folder` (and its missing parents) for the block; what it
+    created is removed again (when empty) if the block raises, so a refused job leaves none."""
+    made = [p for p in [folder, *folder.parents] if not p.exists()]   # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {folder}: {exc.strerror}",
+                         hint=f"choose a folder you can write to as {name}, or create it first") from None
+    try:
+        yield
+    except BaseException:
+        for p in made:
+            try:
+                os.rmdir(p)
+            except OSError:
+                break
+        raise
 
 
 def real_output_path(out: Path) -> Path:

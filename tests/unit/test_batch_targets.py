@@ -59,7 +59,7 @@ def test_is_batch(tmp_path):
     clip = touch(tmp_path / "a.mp4")
     assert not batch.is_batch([str(clip)], None) and not batch.is_batch([str(clip)], str(tmp_path / "o.mp4"))
     assert batch.is_batch([str(clip), str(clip)], None) and batch.is_batch([str(tmp_path)], None)
-    assert batch.is_batch([str(tmp_path / "*.mp4")], None) and batch.is_batch([str(clip)], str(tmp_path))
+    assert batch.is_batch([str(tmp_path / "*.mp4")], None) and not batch.is_batch([str(clip)], str(tmp_path))
 
 
 def test_the_output_folder_is_checked_before_anything_is_made(tmp_path):

@@ -103,9 +103,12 @@ def check_output(req: SubmitRequest, settings: Settings) -> Path:
         raise InputError(f"output {out} is the input file itself; the input is never modified",
                          hint=f"choose another {req.option('output')}")
     if not out.parent.is_dir():
-        raise InputError(f"the output folder {out.parent} does not exist")
+        raise InputError(f"the output folder {out.parent} does not exist",
+                         hint=f"create it first (mkdir -p {out.parent}), or choose another {req.option('output')}")
     if not os.access(out.parent, os.W_OK):
-        raise InputError(f"the output folder {out.parent} is not writable")
+        raise InputError(f"the output folder {out.parent} is not writable",
+                         hint=f"choose a folder you can write to as {req.option('output')}, "
+                              "or fix its permissions")
     return out
 
 

@@ -127,7 +127,10 @@ def validate(req: SubmitRequest, settings: Settings) -> tuple[MediaInfo, Path, A
     info = probe(video, limits=probe_limits(settings))
     output = check_output(dataclasses.replace(req, video=video), settings)
     check_images(req, settings)
-    encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
+    try:
+        encoder = choose_encoder(info.video, codec=req.codec, preset=req.preset, crf=req.crf)
+    except InputError as exc:   # its pixel format, an encoder's limits: said of this input, by name
+        raise InputError(f"{video.absolute()}: {exc.message}", hint=exc.hint) from None
     if chunk_seconds is None:
         chunk_seconds = chunk_seconds_for(info)
     chunk_frames = default_chunk_frames(info.video.fps, chunk_seconds)

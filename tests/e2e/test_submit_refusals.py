@@ -5,6 +5,7 @@ images over the configured limits (real CLI, private FARM_HOME)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,11 @@ def test_a_source_image_over_the_configured_limits_is_refused_before_decoding(cl
     proc = FarmCLI(cli.home, {"FARM_MAX_IMAGE_BYTES": "1000"}).run("submit", str(src), "--source", str(face),
                                                                    "--models", "demo")
     assert_refused(cli, proc, str(face), "over the limit of 1000 bytes", "FARM_MAX_IMAGE_BYTES")
+
+
+def test_a_pixel_format_that_cannot_be_processed_is_refused_naming_the_file(cli, tmp_path):
+    src = tmp_path / "planar.webm"   # VP9 in planar RGB (gbrp): no encoder of the farm's takes it
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "1",
+                    "-c:v", "libvpx-vp9", "-pix_fmt", "gbrp", str(src)], check=True, capture_output=True)
+    proc = cli.run("submit", str(src), "--passthrough")
+    assert_refused(cli, proc, str(src), "pixel format gbrp cannot be processed")

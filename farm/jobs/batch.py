@@ -205,6 +205,16 @@ def expand(paths: list[str], output_dir: Path | None, output_to: Path | None = N
     return Expanded(items, skipped)
 
 
+def nothing_to_render(paths: list[str], skipped: list[Target]) -> InputError:
+    """The refusal of targets (a folder, a glob) that hold no video or image to render."""
+    shown = ", ".join(paths)
+    why = "" if not skipped else "; skipped: " + "; ".join(
+        f"{t.input.name} ({t.reason})" for t in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    return InputError(f"{shown}: no video or image to render{why}",
+                      hint="give a folder that holds videos or images (hidden files and unknown extensions are "
+                           "skipped; earlier outputs name.farm.ext are rendered again only with --output DIR)")
+
+
 def check_output_dir(raw: str | None, paths: list[str]) -> Path | None:
     """The output folder of a batch (make_output_dir creates it), or InputError: an existing file,
     a name with a video's extension (a file is an output only for a single target), or a

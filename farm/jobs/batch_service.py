@@ -68,6 +68,13 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
     out_dir = output_dir or (None if out_file else
                              targets.check_output_dir(str(raw_output) if raw_output is not None else None, paths))
     expanded = targets.expand(paths, out_dir, out_file, keep)
+    if not expanded.items:   # an empty folder is refused as a glob that matches nothing is
+        raise targets.nothing_to_render(paths, expanded.skipped)
+    opts_hash = targets.options_sha256(_plain(options))
+    if len(paths) == 1 and len(expanded.items) == 1 and targets.is_image(expanded.items[0].input):
+        from farm.jobs.image_batch import refuse_single   # `farm submit photo.jpg`: refused as a video is
+
+        refuse_single(db, settings, expanded.items[0], options, opts_hash, force=force, token_id=token_id)
     if out_dir is not None:
         targets.make_output_dir(out_dir)
     step = on_step or (lambda _msg: None)
@@ -83,7 +90,6 @@ def submit_batch(paths: list[str], options: Mapping[str, Any], settings: Setting
     batches.create_batch(db, batch_id, options=_plain(options), root=" ".join(paths),
                          output_dir=str(out_dir) if out_dir else None, idempotency_key=idempotency_key,
                          token_id=token_id)
-    opts_hash = targets.options_sha256(_plain(options))
     send = submit_one or (lambda req: submit_job(req, settings, db, before_store=start))
     images: list[tuple[int, targets.Target]] = []
     for position, target in enumerate(expanded.items):

@@ -164,11 +164,26 @@ def _cancelled(db: Database, job_ids: list[str]) -> bool:
     return any(store.get_job(db, job_id).cancel_requested for job_id in job_ids)
 
 
+def refuse_single(db: Database, settings: Settings, target: targets.Target, options: Mapping[str, Any],
+                  opts_hash: str, *, force: bool, token_id: int | None) -> None:
+    """A batch of one image (`farm submit photo.jpg`): the InputError its item would be refused
+    with (an existing output, a bad format...), raised before the batch is recorded, so that it
+    is refused as a single video is (exit 2, nothing stored). Nothing is written."""
+    errors: dict[int, FarmError] = {}
+    _check_part(db, settings, "", [(0, target)], options, opts_hash, force=force, check_one=None,
+                token_id=token_id, places_ok=set(), settles={}, errors=errors)
+    if 0 in errors:
+        exc = errors[0]
+        raise InputError(exc.message, hint=exc.hint)
+
+
 def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tuple[int, targets.Target]],
                 options: Mapping[str, Any], opts_hash: str, *, force: bool, check_one: CheckOne | None,
-                token_id: int | None, places_ok: set[Path], settles: dict[int, Settle]
+                token_id: int | None, places_ok: set[Path], settles: dict[int, Settle],
+                errors: dict[int, FarmError] | None = None
                 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], targets.Target, int]]]:
-    """(items not to render: refused, resumed or still rendering; (item, target, pixels) to render)."""
+    """(items not to render: refused, resumed or still rendering; (item, target, pixels) to render).
+    `errors`: where to keep each refused item's error, by position (refuse_single)."""
     from farm.media.stills import check_still
 
     outputs = [str(t.output) for _, t in todo if t.reason is None]
@@ -190,10 +205,12 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
             item.update(input_sha256=targets.input_sha256(target.input), options_sha256=opts_hash)
         except FarmError as exc:
             items.append({**item, "kind": batches.REFUSED, "error": targets.refusal(exc)})
+            (errors if errors is not None else {})[position] = exc
             continue
         except OSError as exc:
             why = f"cannot read {target.input}: {exc.strerror or exc}"
             items.append({**item, "kind": batches.REFUSED, "error": why})
+            (errors if errors is not None else {})[position] = InputError(why, hint="check the file and its permissions")
             continue
         found = earlier.get((item["output_path"], item["input_sha256"], opts_hash))
         live = found is not None and found.job_state in {state.value for state in JOB_LIVE}
@@ -215,6 +232,7 @@ def _check_part(db: Database, settings: Settings, batch_id: str, todo: list[tupl
             raise
         except FarmError as exc:
             items.append({**item, "kind": batches.REFUSED, "error": targets.refusal(exc)})
+            (errors if errors is not None else {})[position] = exc
             continue
         render.append(({**item, "kind": batches.IMAGE}, target, width * height))
     return items, render

@@ -4,7 +4,9 @@ images over the configured limits (real CLI, private FARM_HOME)."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -103,3 +105,35 @@ def test_a_pixel_format_that_cannot_be_processed_is_refused_naming_the_file(cli,
                     "-c:v", "libvpx-vp9", "-pix_fmt", "gbrp", str(src)], check=True, capture_output=True)
     proc = cli.run("submit", str(src), "--passthrough")
     assert_refused(cli, proc, str(src), "pixel format gbrp cannot be processed")
+
+
+def batch_rows(home: Path) -> int:
+    db = home / "farm.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM batches").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_a_single_image_whose_output_exists_is_refused_like_a_video(cli, tmp_path):
+    photo = clips.make_no_face_image(tmp_path / "photo.png", width=64, height=64)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    proc = cli.run("submit", str(photo), "--passthrough", "--output", str(out), "--json")
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 2 and result["state"] == "refused", proc.stdout + proc.stderr
+    assert result["error"] == f"output {out} already exists" and "--overwrite" in result["hint"], result
+    assert_refused(cli, proc, str(out))
+    assert batch_rows(cli.home) == 0 and out.read_bytes() == b"precious"
+
+
+def test_a_folder_with_nothing_to_render_is_refused_naming_it_and_what_was_skipped(cli, tmp_path):
+    folder = tmp_path / "empty_folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no video here")
+    proc = cli.run("submit", f"{folder}{os.sep}", "--passthrough")
+    assert_refused(cli, proc, str(folder), "no video or image to render", "notes.txt", "unknown extension")
+    assert batch_rows(cli.home) == 0

@@ -8,8 +8,10 @@ The other way round, inside a task: a worker process's heap was trimmed back to 
 after every large free (its trim threshold stayed at glibc's 128 KiB), so every image or
 frame faulted its buffers in afresh: a 1080p image worker spent half its CPU in the kernel
 (~6,000 page faults an image; 32 ms an image against 15 ms in a plain process).
-`keep_heap_while_working` fixes the thresholds for the worker's life; release_memory
-still trims after each task.
+`keep_heap_while_working` fixes the thresholds for the worker's life, from its first
+images task on; release_memory still trims after each task. It is not set for video chunks:
+once set, glibc no longer adapts its mmap threshold, and a 4K pass-through chunk measured
+~2 s slower with it (bench_overhead, 3 runs a side, not conclusive on this noisy machine).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ frames, 4K RGB included (~24 MiB), come from the heap and are reused, not mapped
 
 
 def keep_heap_while_working() -> bool:
-    """Set glibc's trim and mmap thresholds for this process and the children it forks
-    (a worker's pool); True when set, False without glibc."""
+    """Set glibc's trim and mmap thresholds for this process (idempotent, two mallopt calls);
+    True when set, False without glibc."""
     libc = _libc()
     if libc is None:
         return False

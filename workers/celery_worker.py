@@ -17,7 +17,6 @@ from farm.workers.process_exit import exit_now
 from farm.broker.celery_app import create_app
 from farm.broker.tasks import register_tasks
 from farm.config import load_settings
-from farm.memory import keep_heap_while_working
 
 EXIT_GPU_MISSING = 4   # the supervisor does not restart a child that exits with this
 
@@ -48,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     check_providers(settings.providers, args.hostname)
-    keep_heap_while_working()   # before the pool forks: its children inherit the thresholds
     app = create_app(settings)
     register_tasks(app, settings)
     app.worker_main([

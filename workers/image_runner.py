@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from farm.errors import InputError
+from farm.memory import keep_heap_while_working
 from farm.media.stills import read_still, write_still
 from farm.pipeline.stage import StageChain
 from farm.pipeline.still_frame import copy_planes, frame_from_rgb, rgb_from_frame
@@ -70,6 +71,7 @@ def run_image_chunk(ctx: Runtime, claim: Claim, worker: str) -> str:
     from farm.workers.chunk_runner import hand_on, record_failure
 
     job, chunk = claim.job, claim.chunk
+    keep_heap_while_working()   # images: each one's buffers reused by the next, not faulted in afresh
     started = last_beat = time.monotonic()
     results: list[image_rows.ImageResult] = []
     todo: list[image_rows.ImageView] = []

@@ -48,15 +48,16 @@ def default_output(video: Path) -> Path:
     return video.with_name(f"{video.stem}.farm{output_suffix(video)}")
 
 
-def into_folder(video: Path, raw: str | None) -> Path | None:
+def into_folder(video: Path, raw: str | Path | None) -> Path | None:
     """A single video's output when `raw` (--output as given) names a folder: an existing one,
     or a name ending in a slash (made by made_folder if missing). The output is the input's
     name in the output's container (SUFFIX_OF_OUTPUT) in that folder, as a batch puts a single
-    file straight under its output folder; None when `raw` names a file (or is None)."""
+    file straight under its output folder; None when `raw` names a file (or is None). A spec
+    file's output comes as a Path (resolved beside the spec), which keeps no trailing slash."""
     if raw is None:
         return None
     folder = Path(raw).expanduser()
-    if not (raw.endswith(("/", os.sep)) or folder.is_dir()):
+    if not (str(raw).endswith(("/", os.sep)) and isinstance(raw, str) or folder.is_dir()):
         return None
     return Path(os.path.abspath(folder)) / f"{video.stem}{output_suffix(video)}"
 

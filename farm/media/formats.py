@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from farm.errors import InputError
+from farm.media.tags_3gpp import muxes_3gpp_tags
 
 #: demuxer (as forced with ``-f`` / ``av.open(format=...)``) -> human name
 ALLOWED_DEMUXERS: dict[str, str] = {
@@ -138,7 +139,7 @@ def keeps_free_tags(muxer: str) -> bool:
 
     Not 3GP/3G2: FFmpeg's muxer writes only the 3GPP asset boxes there (farm.media.tags_3gpp).
     """
-    return (is_mov_family(muxer) and muxer not in ("3gp", "3g2")) or muxer in ("matroska", "webm", "nut")
+    return (is_mov_family(muxer) and not muxes_3gpp_tags(muxer)) or muxer in ("matroska", "webm", "nut")
 
 
 def holds_cover_art(muxer: str) -> bool:

@@ -10,19 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from tests import clips, media_checks
 from tests.e2e.farmcli import FARM, FarmCLI, hold_workers, wait_signal_pending
 
 CHUNK = ("--chunk-seconds", "0.5")
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def rows(home: Path, sql: str, *args) -> list[tuple]:

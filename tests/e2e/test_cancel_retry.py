@@ -7,17 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI, hold_workers
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
+from tests.e2e.farmcli import hold_workers
 
 
 def chunk_rows(home: Path, job_id: str) -> list[tuple[int, str, int]]:

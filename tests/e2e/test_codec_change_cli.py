@@ -7,17 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
 
 from tests import media_checks
-from tests.e2e.farmcli import FarmCLI
-
-
-@pytest.fixture
-def cli(farm_home):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def test_codec_change_of_an_untagged_h264_file_finishes(cli, tmp_path):

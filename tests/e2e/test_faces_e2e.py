@@ -13,24 +13,15 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import pytest
 
 from farm.models.manifest import MANIFEST_FILE, load_manifest
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
 
 FACE_MARGIN = 0.35   # grow the detected face box by this share on each side
 OUTSIDE_PERCENTILE = 99.9   # share of pixels outside the face held to the encoder-noise bound
 OUTSIDE_SLACK = 2           # grey levels the swapped output's 99.9th percentile error may exceed a transcode's
 WORST_SLACK = 6             # grey levels its worst pixel may exceed a transcode's worst (the stand-in
                             # swap marks faces with stripes/tints 30+ levels away)
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def gray_frames(path: Path) -> list[np.ndarray]:

@@ -12,24 +12,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import tifffile
 from PIL import Image, PngImagePlugin
 
 from farm.media.stills import read_label
 from tests import clips
-from tests.e2e.farmcli import FarmCLI
 
 ICC = b"\x00\x00\x02\x0cnot a real icc profile" * 3
 RENDERED = {"a.jpg", "b.png", "c.webp", "d.bmp", "e.tif", "f16.png", "g16.tif"}
 FACE_ARGS = ("--models", "demo")
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def count(home: Path, sql: str) -> int:

@@ -18,13 +18,6 @@ from tests.e2e.farmcli import FARM, FarmCLI, sigint_as_from_a_terminal
 from tests.e2e.test_submit_cli import job_rows
 
 
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
-
-
 def outcome(proc: subprocess.CompletedProcess | tuple, exit_code: int, state: str) -> dict:
     """The one JSON object on stdout, checked against the exit code and the state."""
     stdout, stderr, rc = (proc.stdout, proc.stderr, proc.returncode) if not isinstance(proc, tuple) else proc

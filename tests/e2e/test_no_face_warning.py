@@ -6,19 +6,9 @@ one JSON object; `farm status JOB` shows it and the frames counted per chunk."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def test_a_faceless_clip_is_done_unaltered_with_a_warning(cli, tmp_path):

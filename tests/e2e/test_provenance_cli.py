@@ -5,21 +5,12 @@ manifest that `farm verify` checks; one flipped byte of media data is caught."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
 from tests.e2e.test_submit_cli import job_rows
 from tests.provenance_bytes import flip_media_byte
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def test_demo_and_passthrough_outputs_verify_and_a_flipped_byte_does_not(cli, tmp_path):

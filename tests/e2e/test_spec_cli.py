@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from tests import clips, media_checks
-from tests.e2e.farmcli import FarmCLI
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def test_spec_file_settings_with_command_line_overrides(cli, tmp_path):

@@ -7,20 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import pytest
 
 from tests import clips
-from tests.e2e.farmcli import FarmCLI
 from tests.e2e.test_submit_cli import job_rows
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def one_object(proc) -> dict:

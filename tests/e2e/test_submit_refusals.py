@@ -10,18 +10,10 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from tests import clips
 from tests.e2e.farmcli import FarmCLI
 from tests.e2e.test_submit_cli import job_rows
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def assert_refused(cli: FarmCLI, proc, *words: str) -> None:

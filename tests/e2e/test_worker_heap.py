@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pytest
 from PIL import Image
 
 from farm.broker.embedded import workers_running
@@ -21,13 +20,6 @@ from farm.config import load_settings
 from tests.e2e.farmcli import FarmCLI
 
 IMAGES = 24
-
-
-@pytest.fixture
-def cli(farm_home: Path):
-    farm = FarmCLI(farm_home)
-    yield farm
-    farm.down()
 
 
 def photos(folder: Path, seed: int) -> None:
